@@ -1,0 +1,96 @@
+//! The command line of `mcpctl`. Spellings here are a contract: scripts and documentation use them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use mcp_gateway_proto::SOCKET_ENV;
+
+/// Manage mcp-gateway: servers, profiles, tools and the daemon.
+#[derive(Debug, Parser)]
+#[command(name = "mcpctl", version)]
+pub struct Cli {
+    /// The daemon's socket [default: $XDG_RUNTIME_DIR/mcp-gateway.sock]
+    #[arg(long, global = true, env = SOCKET_ENV, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the daemon's state: engine, active profile, sessions, containers
+    Status,
+    /// Manage the catalog of MCP servers
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Manage profiles (named sets of servers)
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// List and call the tools a profile exposes
+    #[command(subcommand)]
+    Tools(ToolsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Add a server to the catalog, or replace one with the same name
+    Add {
+        name: String,
+        /// The container image that runs the server
+        #[arg(long)]
+        image: String,
+        /// One argument of the container's command (repeat for more)
+        #[arg(long = "command", value_name = "ARG", allow_hyphen_values = true)]
+        command: Vec<String>,
+        /// An environment variable for the server (repeat for more)
+        #[arg(long = "env", value_name = "K=V")]
+        env: Vec<String>,
+    },
+    /// List the servers in the catalog and where they run
+    Ls,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Create a profile
+    Create {
+        name: String,
+        /// A server of the profile (repeat for more)
+        #[arg(long = "server", value_name = "S")]
+        servers: Vec<String>,
+    },
+    /// Make a profile the active one (served to clients that name none)
+    Use { name: String },
+    /// List profiles
+    Ls,
+    /// Show one profile
+    Show { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// List the tools of a profile
+    Ls(ProfileArg),
+    /// Call a tool: KEY=VALUE takes VALUE as JSON when it parses as a number, boolean, null,
+    /// array or object and as a string otherwise; KEY:=JSON always takes JSON
+    Call {
+        /// The tool's name as the profile exposes it
+        name: String,
+        #[arg(value_name = "KEY=VALUE")]
+        arguments: Vec<String>,
+        #[command(flatten)]
+        profile: ProfileArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArg {
+    /// The profile [default: the active one]
+    #[arg(long)]
+    pub profile: Option<String>,
+}

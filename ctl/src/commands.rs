@@ -1,0 +1,163 @@
+//! What each `mcpctl` command sends and how its answer is printed: text for people, `--json` for
+//! scripts (the daemon's response, unchanged).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use mcp_gateway_proto::{Request, Response};
+use serde_json::{Map, Value};
+
+use crate::cli::{Cli, Command, ProfileCommand, ServerCommand, ToolsCommand};
+use crate::client::Client;
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let request = request_for(cli.command)?;
+    let socket = match cli.socket {
+        Some(path) => path,
+        None => mcp_gateway_proto::default_socket_path().map_err(anyhow::Error::msg)?,
+    };
+    let response = Client::connect(&socket)?.request(&request)?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&response)?);
+    } else {
+        print_text(&response);
+    }
+    Ok(())
+}
+
+fn request_for(command: Command) -> anyhow::Result<Request> {
+    Ok(match command {
+        Command::Status => Request::Status,
+        Command::Server(ServerCommand::Add { name, image, command, env }) => {
+            Request::ServerAdd { name, image, command, env: parse_env(&env)? }
+        }
+        Command::Server(ServerCommand::Ls) => Request::ServerList,
+        Command::Profile(ProfileCommand::Create { name, servers }) => Request::ProfileCreate { name, servers },
+        Command::Profile(ProfileCommand::Use { name }) => Request::ProfileUse { name },
+        Command::Profile(ProfileCommand::Ls) => Request::ProfileList,
+        Command::Profile(ProfileCommand::Show { name }) => Request::ProfileShow { name },
+        Command::Tools(ToolsCommand::Ls(profile)) => Request::ToolsList { profile: profile.profile },
+        Command::Tools(ToolsCommand::Call { name, arguments, profile }) => {
+            Request::ToolsCall { profile: profile.profile, name, arguments: parse_arguments(&arguments)? }
+        }
+    })
+}
+
+fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    pairs
+        .iter()
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+            _ => bail!("--env {pair:?}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+/// `KEY=VALUE` (JSON when VALUE parses as a non-string JSON value, else a string) and `KEY:=JSON`.
+fn parse_arguments(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
+    let mut arguments = Map::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("argument {pair:?}: expected KEY=VALUE or KEY:=JSON");
+        };
+        let (key, value) = match key.strip_suffix(':') {
+            Some(key) => (key, serde_json::from_str(value).with_context(|| format!("argument {key}: invalid JSON"))?),
+            None => match serde_json::from_str::<Value>(value) {
+                Ok(json) if !json.is_string() => (key, json),
+                _ => (key, Value::from(value)),
+            },
+        };
+        if key.is_empty() {
+            bail!("argument {pair:?}: the key is empty");
+        }
+        arguments.insert(key.to_owned(), value);
+    }
+    Ok(arguments)
+}
+
+fn print_text(response: &Response) {
+    match response {
+        Response::Done { message } => println!("{message}"),
+        Response::Status(status) => {
+            println!("daemon:          {} (pid {})", status.server, status.pid);
+            println!("socket:          {}", status.socket);
+            let state = if status.engine_reachable { "" } else { "unreachable: " };
+            println!("engine:          {state}{}", status.engine);
+            println!("active profile:  {}", status.active_profile);
+            println!("sessions:        {}", status.sessions);
+            println!("containers:      {}", status.containers);
+        }
+        Response::Servers { servers } => {
+            if servers.is_empty() {
+                println!("no servers; add one with: mcpctl server add NAME --image IMAGE");
+            }
+            for server in servers {
+                let running = if server.running_in.is_empty() {
+                    "stopped".to_owned()
+                } else {
+                    format!("running in {}", server.running_in.join(", "))
+                };
+                println!("{:<20} {:<40} {running}", server.name, server.image);
+            }
+        }
+        Response::Profiles { profiles } => {
+            for profile in profiles {
+                let mark = if profile.active { "*" } else { " " };
+                println!("{mark} {:<20} {}", profile.name, profile.servers.join(", "));
+            }
+        }
+        Response::Profile(profile) => {
+            println!("name:     {}", profile.name);
+            println!("active:   {}", if profile.active { "yes" } else { "no" });
+            println!("prefix:   {}", if profile.prefix { "all tools" } else { "colliding tools only" });
+            println!("servers:  {}", profile.servers.join(", "));
+            if profile.implicit {
+                println!("(built in: every server of the catalog, until a profile named default is created)");
+            }
+        }
+        Response::Tools { tools, .. } => {
+            for tool in tools {
+                let description = tool.description.as_deref().unwrap_or("").lines().next().unwrap_or("");
+                println!("{:<32} {:<16} {description}", tool.name, tool.server);
+            }
+        }
+        Response::ToolResult { result } => print_tool_result(result),
+        other => println!("{}", serde_json::to_string_pretty(other).unwrap_or_default()),
+    }
+}
+
+/// Text content is printed as text; anything else (images, structured content) as JSON.
+fn print_tool_result(result: &Value) {
+    let content = result.get("content").and_then(Value::as_array).cloned().unwrap_or_default();
+    for block in &content {
+        match block.get("text").and_then(Value::as_str) {
+            Some(text) if block.get("type").and_then(Value::as_str) == Some("text") => println!("{text}"),
+            _ => println!("{block}"),
+        }
+    }
+    if let Some(structured) = result.get("structuredContent") {
+        println!("{structured}");
+    }
+    if result.get("isError").and_then(Value::as_bool) == Some(true) {
+        eprintln!("mcpctl: the tool reported an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_json_when_they_look_like_it() {
+        let args = parse_arguments(&["text=hello".into(), "n=3".into(), "flag=true".into(), "id:=\"42\"".into(), "s=\"q\"".into()]).unwrap();
+        assert_eq!(Value::Object(args), serde_json::json!({"text": "hello", "n": 3, "flag": true, "id": "42", "s": "\"q\""}));
+        assert!(parse_arguments(&["novalue".into()]).is_err());
+        assert!(parse_arguments(&["x:={".into()]).is_err());
+    }
+
+    #[test]
+    fn env_pairs_need_a_key() {
+        assert_eq!(parse_env(&["A=b=c".into()]).unwrap()["A"], "b=c");
+        assert!(parse_env(&["=x".into()]).is_err());
+    }
+}

@@ -1,0 +1,35 @@
+//! The daemon's command line, kept in the library so packaging can render its man page from the
+//! same definition that parses it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use mcp_gateway_proto::SOCKET_ENV;
+
+use crate::Settings;
+
+/// Runs MCP servers in containers and serves them to AI clients through one socket.
+///
+/// Normally started by systemd through mcp-gateway.socket; run it by hand with --socket for
+/// development and tests.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-gatewayd", version)]
+pub struct Cli {
+    /// The Unix socket to bind when not socket-activated [default: $XDG_RUNTIME_DIR/mcp-gateway.sock]
+    #[arg(long, env = SOCKET_ENV, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Seconds to wait for an MCP server's answer before failing the request
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub request_timeout: u64,
+}
+
+impl Cli {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            request_timeout: Duration::from_secs(self.request_timeout),
+            ..Settings::default()
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! What the configuration files hold, and the rules a valid configuration follows.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The profile that exists without any file: every server of the catalog.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// `catalog.toml`: `[servers.NAME]` tables.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    #[serde(default)]
+    pub servers: BTreeMap<String, ServerDef>,
+}
+
+/// How to run one MCP server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerDef {
+    pub image: String,
+    /// Arguments after the image (the container's command); empty means the image's default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// `profiles.toml`: `[profiles.NAME]` tables.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profiles {
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The servers this profile serves, in the order their tools are listed.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// Prefix every tool with its server's name, not only colliding ones.
+    #[serde(default)]
+    pub prefix: bool,
+}
+
+/// Everything in force at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    pub catalog: Catalog,
+    pub profiles: Profiles,
+    pub active: String,
+}
+
+impl Config {
+    /// The named profile; `default` exists even when no file defines it, holding every server in
+    /// the catalog, so that `mcpctl server add` alone makes a server reachable.
+    pub fn profile(&self, name: &str) -> Option<Profile> {
+        match self.profiles.profiles.get(name) {
+            Some(profile) => Some(profile.clone()),
+            None if name == DEFAULT_PROFILE => Some(Profile {
+                servers: self.catalog.servers.keys().cloned().collect(),
+                prefix: false,
+            }),
+            None => None,
+        }
+    }
+
+    /// Every profile name: the defined ones plus the implicit `default`.
+    pub fn profile_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.profiles.profiles.keys().cloned().collect();
+        if !self.profiles.profiles.contains_key(DEFAULT_PROFILE) {
+            names.insert(0, DEFAULT_PROFILE.to_owned());
+        }
+        names
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, def) in &self.catalog.servers {
+            validate_name("server", name)?;
+            if def.image.trim().is_empty() {
+                return Err(format!("server {name:?} has an empty image"));
+            }
+        }
+        for (name, profile) in &self.profiles.profiles {
+            validate_name("profile", name)?;
+            for server in &profile.servers {
+                if !self.catalog.servers.contains_key(server) {
+                    return Err(format!("profile {name:?} names {server:?}, which is not in the catalog"));
+                }
+            }
+        }
+        if self.profile(&self.active).is_none() {
+            return Err(format!("the active profile {:?} does not exist", self.active));
+        }
+        Ok(())
+    }
+}
+
+/// Server and profile names end up in container names and tool prefixes, so they keep to
+/// characters that are valid in both: `[A-Za-z0-9][A-Za-z0-9_.-]{0,62}`.
+pub fn validate_name(what: &str, name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if first_ok && rest_ok && name.len() <= 63 {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {what} name {name:?}: use up to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        ))
+    }
+}

@@ -1,0 +1,153 @@
+//! Answers `mcpctl`'s control requests. Each request maps to one call into the configuration store
+//! or the gateway; this module only translates between those and the wire types.
+
+use mcp_gateway_proto::{ErrorKind, ProfileInfo, Request, Response, ServerInfo, StatusInfo, ToolInfo};
+use serde_json::Value;
+
+use crate::config::{ConfigError, DEFAULT_PROFILE, ServerDef};
+use crate::gateway::{Gateway, GatewayError};
+use crate::jsonrpc;
+use crate::server::Shared;
+
+pub async fn handle(shared: &Shared, request: Request) -> Response {
+    let gateway = &shared.gateway;
+    match request {
+        Request::Status => status(shared).await,
+        Request::ServerAdd { name, image, command, env } => {
+            let replaced = gateway.config.get().catalog.servers.contains_key(&name);
+            match gateway.config.add_server(&name, ServerDef { image, command, env }) {
+                Ok(()) if replaced => done(format!("replaced server {name}")),
+                Ok(()) => done(format!("added server {name}")),
+                Err(err) => config_error(err),
+            }
+        }
+        Request::ServerList => server_list(gateway).await,
+        Request::ProfileCreate { name, servers } => match gateway.config.create_profile(&name, servers) {
+            Ok(()) => done(format!("created profile {name}")),
+            Err(err) => config_error(err),
+        },
+        Request::ProfileUse { name } => match gateway.config.use_profile(&name) {
+            Ok(()) => done(format!("active profile is now {name}")),
+            Err(err) => config_error(err),
+        },
+        Request::ProfileList => {
+            let config = gateway.config.get();
+            let profiles = config.profile_names().iter().filter_map(|name| profile_info(gateway, name)).collect();
+            Response::Profiles { profiles }
+        }
+        Request::ProfileShow { name } => match profile_info(gateway, &name) {
+            Some(info) => Response::Profile(info),
+            None => config_error(ConfigError::UnknownProfile(name)),
+        },
+        Request::ToolsList { profile } => {
+            let profile = profile.unwrap_or_else(|| gateway.config.get().active.clone());
+            match gateway.tool_table(&profile).await {
+                Ok(table) => {
+                    if let Some((server, reason)) = table.failures.first() {
+                        return error(ErrorKind::Upstream, format!("server {server}: {reason}"));
+                    }
+                    let tools = table
+                        .tools
+                        .iter()
+                        .map(|t| ToolInfo {
+                            name: t.name.clone(),
+                            server: t.server.clone(),
+                            description: t.tool.get("description").and_then(Value::as_str).map(str::to_owned),
+                        })
+                        .collect();
+                    Response::Tools { profile, tools }
+                }
+                Err(err) => gateway_error(err),
+            }
+        }
+        Request::ToolsCall { profile, name, arguments } => {
+            let profile = profile.unwrap_or_else(|| gateway.config.get().active.clone());
+            let params = jsonrpc::to_raw(&serde_json::json!({ "name": name, "arguments": arguments }));
+            match gateway.call_tool(&profile, &params).await {
+                Ok(Ok(result)) => match serde_json::from_str(result.get()) {
+                    Ok(result) => Response::ToolResult { result },
+                    Err(err) => error(ErrorKind::Upstream, format!("the server's result is not JSON: {err}")),
+                },
+                Ok(Err(rpc_error)) => error(ErrorKind::Upstream, format!("the server answered with an error: {}", rpc_error.get())),
+                Err(err) => gateway_error(err),
+            }
+        }
+        _ => error(ErrorKind::UnsupportedRequest, "this daemon does not support that request; is it older than mcpctl?".into()),
+    }
+}
+
+async fn status(shared: &Shared) -> Response {
+    let gateway = &shared.gateway;
+    let (engine_reachable, engine) = match gateway.pool.engine_status().await {
+        Ok(description) => (true, description),
+        Err(reason) => (false, reason),
+    };
+    Response::Status(StatusInfo {
+        server: format!("mcp-gatewayd/{}", env!("CARGO_PKG_VERSION")),
+        pid: std::process::id(),
+        socket: shared.socket.clone(),
+        active_profile: gateway.config.get().active.clone(),
+        engine_reachable,
+        engine,
+        sessions: shared.sessions.load(std::sync::atomic::Ordering::Relaxed),
+        containers: gateway.pool.running().await.len() as u64,
+    })
+}
+
+async fn server_list(gateway: &Gateway) -> Response {
+    let running = gateway.pool.running().await;
+    let config = gateway.config.get();
+    let servers = config
+        .catalog
+        .servers
+        .iter()
+        .map(|(name, def)| ServerInfo {
+            name: name.clone(),
+            image: def.image.clone(),
+            command: def.command.clone(),
+            env: def.env.keys().cloned().collect(),
+            running_in: running.iter().filter(|(_, s)| s == name).map(|(p, _)| p.clone()).collect(),
+        })
+        .collect();
+    Response::Servers { servers }
+}
+
+fn profile_info(gateway: &Gateway, name: &str) -> Option<ProfileInfo> {
+    let config = gateway.config.get();
+    let profile = config.profile(name)?;
+    Some(ProfileInfo {
+        name: name.to_owned(),
+        servers: profile.servers,
+        active: config.active == name,
+        prefix: profile.prefix,
+        implicit: name == DEFAULT_PROFILE && !config.profiles.profiles.contains_key(name),
+    })
+}
+
+fn done(message: String) -> Response {
+    Response::Done { message }
+}
+
+fn error(kind: ErrorKind, message: String) -> Response {
+    Response::Error { kind, message }
+}
+
+fn config_error(err: ConfigError) -> Response {
+    let kind = match err {
+        ConfigError::UnknownProfile(_) => ErrorKind::NotFound,
+        ConfigError::Invalid(_) => ErrorKind::InvalidConfig,
+        ConfigError::File(_) => ErrorKind::Internal,
+    };
+    error(kind, err.to_string())
+}
+
+fn gateway_error(err: GatewayError) -> Response {
+    let kind = match &err {
+        GatewayError::UnknownProfile(_) | GatewayError::UnknownTool(_) => ErrorKind::NotFound,
+        GatewayError::InvalidParams(_) => ErrorKind::BadRequest,
+        GatewayError::Pool(crate::pool::PoolError::Engine(_)) => ErrorKind::Engine,
+        GatewayError::Pool(_) | GatewayError::Upstream(_) => ErrorKind::Upstream,
+    };
+    error(kind, err.to_string())
+}
+

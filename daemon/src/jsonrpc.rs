@@ -1,0 +1,152 @@
+//! JSON-RPC 2.0 messages as the relay sees them: an envelope whose `params`, `result` and `error`
+//! stay raw JSON text.
+//!
+//! The gateway must not re-serialise what it does not edit: unknown fields, `_meta` keys and
+//! vendor extensions pass through as the bytes the peer sent. Only the envelope is parsed; a
+//! member is parsed into a `Value` only where routing has to edit it (a tool name, a tool list).
+
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// Standard JSON-RPC error codes used by the gateway.
+pub mod code {
+    pub const PARSE_ERROR: i64 = -32700;
+    pub const INVALID_REQUEST: i64 = -32600;
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INTERNAL_ERROR: i64 = -32603;
+}
+
+/// One parsed line.
+#[derive(Debug, Deserialize)]
+pub struct Message {
+    #[serde(default)]
+    pub id: Option<Value>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub params: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub result: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub error: Option<Box<RawValue>>,
+}
+
+/// What a [`Message`] is, by the members it has.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Notification,
+    Response,
+    Invalid,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("batches are not supported")]
+    Batch,
+    #[error("not a JSON-RPC message: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Message {
+    pub fn parse(line: &str) -> Result<Message, ParseError> {
+        if line.trim_start().starts_with('[') {
+            return Err(ParseError::Batch);
+        }
+        Ok(serde_json::from_str(line)?)
+    }
+
+    pub fn kind(&self) -> Kind {
+        let has_id = self.id.as_ref().is_some_and(|id| !id.is_null());
+        match (&self.method, has_id) {
+            (Some(_), true) => Kind::Request,
+            (Some(_), false) => Kind::Notification,
+            (None, true) if self.result.is_some() || self.error.is_some() => Kind::Response,
+            _ => Kind::Invalid,
+        }
+    }
+}
+
+/// The outcome of a request: the raw `result` or the raw `error` object.
+pub type Reply = Result<Box<RawValue>, Box<RawValue>>;
+
+/// A response line (newline included) carrying `id` and the reply, members untouched.
+pub fn response_line(id: &Value, reply: &Reply) -> String {
+    let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
+    match reply {
+        Ok(result) => format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{}}}\n", result.get()),
+        Err(error) => format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{}}}\n", error.get()),
+    }
+}
+
+/// A request line with the gateway's own numeric id.
+pub fn request_line(id: u64, method: &str, params: Option<&RawValue>) -> String {
+    let method = Value::from(method);
+    match params {
+        Some(params) => {
+            format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":{method},\"params\":{}}}\n", params.get())
+        }
+        None => format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":{method}}}\n"),
+    }
+}
+
+pub fn notification_line(method: &str, params: Option<&RawValue>) -> String {
+    let method = Value::from(method);
+    match params {
+        Some(params) => format!("{{\"jsonrpc\":\"2.0\",\"method\":{method},\"params\":{}}}\n", params.get()),
+        None => format!("{{\"jsonrpc\":\"2.0\",\"method\":{method}}}\n"),
+    }
+}
+
+/// A JSON-RPC error object.
+pub fn error(code: i64, message: impl Into<String>) -> Box<RawValue> {
+    to_raw(&serde_json::json!({ "code": code, "message": message.into() }))
+}
+
+/// Serialises a value the gateway built itself.
+pub fn to_raw(value: &Value) -> Box<RawValue> {
+    // A `Value` always serialises, and its text is valid JSON.
+    RawValue::from_string(value.to_string()).unwrap_or_else(|_| empty_object())
+}
+
+pub fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_owned()).unwrap_or_else(|_| unreachable!("\"{{}}\" is JSON"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_follow_the_members_present() {
+        let kind = |line: &str| Message::parse(line).unwrap().kind();
+        assert_eq!(kind(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#), Kind::Request);
+        assert_eq!(kind(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#), Kind::Notification);
+        assert_eq!(kind(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#), Kind::Response);
+        assert_eq!(kind(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#), Kind::Response);
+        assert_eq!(kind(r#"{"jsonrpc":"2.0","id":1}"#), Kind::Invalid);
+        assert!(matches!(Message::parse("[{}]"), Err(ParseError::Batch)));
+        assert!(matches!(Message::parse("{nope"), Err(ParseError::Json(_))));
+    }
+
+    #[test]
+    fn results_pass_through_byte_for_byte() {
+        let line = r#"{"jsonrpc":"2.0","id":7,"result":{"z":1, "a":{"_meta":{"x.y/z":[1.50,2]}},"vendor":true}}"#;
+        let message = Message::parse(line).unwrap();
+        let reply: Reply = Ok(message.result.unwrap());
+        assert_eq!(
+            response_line(&Value::from("client-1"), &reply),
+            "{\"jsonrpc\":\"2.0\",\"id\":\"client-1\",\"result\":{\"z\":1, \"a\":{\"_meta\":{\"x.y/z\":[1.50,2]}},\"vendor\":true}}\n"
+        );
+    }
+
+    #[test]
+    fn request_lines_escape_the_method() {
+        assert_eq!(
+            request_line(3, "a\"b", None),
+            "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"a\\\"b\"}\n"
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! `mcp-gatewayd`: a per-user daemon that runs MCP servers in containers and serves them to AI
+//! clients as one MCP server, through one Unix socket.
+//!
+//! # Layout
+//!
+//! - [`run`] is the whole daemon given a listening socket; `main.rs` and the tests both call it.
+//! - `server`: accept loop, peer check, hello, dispatch. `control`: `mcpctl` requests.
+//! - `session`: one MCP client. `gateway`: merged lists and call routing over a profile.
+//!   `names`: the tool names a profile exposes. `jsonrpc`: the raw message envelope.
+//! - `pool`: containers per (profile, server). `upstream`: one server's MCP connection.
+//!   `docker`: the engine API (the only user of bollard). `logtail`: servers' stderr.
+//! - `config`: catalog, profiles, active profile. `dirs`: XDG paths.
+//! - `listener`, `logging`, `notify`: the systemd side (socket activation, journal, sd_notify).
+
+mod cli;
+mod config;
+mod control;
+mod dirs;
+mod docker;
+mod gateway;
+mod jsonrpc;
+pub mod listener;
+pub mod logging;
+mod logtail;
+mod names;
+mod notify;
+mod pool;
+mod server;
+mod session;
+mod upstream;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use cli::Cli;
+pub use listener::Listener;
+
+/// Tunables; `Default` is what a user gets.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long an MCP request to a server may take.
+    pub request_timeout: Duration,
+    /// How long a server may take to start and answer `initialize`.
+    pub start_timeout: Duration,
+    /// The longest MCP line accepted from clients and servers.
+    pub max_mcp_line: usize,
+    /// How long sessions get to finish at shutdown before they are cut.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            request_timeout: Duration::from_secs(120),
+            start_timeout: Duration::from_secs(60),
+            max_mcp_line: mcp_gateway_proto::MAX_MCP_LINE,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Runs the daemon on `listener` until `shutdown` resolves, then drains sessions and removes the
+/// containers it started.
+pub async fn run(listener: Listener, settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let dirs = dirs::Dirs::from_env().map_err(anyhow::Error::msg)?;
+    let (config, problems) = config::ConfigStore::load(dirs);
+    for problem in &problems {
+        tracing::error!("configuration: {problem}");
+    }
+    let pool = Arc::new(pool::Pool::new(pool::PoolSettings {
+        start_timeout: settings.start_timeout,
+        max_line: settings.max_mcp_line,
+    }));
+    let gateway = Arc::new(gateway::Gateway::new(Arc::new(config), Arc::clone(&pool), settings.request_timeout));
+    let shared = Arc::new(server::Shared {
+        gateway,
+        socket: listener.description.clone(),
+        sessions: Default::default(),
+        max_mcp_line: settings.max_mcp_line,
+    });
+    let socket = tokio::net::UnixListener::from_std(listener.socket).context("cannot use the listening socket")?;
+
+    // The engine may be slow or absent; readiness must not wait for it.
+    tokio::spawn({
+        let pool = Arc::clone(&pool);
+        async move {
+            match pool.reconcile().await {
+                Ok(removed) => {
+                    if removed > 0 {
+                        tracing::info!("removed {removed} containers left by an earlier run");
+                    }
+                    if let Ok(engine) = pool.engine().await {
+                        notify::status(&format!("ready; engine: {}", engine.description));
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!("{err}");
+                    notify::status(&format!("ready; {err}"));
+                }
+            }
+        }
+    });
+
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    notify::ready(&format!("accepting connections on {}", listener.description));
+    tracing::info!("listening on {}", listener.description);
+    tokio::select! {
+        () = server::accept_loop(socket, Arc::clone(&shared), token.clone(), &tracker) => {}
+        () = shutdown => {}
+    }
+    notify::stopping("draining sessions");
+    token.cancel();
+    tracker.close();
+    if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {
+        tracing::warn!("sessions did not finish within {:?}", settings.drain_timeout);
+    }
+    pool.shutdown().await;
+    if let Some(path) = &listener.bound_path {
+        let _ = std::fs::remove_file(path);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

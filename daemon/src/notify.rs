@@ -1,0 +1,25 @@
+//! Messages to the service manager (`sd_notify`). Every call is a no-op when `NOTIFY_SOCKET` is
+//! unset, so callers need no "am I under systemd" checks.
+
+use sd_notify::NotifyState;
+
+fn send(states: &[NotifyState<'_>]) {
+    if let Err(err) = sd_notify::notify(states) {
+        tracing::debug!("sd_notify failed: {err}");
+    }
+}
+
+/// The daemon accepts connections.
+pub fn ready(status: &str) {
+    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// A human-readable state for `systemctl --user status`.
+pub fn status(status: &str) {
+    send(&[NotifyState::Status(status)]);
+}
+
+/// The daemon is draining its sessions and will exit.
+pub fn stopping(status: &str) {
+    send(&[NotifyState::Stopping, NotifyState::Status(status)]);
+}

@@ -1,0 +1,143 @@
+//! The accept loop: checks who connects, reads the hello line, and hands the connection to an MCP
+//! session or to the control handler. Shutdown stops accepting, ends sessions, and removes the
+//! containers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mcp_gateway_proto::{
+    ErrorKind, Hello, HelloReply, MAX_CONTROL_LINE, PROTOCOL_VERSION, Request, Response, Role,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::gateway::Gateway;
+use crate::{control, session};
+
+/// How long a client has to send its hello before the daemon hangs up.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every connection handler can reach.
+pub struct Shared {
+    pub gateway: Arc<Gateway>,
+    pub socket: String,
+    pub sessions: AtomicU64,
+    pub max_mcp_line: usize,
+}
+
+/// Accepts connections until `shutdown` fires, then waits for the handlers to finish.
+pub async fn accept_loop(
+    listener: tokio::net::UnixListener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let uid = nix::unistd::geteuid().as_raw();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Running out of descriptors is transient; back off instead of spinning.
+                    tracing::warn!("accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        match stream.peer_cred() {
+            Ok(cred) if cred.uid() == uid => {}
+            Ok(cred) => {
+                tracing::warn!(uid = cred.uid(), pid = ?cred.pid(), "refused a connection from another user");
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!("refused a connection without peer credentials: {err}");
+                continue;
+            }
+        }
+        tracker.spawn(handle_connection(stream, Arc::clone(&shared), shutdown.clone()));
+    }
+}
+
+async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let (read, write) = stream.into_split();
+    let mut reader = FramedRead::new(read, LinesCodec::new_with_max_length(MAX_CONTROL_LINE));
+    let mut writer = write;
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
+        Ok(Some(Ok(line))) => serde_json::from_str::<Hello>(&line).map_err(|err| format!("invalid hello: {err}")),
+        Ok(Some(Err(err))) => Err(format!("invalid hello: {err}")),
+        Ok(None) => return,
+        Err(_) => Err(format!("no hello within {} s", HELLO_TIMEOUT.as_secs())),
+    };
+    let refuse = |kind, message: String| HelloReply::Error { kind, message };
+    let hello = match hello {
+        Ok(hello) if hello.proto == PROTOCOL_VERSION => hello,
+        Ok(hello) => {
+            let message = format!("protocol {} is not supported (this daemon speaks {PROTOCOL_VERSION})", hello.proto);
+            return send_line(&mut writer, &refuse(ErrorKind::UnsupportedProtocol, message)).await;
+        }
+        Err(message) => return send_line(&mut writer, &refuse(ErrorKind::BadRequest, message)).await,
+    };
+    match hello.role {
+        Role::Control => {
+            send_line(&mut writer, &accepted(None)).await;
+            serve_control(reader, writer, &shared).await;
+        }
+        Role::Mcp => {
+            let config = shared.gateway.config.get();
+            let profile = hello.profile.clone().unwrap_or_else(|| config.active.clone());
+            if config.profile(&profile).is_none() {
+                let message = format!("no profile named {profile:?}");
+                return send_line(&mut writer, &refuse(ErrorKind::NotFound, message)).await;
+            }
+            send_line(&mut writer, &accepted(Some(profile.clone()))).await;
+            tracing::info!(profile, client = %hello.client, "session opened");
+            shared.sessions.fetch_add(1, Ordering::Relaxed);
+            // Bytes the client sent right after its hello may already sit in the reader's buffer,
+            // so the MCP session continues on the same reader with the MCP line limit.
+            let reader = reader.map_decoder(|_| LinesCodec::new_with_max_length(shared.max_mcp_line));
+            session::serve(reader, writer, profile.clone(), Arc::clone(&shared.gateway), shutdown).await;
+            shared.sessions.fetch_sub(1, Ordering::Relaxed);
+            tracing::info!(profile, client = %hello.client, "session closed");
+        }
+    }
+}
+
+fn accepted(profile: Option<String>) -> HelloReply {
+    HelloReply::Hello { proto: PROTOCOL_VERSION, server: format!("mcp-gatewayd/{}", env!("CARGO_PKG_VERSION")), profile }
+}
+
+async fn serve_control(
+    mut reader: FramedRead<OwnedReadHalf, LinesCodec>,
+    mut writer: OwnedWriteHalf,
+    shared: &Shared,
+) {
+    while let Some(line) = reader.next().await {
+        let response = match line {
+            Ok(line) => match serde_json::from_str::<Request>(&line) {
+                Ok(request) => control::handle(shared, request).await,
+                Err(err) => Response::Error { kind: ErrorKind::BadRequest, message: format!("invalid request: {err}") },
+            },
+            Err(err) => Response::Error { kind: ErrorKind::BadRequest, message: format!("invalid request: {err}") },
+        };
+        send_line(&mut writer, &response).await;
+    }
+}
+
+async fn send_line<T: serde::Serialize>(
+    writer: &mut OwnedWriteHalf,
+    message: &T,
+) {
+    let line = mcp_gateway_proto::encode(message);
+    if let Err(err) = writer.write_all(line.as_bytes()).await {
+        tracing::debug!("cannot answer a client: {err}");
+    }
+}

@@ -1,0 +1,149 @@
+//! Control requests from `mcpctl` and the daemon's responses, one JSON object per line.
+//!
+//! Every request has exactly one response. Errors carry a closed [`ErrorKind`] that `mcpctl` maps
+//! to exit codes, plus a message for people that may change between versions.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A control request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Request {
+    /// Daemon health: engine, profile, sessions, containers.
+    Status,
+    /// Add (or replace) a server definition in the user's catalog.
+    ServerAdd {
+        name: String,
+        image: String,
+        #[serde(default)]
+        command: Vec<String>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+    },
+    /// Every server in the catalog, with its running containers.
+    ServerList,
+    /// Create a profile holding the named servers.
+    ProfileCreate {
+        name: String,
+        #[serde(default)]
+        servers: Vec<String>,
+    },
+    /// Make a profile the active one (used by sessions that name no profile).
+    ProfileUse { name: String },
+    ProfileList,
+    ProfileShow { name: String },
+    /// The merged tool list of a profile (the active one when `None`).
+    ToolsList {
+        #[serde(default)]
+        profile: Option<String>,
+    },
+    /// Call a tool by the name the profile exposes.
+    ToolsCall {
+        #[serde(default)]
+        profile: Option<String>,
+        name: String,
+        #[serde(default)]
+        arguments: Map<String, Value>,
+    },
+    /// A request this daemon does not know, from a newer `mcpctl`.
+    #[serde(other)]
+    Unknown,
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Response {
+    /// The request was carried out; `message` says what happened, for people.
+    Done { message: String },
+    Status(StatusInfo),
+    Servers { servers: Vec<ServerInfo> },
+    Profiles { profiles: Vec<ProfileInfo> },
+    Profile(ProfileInfo),
+    Tools { profile: String, tools: Vec<ToolInfo> },
+    /// The raw MCP `CallToolResult` as the server sent it.
+    ToolResult { result: Value },
+    Error { kind: ErrorKind, message: String },
+}
+
+/// Why a request failed; stable across versions, unlike messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The line was not a valid message of this protocol.
+    BadRequest,
+    /// The request is valid in a newer protocol but this daemon does not implement it.
+    UnsupportedRequest,
+    /// The hello named a protocol version this daemon does not speak.
+    UnsupportedProtocol,
+    /// A named server, profile or tool does not exist.
+    NotFound,
+    /// The request would produce an invalid configuration.
+    InvalidConfig,
+    /// The container engine is unreachable or refused an operation.
+    Engine,
+    /// An MCP server failed: did not start, crashed, answered with an error, or timed out.
+    Upstream,
+    /// A bug or an unexpected failure inside the daemon.
+    Internal,
+    /// An error kind from a newer daemon.
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// `mcp-gatewayd/<version>`.
+    pub server: String,
+    pub pid: u32,
+    pub socket: String,
+    pub active_profile: String,
+    /// Whether the container engine answered its last ping.
+    pub engine_reachable: bool,
+    /// The engine's version, or why it is unreachable.
+    pub engine: String,
+    pub sessions: u64,
+    pub containers: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub name: String,
+    pub image: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Names of the environment variables set for the server; values are not sent.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// The profiles in which a container of this server is running now.
+    #[serde(default)]
+    pub running_in: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileInfo {
+    pub name: String,
+    pub servers: Vec<String>,
+    pub active: bool,
+    /// Whether every tool name is prefixed with its server's name, not only colliding ones.
+    #[serde(default)]
+    pub prefix: bool,
+    /// True for the built-in `default` profile while no file defines it.
+    #[serde(default)]
+    pub implicit: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// The name the profile exposes (possibly `<server>__<tool>`).
+    pub name: String,
+    pub server: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
