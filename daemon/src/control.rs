@@ -146,7 +146,7 @@ fn gateway_error(err: GatewayError) -> Response {
         GatewayError::UnknownProfile(_) | GatewayError::UnknownTool(_) => ErrorKind::NotFound,
         GatewayError::InvalidParams(_) => ErrorKind::BadRequest,
         GatewayError::Pool(crate::pool::PoolError::Engine(_)) => ErrorKind::Engine,
-        GatewayError::Pool(_) | GatewayError::Upstream(_) => ErrorKind::Upstream,
+        GatewayError::Pool(_) | GatewayError::Upstream(_) | GatewayError::ToolUnavailable { .. } => ErrorKind::Upstream,
     };
     error(kind, err.to_string())
 }

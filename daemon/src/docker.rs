@@ -22,6 +22,9 @@ use crate::logtail::LogTail;
 /// Labels on every container the daemon creates, so that leftovers can be found and removed.
 pub const LABEL_MANAGED: &str = "io.mcp-gateway.managed";
 pub const LABEL_UID: &str = "io.mcp-gateway.uid";
+/// The daemon's socket: two daemons of one user (say, a development one beside the systemd one)
+/// own separate sets of containers and never reconcile away each other's.
+pub const LABEL_SCOPE: &str = "io.mcp-gateway.scope";
 pub const LABEL_INSTANCE: &str = "io.mcp-gateway.instance";
 pub const LABEL_PROFILE: &str = "io.mcp-gateway.profile";
 pub const LABEL_SERVER: &str = "io.mcp-gateway.server";
@@ -169,11 +172,11 @@ impl Engine {
         }
     }
 
-    /// Ids of this user's gateway containers not created by the daemon instance `keep`.
-    pub async fn list_leftovers(&self, uid: u32, keep: &str) -> Result<Vec<String>, EngineError> {
+    /// Ids of the containers of this user and scope not created by the daemon instance `keep`.
+    pub async fn list_leftovers(&self, uid: u32, scope: &str, keep: &str) -> Result<Vec<String>, EngineError> {
         let filters = HashMap::from([(
             "label".to_owned(),
-            vec![format!("{LABEL_MANAGED}=true"), format!("{LABEL_UID}={uid}")],
+            vec![format!("{LABEL_MANAGED}=true"), format!("{LABEL_UID}={uid}"), format!("{LABEL_SCOPE}={scope}")],
         )]);
         let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
         let containers = self.docker.list_containers(Some(options)).await?;

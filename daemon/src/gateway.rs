@@ -20,6 +20,9 @@ pub enum GatewayError {
     UnknownProfile(String),
     #[error("no tool named {0:?} in this profile")]
     UnknownTool(String),
+    /// The tool may belong to a server that could not be listed.
+    #[error("no tool named {name:?} is available; servers that failed: {failures}")]
+    ToolUnavailable { name: String, failures: String },
     #[error("invalid params: {0}")]
     InvalidParams(String),
     #[error(transparent)]
@@ -144,7 +147,14 @@ impl Gateway {
             }
         }
         let table = self.tool_table(profile_name).await?;
-        lookup(&table).ok_or_else(|| GatewayError::UnknownTool(name.to_owned()))
+        if let Some(found) = lookup(&table) {
+            return Ok(found);
+        }
+        if table.failures.is_empty() {
+            return Err(GatewayError::UnknownTool(name.to_owned()));
+        }
+        let failures = table.failures.iter().map(|(server, reason)| format!("{server}: {reason}")).collect::<Vec<_>>();
+        Err(GatewayError::ToolUnavailable { name: name.to_owned(), failures: failures.join("; ") })
     }
 }
 

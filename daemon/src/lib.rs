@@ -73,6 +73,7 @@ pub async fn run(listener: Listener, settings: Settings, shutdown: impl Future<O
         tracing::error!("configuration: {problem}");
     }
     let pool = Arc::new(pool::Pool::new(pool::PoolSettings {
+        scope: listener.description.clone(),
         start_timeout: settings.start_timeout,
         max_line: settings.max_mcp_line,
     }));

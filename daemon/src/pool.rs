@@ -30,6 +30,8 @@ impl From<EngineError> for PoolError {
 }
 
 pub struct PoolSettings {
+    /// Which daemon's containers these are (its socket path); see `docker::LABEL_SCOPE`.
+    pub scope: String,
     pub start_timeout: Duration,
     pub max_line: usize,
 }
@@ -98,7 +100,7 @@ impl Pool {
     /// MCP sessions cannot be resumed, so adopting them would only hand out a stale handshake.
     pub async fn reconcile(&self) -> Result<usize, EngineError> {
         let engine = self.engine().await?;
-        let leftovers = engine.list_leftovers(self.uid, &self.instance).await?;
+        let leftovers = engine.list_leftovers(self.uid, &self.settings.scope, &self.instance).await?;
         futures_util::future::join_all(leftovers.iter().map(|id| engine.remove(id))).await;
         Ok(leftovers.len())
     }
@@ -135,6 +137,7 @@ impl Pool {
             labels: vec![
                 (docker::LABEL_MANAGED, "true".into()),
                 (docker::LABEL_UID, self.uid.to_string()),
+                (docker::LABEL_SCOPE, self.settings.scope.clone()),
                 (docker::LABEL_INSTANCE, self.instance.clone()),
                 (docker::LABEL_PROFILE, profile.to_owned()),
                 (docker::LABEL_SERVER, server.to_owned()),

@@ -1,1 +1,255 @@
+//! The end-to-end harness: starts the real binaries against a real container engine, each test in
+//! its own temporary XDG directories, and cleans up after itself.
+//!
+//! Docker-backed tests call [`require_docker`]. It honours `MCP_TEST_DOCKER`: `require` (the
+//! default, and what CI sets) fails loudly when no engine answers; `off` skips with a printed
+//! notice. There is no silent skip.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The fixture image the tests run; `tests/run.sh` builds it, and [`fixture_image`] builds it if
+/// it is missing.
+pub const FIXTURE_IMAGE: &str = "mcp-gateway-fixture:test";
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// The directory holding the workspace's binaries (`target/debug`), next to this test binary.
+pub fn bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("MCP_GATEWAY_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing; run `cargo build --workspace` first", path.display());
+    path
+}
+
+/// True when Docker tests should run; panics when they must run and cannot.
+pub fn require_docker() -> bool {
+    match std::env::var("MCP_TEST_DOCKER").as_deref() {
+        Ok("off") => {
+            eprintln!("SKIP (MCP_TEST_DOCKER=off): this test needs a container engine");
+            false
+        }
+        Ok("require") | Err(_) => {
+            let ok = Command::new("docker")
+                .args(["version", "--format", "{{.Server.Version}}"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            assert!(ok, "no container engine answers `docker version`; start dockerd or set MCP_TEST_DOCKER=off");
+            true
+        }
+        Ok(other) => panic!("MCP_TEST_DOCKER={other:?}: use require or off"),
+    }
+}
+
+/// Makes sure the fixture image exists, building it once per test run if needed.
+pub fn fixture_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let present = Command::new("docker").args(["image", "inspect", FIXTURE_IMAGE]).output();
+        if present.is_ok_and(|o| o.status.success()) {
+            return;
+        }
+        let status = Command::new("bash")
+            .arg(workspace().join("tests/fixture/build-image.sh"))
+            .arg(FIXTURE_IMAGE)
+            .current_dir(workspace())
+            .status()
+            .expect("run build-image.sh");
+        assert!(status.success(), "building {FIXTURE_IMAGE} failed");
+    });
+    FIXTURE_IMAGE
+}
+
+/// How the daemon is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Through `systemd-socket-activate`, which passes the socket as fd 3 like systemd does.
+    SocketActivated,
+    /// With `--socket PATH`.
+    Bound,
+}
+
+/// A daemon in its own temporary XDG directories.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    child: Option<Child>,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Daemon {
+    pub fn start(how: Start) -> Daemon {
+        Daemon::start_with_env(how, &[])
+    }
+
+    pub fn start_with_env(how: Start, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("mcp-gw-test-").tempdir().expect("temp dir");
+        for sub in ["run", "config", "state", "home"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("xdg dirs");
+        }
+        let socket = dir.path().join("run/mcp-gateway.sock");
+        let mut daemon = Daemon {
+            dir,
+            socket,
+            child: None,
+            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        daemon.relaunch(how);
+        daemon
+    }
+
+    /// Starts the daemon (again, after [`Daemon::kill`] or [`Daemon::stop`]) on the same
+    /// directories.
+    pub fn relaunch(&mut self, how: Start) {
+        assert!(self.child.is_none(), "the daemon is still running");
+        let daemon = self;
+        let mut command = match how {
+            Start::SocketActivated => {
+                let mut command = Command::new("systemd-socket-activate");
+                command.arg("--listen").arg(&daemon.socket);
+                for (key, _) in daemon.env() {
+                    command.arg(format!("--setenv={key}"));
+                }
+                command.arg(bin("mcp-gatewayd"));
+                command
+            }
+            Start::Bound => {
+                let mut command = Command::new(bin("mcp-gatewayd"));
+                command.arg("--socket").arg(&daemon.socket);
+                command
+            }
+        };
+        command.envs(daemon.env()).env_remove(mcp_gateway_proto::SOCKET_ENV).stdin(Stdio::null());
+        daemon.child = Some(command.spawn().expect("start the daemon"));
+        wait_for(Duration::from_secs(10), || daemon.socket.exists());
+    }
+
+    /// The environment every process of this test gets: private XDG directories and socket.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let path = |sub: &str| self.dir.path().join(sub).display().to_string();
+        let mut env = vec![
+            ("XDG_RUNTIME_DIR".into(), path("run")),
+            ("XDG_CONFIG_HOME".into(), path("config")),
+            ("XDG_STATE_HOME".into(), path("state")),
+            ("HOME".into(), path("home")),
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            ("RUST_LOG".into(), std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())),
+        ];
+        if let Ok(host) = std::env::var("DOCKER_HOST") {
+            env.push(("DOCKER_HOST".into(), host));
+        }
+        env.extend(self.extra_env.iter().cloned());
+        env
+    }
+
+    /// Runs `mcpctl ARGS` against this daemon.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(bin("mcpctl")).args(args).envs(self.env()).output().expect("run mcpctl")
+    }
+
+    /// Runs `mcpctl ARGS` and returns its stdout, failing the test if it fails.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let output = self.ctl(args);
+        assert!(output.status.success(), "mcpctl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// Adds the fixture image as server `name`, identifying itself as `name`.
+    pub fn add_fixture(&self, name: &str) {
+        let env = format!("MCP_FIXTURE_NAME={name}");
+        self.ctl_ok(&["server", "add", name, "--image", fixture_image(), "--env", &env]);
+    }
+
+    /// Starts the Python SDK test client over `mcp-shim SHIM_ARGS` with the given steps.
+    pub fn python_client(&self, steps: &Value, shim_args: &[&str]) -> Child {
+        Command::new("python3")
+            .arg(workspace().join("tests/py/mcp_client.py"))
+            .arg("--steps")
+            .arg(steps.to_string())
+            .arg("--")
+            .arg(bin("mcp-shim"))
+            .args(shim_args)
+            .envs(self.env())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run python3 tests/py/mcp_client.py")
+    }
+
+    /// Runs the Python client to the end and returns its JSON report.
+    pub fn python_run(&self, steps: &Value, shim_args: &[&str]) -> Value {
+        client_report(self.python_client(steps, shim_args))
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit; returns whether it exited successfully.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return true };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        child.wait().is_ok_and(|status| status.success())
+    }
+
+    /// SIGKILLs the daemon, as a crash or the OOM killer would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// This daemon's containers (running or not), by its scope label.
+    pub fn containers(&self) -> Vec<String> {
+        containers_with_label(&format!("io.mcp-gateway.scope={}", self.socket.display()))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+        for id in self.containers() {
+            let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+        }
+    }
+}
+
+/// Waits for a Python client and parses its report, failing with its stderr if it failed.
+pub fn client_report(child: Child) -> Value {
+    let output = child.wait_with_output().expect("wait for the python client");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "python client failed: {stderr}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("bad report ({err}); stderr: {stderr}"))
+}
+
+/// Ids of all containers (running or not) carrying `label` (`key=value`).
+pub fn containers_with_label(label: &str) -> Vec<String> {
+    let output = Command::new("docker")
+        .args(["ps", "-aq", "--no-trunc", "--filter", &format!("label={label}")])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+/// Polls `condition` until it holds, failing the test after `limit`.
+pub fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < limit, "condition not met within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The text of a CallToolResult's first content block.
+pub fn first_text(result: &Value) -> &str {
+    result["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text content in {result}"))
+}
