@@ -1,1 +1,76 @@
+//! The daemon binary on its own: binding, the hello, refusing a second instance, and leaving no
+//! socket behind. No container engine is needed (it points at one that does not exist).
 
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn start(dir: &Path) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_mcp-gatewayd"))
+        .arg("--socket")
+        .arg(dir.join("gw.sock"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env_remove("LISTEN_FDS")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while UnixStream::connect(dir.join("gw.sock")).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the daemon did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+fn say(dir: &Path, line: &str) -> String {
+    let mut stream = UnixStream::connect(dir.join("gw.sock")).unwrap();
+    stream.write_all(line.as_bytes()).unwrap();
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).unwrap();
+    answer
+}
+
+fn terminate(mut child: Child) -> std::process::ExitStatus {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    child.wait().unwrap()
+}
+
+#[test]
+fn binds_a_private_socket_answers_hellos_and_removes_it_at_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path());
+    let mode = std::fs::metadata(dir.path().join("gw.sock")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "socket mode {mode:o} lets others in");
+
+    let accepted = say(dir.path(), "{\"type\":\"hello\",\"proto\":1,\"role\":\"control\",\"client\":\"test\"}\n");
+    assert!(accepted.starts_with("{\"type\":\"hello\",\"proto\":1,"), "{accepted}");
+    let wrong_version = say(dir.path(), "{\"type\":\"hello\",\"proto\":99,\"role\":\"control\",\"client\":\"test\"}\n");
+    assert!(wrong_version.contains("\"kind\":\"unsupported_protocol\""), "{wrong_version}");
+    let garbage = say(dir.path(), "hello?\n");
+    assert!(garbage.contains("\"kind\":\"bad_request\""), "{garbage}");
+
+    let second = Command::new(env!("CARGO_BIN_EXE_mcp-gatewayd"))
+        .arg("--socket")
+        .arg(dir.path().join("gw.sock"))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another daemon already listens"));
+
+    assert!(terminate(daemon).success());
+    assert!(!dir.path().join("gw.sock").exists(), "a socket the daemon bound is removed at exit");
+}
+
+#[test]
+fn a_stale_socket_file_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(std::os::unix::net::UnixListener::bind(dir.path().join("gw.sock")).unwrap());
+    assert!(dir.path().join("gw.sock").exists());
+    let daemon = start(dir.path());
+    assert!(terminate(daemon).success());
+}
