@@ -66,12 +66,21 @@ pub struct Attached {
 impl Engine {
     /// Connects to `DOCKER_HOST` (or the default Docker socket) and negotiates the API version;
     /// when that fails and `DOCKER_HOST` is unset, tries Podman's user socket.
+    /// `connect_with_podman_defaults` would itself honour a `unix://` `DOCKER_HOST`, which is why
+    /// it is only tried without one.
     pub async fn connect() -> Result<Engine, EngineError> {
-        let docker_err = match Self::try_connect(Docker::connect_with_defaults()).await {
+        // An empty DOCKER_HOST (a unit or wrapper passing the variable through unset) means the
+        // default, as it does for the docker CLI.
+        let host = std::env::var("DOCKER_HOST").ok().filter(|host| !host.is_empty());
+        let docker = match &host {
+            Some(host) => Docker::connect_with_host(host),
+            None => Docker::connect_with_local_defaults(),
+        };
+        let docker_err = match Self::try_connect(docker).await {
             Ok(engine) => return Ok(engine),
             Err(err) => err,
         };
-        if std::env::var_os("DOCKER_HOST").is_none() {
+        if host.is_none() {
             if let Ok(engine) = Self::try_connect(Docker::connect_with_podman_defaults()).await {
                 return Ok(engine);
             }
