@@ -117,6 +117,15 @@ fn mcpctl_manages_servers_profiles_and_tools() {
     let invalid = daemon.ctl(&["profile", "create", "bad", "--server", "ghost"]);
     assert_eq!(invalid.status.code(), Some(4));
     assert_eq!(daemon.ctl(&["tools", "call", "no_such_tool"]).status.code(), Some(3));
+
+    // A server that dies mid-call fails that call at once (exit 6, naming the server), and the
+    // next call gets a fresh container in place of the dead one.
+    let before = daemon.containers().len();
+    let crash = daemon.ctl(&["tools", "call", "crash"]);
+    assert_eq!(crash.status.code(), Some(6), "{crash:?}");
+    assert!(String::from_utf8_lossy(&crash.stderr).contains("server \"alpha\" exited"), "{crash:?}");
+    assert_eq!(daemon.ctl_ok(&["tools", "call", "whoami"]).trim(), "alpha");
+    wait_for(Duration::from_secs(10), || daemon.containers().len() == before);
 }
 
 /// Containers of an earlier daemon of the same scope are removed at start; containers of a daemon
