@@ -11,7 +11,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
@@ -41,7 +41,7 @@ pub async fn serve<R, W>(
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (out, queue) = mpsc::channel(256);
-    let writer = tokio::spawn(write_loop(writer, queue));
+    let writer = tokio::spawn(jsonrpc::write_lines(writer, queue));
     let session = Arc::new(Session { profile, gateway, out });
     let mut requests = JoinSet::new();
     loop {
@@ -71,19 +71,6 @@ pub async fn serve<R, W>(
     }
     drop(session);
     let _ = writer.await;
-}
-
-async fn write_loop<W: AsyncWrite + Unpin>(mut writer: W, mut queue: mpsc::Receiver<String>) {
-    while let Some(line) = queue.recv().await {
-        let mut result = writer.write_all(line.as_bytes()).await;
-        while let (Ok(()), Ok(more)) = (&result, queue.try_recv()) {
-            result = writer.write_all(more.as_bytes()).await;
-        }
-        if result.and(writer.flush().await).is_err() {
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
 }
 
 impl Session {

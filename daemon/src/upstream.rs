@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
@@ -75,7 +75,7 @@ impl Upstream {
             closed: CancellationToken::new(),
             stderr,
         });
-        tokio::spawn(write_loop(Box::pin(stdin), queue, upstream.closed.clone()));
+        tokio::spawn(jsonrpc::write_lines(Box::pin(stdin), queue));
         tokio::spawn(read_loop(Arc::clone(&upstream), Box::pin(stdout), max_line));
         upstream
     }
@@ -164,29 +164,6 @@ impl Upstream {
         };
         let _ = self.outgoing.send(jsonrpc::response_line(&id, &reply)).await;
     }
-}
-
-async fn write_loop(
-    mut stdin: std::pin::Pin<Box<dyn AsyncWrite + Send>>,
-    mut queue: mpsc::Receiver<String>,
-    closed: CancellationToken,
-) {
-    loop {
-        let line = tokio::select! {
-            line = queue.recv() => line,
-            () = closed.cancelled() => None,
-        };
-        let Some(line) = line else { break };
-        let mut result = stdin.write_all(line.as_bytes()).await;
-        // Write whatever else is already queued before flushing once.
-        while let (Ok(()), Ok(more)) = (&result, queue.try_recv()) {
-            result = stdin.write_all(more.as_bytes()).await;
-        }
-        if result.and(stdin.flush().await).is_err() {
-            break;
-        }
-    }
-    let _ = stdin.shutdown().await;
 }
 
 async fn read_loop(
