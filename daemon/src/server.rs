@@ -89,7 +89,11 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
     match hello.role {
         Role::Control => {
             send_line(&mut writer, &accepted(None)).await;
-            serve_control(reader, writer, &shared).await;
+            // An idle `mcpctl` connection must not hold up the daemon's exit.
+            tokio::select! {
+                () = serve_control(reader, writer, &shared) => {}
+                () = shutdown.cancelled() => {}
+            }
         }
         Role::Mcp => {
             let config = shared.gateway.config.get();
