@@ -20,6 +20,11 @@ pub struct Cli {
     #[arg(long, env = SOCKET_ENV, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
+    /// When socket-activated, exit after this many seconds without any connection (0: never);
+    /// systemd starts the daemon again on the next connection
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub idle_timeout: u64,
+
     /// Seconds to wait for an MCP server's answer before failing the request
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
     pub request_timeout: u64,
@@ -29,6 +34,7 @@ impl Cli {
     pub fn settings(&self) -> Settings {
         Settings {
             request_timeout: Duration::from_secs(self.request_timeout),
+            idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             ..Settings::default()
         }
     }

@@ -51,6 +51,9 @@ pub struct Settings {
     pub max_mcp_line: usize,
     /// How long sessions get to finish at shutdown before they are cut.
     pub drain_timeout: Duration,
+    /// Exit after this long without connections, when socket-activated (a bound socket has no one
+    /// to start the daemon again).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -60,6 +63,7 @@ impl Default for Settings {
             start_timeout: Duration::from_secs(60),
             max_mcp_line: mcp_gateway_proto::MAX_MCP_LINE,
             drain_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -83,7 +87,9 @@ pub async fn run(listener: Listener, settings: Settings, shutdown: impl Future<O
         socket: listener.description.clone(),
         sessions: Default::default(),
         max_mcp_line: settings.max_mcp_line,
+        activity: Default::default(),
     });
+    let idle_timeout = settings.idle_timeout.filter(|_| listener.bound_path.is_none());
     let socket = tokio::net::UnixListener::from_std(listener.socket).context("cannot use the listening socket")?;
 
     // The engine may be slow or absent; readiness must not wait for it.
@@ -110,12 +116,13 @@ pub async fn run(listener: Listener, settings: Settings, shutdown: impl Future<O
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     notify::ready(&format!("accepting connections on {}", listener.description));
+    notify::spawn_watchdog();
     tracing::info!("listening on {}", listener.description);
     tokio::select! {
         () = server::accept_loop(socket, Arc::clone(&shared), token.clone(), &tracker) => {}
-        () = shutdown => {}
+        () = shared.activity.idle(idle_timeout) => notify::stopping("idle, exiting"),
+        () = shutdown => notify::stopping("draining sessions"),
     }
-    notify::stopping("draining sessions");
     token.cancel();
     tracker.close();
     if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {

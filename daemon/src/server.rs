@@ -29,6 +29,41 @@ pub struct Shared {
     pub socket: String,
     pub sessions: AtomicU64,
     pub max_mcp_line: usize,
+    pub activity: Activity,
+}
+
+/// Open connections and when the last one ended, for the idle exit.
+#[derive(Default)]
+pub struct Activity {
+    open: AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+impl Activity {
+    fn opened(&self) {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    fn closed(&self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// Resolves once no connection has been open for `timeout`; never when `timeout` is `None`.
+    pub async fn idle(&self, timeout: Option<Duration>) {
+        let Some(timeout) = timeout else { return std::future::pending().await };
+        loop {
+            let changed = self.changed.notified();
+            if self.open.load(Ordering::SeqCst) == 0 {
+                if tokio::time::timeout(timeout, changed).await.is_err() {
+                    return;
+                }
+            } else {
+                changed.await;
+            }
+        }
+    }
 }
 
 /// Accepts connections until `shutdown` fires, then waits for the handlers to finish.
@@ -63,7 +98,13 @@ pub async fn accept_loop(
                 continue;
             }
         }
-        tracker.spawn(handle_connection(stream, Arc::clone(&shared), shutdown.clone()));
+        shared.activity.opened();
+        let shared = Arc::clone(&shared);
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            handle_connection(stream, Arc::clone(&shared), shutdown).await;
+            shared.activity.closed();
+        });
     }
 }
 

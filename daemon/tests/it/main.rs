@@ -74,3 +74,49 @@ fn a_stale_socket_file_is_replaced() {
     let daemon = start(dir.path());
     assert!(terminate(daemon).success());
 }
+
+/// Under `systemd-socket-activate` (the socket passed as fd 3, as systemd does) the daemon tells
+/// its manager READY, pings the watchdog, and after the idle time says STOPPING and exits 0.
+#[test]
+fn socket_activated_daemon_notifies_pings_and_exits_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut activator = Command::new("systemd-socket-activate")
+        .arg("--listen")
+        .arg(dir.path().join("gw.sock"))
+        .args(["-E", "NOTIFY_SOCKET", "-E", "WATCHDOG_USEC", "-E", "XDG_CONFIG_HOME", "-E", "XDG_STATE_HOME", "-E", "DOCKER_HOST"])
+        .arg(env!("CARGO_BIN_EXE_mcp-gatewayd"))
+        .args(["--idle-timeout", "1"])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !dir.path().join("gw.sock").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The first connection makes the activator start the daemon.
+    let answer = say(dir.path(), "{\"type\":\"hello\",\"proto\":1,\"role\":\"control\",\"client\":\"test\"}\n");
+    assert!(answer.contains("\"type\":\"hello\""), "{answer}");
+
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.iter().any(|m: &String| m.contains("STOPPING=1")) {
+        let n = notify.recv(&mut buf).expect("the daemon stopped notifying");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let ready = seen.iter().position(|m| m.contains("READY=1")).expect("READY=1");
+    assert!(seen[ready].contains("STATUS=accepting connections"), "{seen:?}");
+    assert!(seen.iter().any(|m| m.trim_end() == "WATCHDOG=1"), "watchdog pings at half of 200 ms: {seen:?}");
+    assert!(seen.last().unwrap().contains("STATUS=idle, exiting"), "{seen:?}");
+    let status = activator.wait().unwrap();
+    assert!(status.success(), "idle exit is a clean exit, so Restart=on-failure stays quiet: {status}");
+    assert!(dir.path().join("gw.sock").exists(), "the activated socket belongs to the activator");
+}
