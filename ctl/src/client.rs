@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use mcp_gateway_proto::{ConnectError, ErrorKind, Hello, MAX_CONTROL_LINE, Request, Response, Role};
+use mcp_gateway_proto::{
+    ConnectError, ErrorKind, Hello, MAX_CONTROL_LINE, Request, Response, Role,
+};
 
 /// Exit statuses; documented in the README.
 pub mod exit {
@@ -36,7 +38,10 @@ impl std::fmt::Display for DaemonError {
 impl std::error::Error for DaemonError {}
 
 pub fn exit_status(err: &anyhow::Error) -> u8 {
-    let kind = match (err.downcast_ref::<DaemonError>(), err.downcast_ref::<ConnectError>()) {
+    let kind = match (
+        err.downcast_ref::<DaemonError>(),
+        err.downcast_ref::<ConnectError>(),
+    ) {
         (Some(err), _) => err.kind,
         (_, Some(ConnectError::Refused { kind, .. })) => *kind,
         (_, Some(ConnectError::Unreachable { .. })) => return exit::UNAVAILABLE,
@@ -60,11 +65,19 @@ pub struct Client {
 
 impl Client {
     pub fn connect(path: &Path) -> anyhow::Result<Client> {
-        let hello = Hello::new(Role::Control, format!("mcpctl/{}", env!("CARGO_PKG_VERSION")));
+        let hello = Hello::new(
+            Role::Control,
+            format!("mcpctl/{}", env!("CARGO_PKG_VERSION")),
+        );
         let connection = mcp_gateway_proto::connect(path, &hello, Duration::from_secs(30))?;
         // Tool calls may legitimately take minutes, but a wedged daemon must not hang a script.
-        connection.stream.set_read_timeout(Some(Duration::from_secs(600)))?;
-        Ok(Client { stream: connection.stream, reader: connection.reader })
+        connection
+            .stream
+            .set_read_timeout(Some(Duration::from_secs(600)))?;
+        Ok(Client {
+            stream: connection.stream,
+            reader: connection.reader,
+        })
     }
 
     /// Sends one request; a daemon error becomes an `Err` holding [`DaemonError`].
@@ -72,7 +85,8 @@ impl Client {
         self.stream
             .write_all(mcp_gateway_proto::encode(request).as_bytes())
             .context("sending to mcp-gatewayd")?;
-        let response = mcp_gateway_proto::decode(&mut self.reader, MAX_CONTROL_LINE).context("reading from mcp-gatewayd")?;
+        let response = mcp_gateway_proto::decode(&mut self.reader, MAX_CONTROL_LINE)
+            .context("reading from mcp-gatewayd")?;
         match response {
             Some(Response::Error { kind, message }) => bail!(DaemonError { kind, message }),
             Some(response) => Ok(response),

@@ -28,18 +28,36 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn request_for(command: Command) -> anyhow::Result<Request> {
     Ok(match command {
         Command::Status => Request::Status,
-        Command::Server(ServerCommand::Add { name, image, command, env }) => {
-            Request::ServerAdd { name, image, command, env: parse_env(&env)? }
-        }
+        Command::Server(ServerCommand::Add {
+            name,
+            image,
+            command,
+            env,
+        }) => Request::ServerAdd {
+            name,
+            image,
+            command,
+            env: parse_env(&env)?,
+        },
         Command::Server(ServerCommand::Ls) => Request::ServerList,
-        Command::Profile(ProfileCommand::Create { name, servers }) => Request::ProfileCreate { name, servers },
+        Command::Profile(ProfileCommand::Create { name, servers }) => {
+            Request::ProfileCreate { name, servers }
+        }
         Command::Profile(ProfileCommand::Use { name }) => Request::ProfileUse { name },
         Command::Profile(ProfileCommand::Ls) => Request::ProfileList,
         Command::Profile(ProfileCommand::Show { name }) => Request::ProfileShow { name },
-        Command::Tools(ToolsCommand::Ls(profile)) => Request::ToolsList { profile: profile.profile },
-        Command::Tools(ToolsCommand::Call { name, arguments, profile }) => {
-            Request::ToolsCall { profile: profile.profile, name, arguments: parse_arguments(&arguments)? }
-        }
+        Command::Tools(ToolsCommand::Ls(profile)) => Request::ToolsList {
+            profile: profile.profile,
+        },
+        Command::Tools(ToolsCommand::Call {
+            name,
+            arguments,
+            profile,
+        }) => Request::ToolsCall {
+            profile: profile.profile,
+            name,
+            arguments: parse_arguments(&arguments)?,
+        },
     })
 }
 
@@ -61,7 +79,11 @@ fn parse_arguments(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
             bail!("argument {pair:?}: expected KEY=VALUE or KEY:=JSON");
         };
         let (key, value) = match key.strip_suffix(':') {
-            Some(key) => (key, serde_json::from_str(value).with_context(|| format!("argument {key}: invalid JSON"))?),
+            Some(key) => (
+                key,
+                serde_json::from_str(value)
+                    .with_context(|| format!("argument {key}: invalid JSON"))?,
+            ),
             None => match serde_json::from_str::<Value>(value) {
                 Ok(json) if !json.is_string() => (key, json),
                 _ => (key, Value::from(value)),
@@ -81,7 +103,11 @@ fn print_text(response: &Response) {
         Response::Status(status) => {
             println!("daemon:          {} (pid {})", status.server, status.pid);
             println!("socket:          {}", status.socket);
-            let state = if status.engine_reachable { "" } else { "unreachable: " };
+            let state = if status.engine_reachable {
+                ""
+            } else {
+                "unreachable: "
+            };
             println!("engine:          {state}{}", status.engine);
             println!("active profile:  {}", status.active_profile);
             println!("sessions:        {}", status.sessions);
@@ -109,29 +135,53 @@ fn print_text(response: &Response) {
         Response::Profile(profile) => {
             println!("name:     {}", profile.name);
             println!("active:   {}", if profile.active { "yes" } else { "no" });
-            println!("prefix:   {}", if profile.prefix { "all tools" } else { "colliding tools only" });
+            println!(
+                "prefix:   {}",
+                if profile.prefix {
+                    "all tools"
+                } else {
+                    "colliding tools only"
+                }
+            );
             println!("servers:  {}", profile.servers.join(", "));
             if profile.implicit {
-                println!("(built in: every server of the catalog, until a profile named default is created)");
+                println!(
+                    "(built in: every server of the catalog, until a profile named default is created)"
+                );
             }
         }
         Response::Tools { tools, .. } => {
             for tool in tools {
-                let description = tool.description.as_deref().unwrap_or("").lines().next().unwrap_or("");
+                let description = tool
+                    .description
+                    .as_deref()
+                    .unwrap_or("")
+                    .lines()
+                    .next()
+                    .unwrap_or("");
                 println!("{:<32} {:<16} {description}", tool.name, tool.server);
             }
         }
         Response::ToolResult { result } => print_tool_result(result),
-        other => println!("{}", serde_json::to_string_pretty(other).unwrap_or_default()),
+        other => println!(
+            "{}",
+            serde_json::to_string_pretty(other).unwrap_or_default()
+        ),
     }
 }
 
 /// Text content is printed as text; anything else (images, structured content) as JSON.
 fn print_tool_result(result: &Value) {
-    let content = result.get("content").and_then(Value::as_array).cloned().unwrap_or_default();
+    let content = result
+        .get("content")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for block in &content {
         match block.get("text").and_then(Value::as_str) {
-            Some(text) if block.get("type").and_then(Value::as_str) == Some("text") => println!("{text}"),
+            Some(text) if block.get("type").and_then(Value::as_str) == Some("text") => {
+                println!("{text}")
+            }
             _ => println!("{block}"),
         }
     }
@@ -149,8 +199,18 @@ mod tests {
 
     #[test]
     fn arguments_are_json_when_they_look_like_it() {
-        let args = parse_arguments(&["text=hello".into(), "n=3".into(), "flag=true".into(), "id:=\"42\"".into(), "s=\"q\"".into()]).unwrap();
-        assert_eq!(Value::Object(args), serde_json::json!({"text": "hello", "n": 3, "flag": true, "id": "42", "s": "\"q\""}));
+        let args = parse_arguments(&[
+            "text=hello".into(),
+            "n=3".into(),
+            "flag=true".into(),
+            "id:=\"42\"".into(),
+            "s=\"q\"".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            Value::Object(args),
+            serde_json::json!({"text": "hello", "n": 3, "flag": true, "id": "42", "s": "\"q\""})
+        );
         assert!(parse_arguments(&["novalue".into()]).is_err());
         assert!(parse_arguments(&["x:={".into()]).is_err());
     }

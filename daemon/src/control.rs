@@ -1,7 +1,9 @@
 //! Answers `mcpctl`'s control requests. Each request maps to one call into the configuration store
 //! or the gateway; this module only translates between those and the wire types.
 
-use mcp_gateway_proto::{ErrorKind, ProfileInfo, Request, Response, ServerInfo, StatusInfo, ToolInfo};
+use mcp_gateway_proto::{
+    ErrorKind, ProfileInfo, Request, Response, ServerInfo, StatusInfo, ToolInfo,
+};
 use serde_json::Value;
 
 use crate::config::{ConfigError, DEFAULT_PROFILE, ServerDef};
@@ -13,26 +15,44 @@ pub async fn handle(shared: &Shared, request: Request) -> Response {
     let gateway = &shared.gateway;
     match request {
         Request::Status => status(shared).await,
-        Request::ServerAdd { name, image, command, env } => {
+        Request::ServerAdd {
+            name,
+            image,
+            command,
+            env,
+        } => {
             let replaced = gateway.config.get().catalog.servers.contains_key(&name);
-            match gateway.config.add_server(&name, ServerDef { image, command, env }) {
+            match gateway.config.add_server(
+                &name,
+                ServerDef {
+                    image,
+                    command,
+                    env,
+                },
+            ) {
                 Ok(()) if replaced => done(format!("replaced server {name}")),
                 Ok(()) => done(format!("added server {name}")),
                 Err(err) => config_error(err),
             }
         }
         Request::ServerList => server_list(gateway).await,
-        Request::ProfileCreate { name, servers } => match gateway.config.create_profile(&name, servers) {
-            Ok(()) => done(format!("created profile {name}")),
-            Err(err) => config_error(err),
-        },
+        Request::ProfileCreate { name, servers } => {
+            match gateway.config.create_profile(&name, servers) {
+                Ok(()) => done(format!("created profile {name}")),
+                Err(err) => config_error(err),
+            }
+        }
         Request::ProfileUse { name } => match gateway.config.use_profile(&name) {
             Ok(()) => done(format!("active profile is now {name}")),
             Err(err) => config_error(err),
         },
         Request::ProfileList => {
             let config = gateway.config.get();
-            let profiles = config.profile_names().iter().filter_map(|name| profile_info(gateway, name)).collect();
+            let profiles = config
+                .profile_names()
+                .iter()
+                .filter_map(|name| profile_info(gateway, name))
+                .collect();
             Response::Profiles { profiles }
         }
         Request::ProfileShow { name } => match profile_info(gateway, &name) {
@@ -52,7 +72,11 @@ pub async fn handle(shared: &Shared, request: Request) -> Response {
                         .map(|t| ToolInfo {
                             name: t.name.clone(),
                             server: t.server.clone(),
-                            description: t.tool.get("description").and_then(Value::as_str).map(str::to_owned),
+                            description: t
+                                .tool
+                                .get("description")
+                                .and_then(Value::as_str)
+                                .map(str::to_owned),
                         })
                         .collect();
                     Response::Tools { profile, tools }
@@ -60,19 +84,33 @@ pub async fn handle(shared: &Shared, request: Request) -> Response {
                 Err(err) => gateway_error(err),
             }
         }
-        Request::ToolsCall { profile, name, arguments } => {
+        Request::ToolsCall {
+            profile,
+            name,
+            arguments,
+        } => {
             let profile = profile.unwrap_or_else(|| gateway.config.get().active.clone());
-            let params = jsonrpc::to_raw(&serde_json::json!({ "name": name, "arguments": arguments }));
+            let params =
+                jsonrpc::to_raw(&serde_json::json!({ "name": name, "arguments": arguments }));
             match gateway.call_tool(&profile, &params).await {
                 Ok(Ok(result)) => match serde_json::from_str(result.get()) {
                     Ok(result) => Response::ToolResult { result },
-                    Err(err) => error(ErrorKind::Upstream, format!("the server's result is not JSON: {err}")),
+                    Err(err) => error(
+                        ErrorKind::Upstream,
+                        format!("the server's result is not JSON: {err}"),
+                    ),
                 },
-                Ok(Err(rpc_error)) => error(ErrorKind::Upstream, format!("the server answered with an error: {}", rpc_error.get())),
+                Ok(Err(rpc_error)) => error(
+                    ErrorKind::Upstream,
+                    format!("the server answered with an error: {}", rpc_error.get()),
+                ),
                 Err(err) => gateway_error(err),
             }
         }
-        _ => error(ErrorKind::UnsupportedRequest, "this daemon does not support that request; is it older than mcpctl?".into()),
+        _ => error(
+            ErrorKind::UnsupportedRequest,
+            "this daemon does not support that request; is it older than mcpctl?".into(),
+        ),
     }
 }
 
@@ -106,7 +144,11 @@ async fn server_list(gateway: &Gateway) -> Response {
             image: def.image.clone(),
             command: def.command.clone(),
             env: def.env.keys().cloned().collect(),
-            running_in: running.iter().filter(|(_, s)| s == name).map(|(p, _)| p.clone()).collect(),
+            running_in: running
+                .iter()
+                .filter(|(_, s)| s == name)
+                .map(|(p, _)| p.clone())
+                .collect(),
         })
         .collect();
     Response::Servers { servers }
@@ -146,8 +188,9 @@ fn gateway_error(err: GatewayError) -> Response {
         GatewayError::UnknownProfile(_) | GatewayError::UnknownTool(_) => ErrorKind::NotFound,
         GatewayError::InvalidParams(_) => ErrorKind::BadRequest,
         GatewayError::Pool(crate::pool::PoolError::Engine(_)) => ErrorKind::Engine,
-        GatewayError::Pool(_) | GatewayError::Upstream(_) | GatewayError::ToolUnavailable { .. } => ErrorKind::Upstream,
+        GatewayError::Pool(_)
+        | GatewayError::Upstream(_)
+        | GatewayError::ToolUnavailable { .. } => ErrorKind::Upstream,
     };
     error(kind, err.to_string())
 }
-

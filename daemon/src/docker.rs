@@ -71,7 +71,9 @@ impl Engine {
     pub async fn connect() -> Result<Engine, EngineError> {
         // An empty DOCKER_HOST (a unit or wrapper passing the variable through unset) means the
         // default, as it does for the docker CLI.
-        let host = std::env::var("DOCKER_HOST").ok().filter(|host| !host.is_empty());
+        let host = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|host| !host.is_empty());
         let docker = match &host {
             Some(host) => Docker::connect_with_host(host),
             None => Docker::connect_with_local_defaults(),
@@ -80,17 +82,23 @@ impl Engine {
             Ok(engine) => return Ok(engine),
             Err(err) => err,
         };
-        if host.is_none() {
-            if let Ok(engine) = Self::try_connect(Docker::connect_with_podman_defaults()).await {
-                return Ok(engine);
-            }
+        if host.is_none()
+            && let Ok(engine) = Self::try_connect(Docker::connect_with_podman_defaults()).await
+        {
+            return Ok(engine);
         }
         Err(docker_err)
     }
 
-    async fn try_connect(docker: Result<Docker, bollard::errors::Error>) -> Result<Engine, EngineError> {
+    async fn try_connect(
+        docker: Result<Docker, bollard::errors::Error>,
+    ) -> Result<Engine, EngineError> {
         let unreachable = |err: bollard::errors::Error| EngineError::Unreachable(err.to_string());
-        let docker = docker.map_err(unreachable)?.negotiate_version().await.map_err(unreachable)?;
+        let docker = docker
+            .map_err(unreachable)?
+            .negotiate_version()
+            .await
+            .map_err(unreachable)?;
         let version = docker.version().await.map_err(unreachable)?;
         let product = version
             .platform
@@ -102,21 +110,32 @@ impl Engine {
             version.version.unwrap_or_default(),
             docker.client_version()
         );
-        Ok(Engine { docker, description })
+        Ok(Engine {
+            docker,
+            description,
+        })
     }
 
     pub async fn ping(&self) -> Result<(), EngineError> {
-        self.docker.ping().await.map(drop).map_err(|err| EngineError::Unreachable(err.to_string()))
+        self.docker
+            .ping()
+            .await
+            .map(drop)
+            .map_err(|err| EngineError::Unreachable(err.to_string()))
     }
 
     /// Creates the container, attaches to its stdio, then starts it: attaching first means no
     /// output is lost. Never a TTY, which would mangle the line framing.
-    pub async fn start(&self, spec: &ContainerSpec, stderr: Arc<LogTail>) -> Result<Attached, EngineError> {
+    pub async fn start(
+        &self,
+        spec: &ContainerSpec,
+        stderr: Arc<LogTail>,
+    ) -> Result<Attached, EngineError> {
         if let Err(err) = self.docker.inspect_image(&spec.image).await {
             return Err(match err {
-                bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
-                    EngineError::ImageMissing(spec.image.clone())
-                }
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => EngineError::ImageMissing(spec.image.clone()),
                 other => other.into(),
             });
         }
@@ -124,7 +143,12 @@ impl Engine {
             image: Some(spec.image.clone()),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            labels: Some(spec.labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()),
+            labels: Some(
+                spec.labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            ),
             attach_stdin: Some(true),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
@@ -134,7 +158,9 @@ impl Engine {
             host_config: Some(restricted_host_config()),
             ..Default::default()
         };
-        let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
         let id = self.docker.create_container(Some(options), body).await?.id;
         match self.attach_and_start(&id, stderr).await {
             Ok(attached) => Ok(attached),
@@ -145,7 +171,11 @@ impl Engine {
         }
     }
 
-    async fn attach_and_start(&self, id: &str, stderr: Arc<LogTail>) -> Result<Attached, EngineError> {
+    async fn attach_and_start(
+        &self,
+        id: &str,
+        stderr: Arc<LogTail>,
+    ) -> Result<Attached, EngineError> {
         let options = AttachContainerOptionsBuilder::default()
             .stream(true)
             .stdin(true)
@@ -158,7 +188,9 @@ impl Engine {
         // reaches the reader.
         let stdout = attach.output.filter_map(move |item| {
             let chunk = match item {
-                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => Some(Ok(message)),
+                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                    Some(Ok(message))
+                }
                 Ok(LogOutput::StdErr { message }) => {
                     stderr.push(&message);
                     None
@@ -168,7 +200,11 @@ impl Engine {
             };
             std::future::ready(chunk)
         });
-        Ok(Attached { id: id.to_owned(), stdin: attach.input, stdout: Box::pin(StreamReader::new(stdout)) })
+        Ok(Attached {
+            id: id.to_owned(),
+            stdin: attach.input,
+            stdout: Box::pin(StreamReader::new(stdout)),
+        })
     }
 
     /// Kills and removes a container; one that is already gone counts as removed.
@@ -176,22 +212,43 @@ impl Engine {
         let options = RemoveContainerOptionsBuilder::default().force(true).build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => {}
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => {}
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => {}
             Err(err) => tracing::warn!("cannot remove container {id}: {err}"),
         }
     }
 
     /// Ids of the containers of this user and scope not created by the daemon instance `keep`.
-    pub async fn list_leftovers(&self, uid: u32, scope: &str, keep: &str) -> Result<Vec<String>, EngineError> {
+    pub async fn list_leftovers(
+        &self,
+        uid: u32,
+        scope: &str,
+        keep: &str,
+    ) -> Result<Vec<String>, EngineError> {
         let filters = HashMap::from([(
             "label".to_owned(),
-            vec![format!("{LABEL_MANAGED}=true"), format!("{LABEL_UID}={uid}"), format!("{LABEL_SCOPE}={scope}")],
+            vec![
+                format!("{LABEL_MANAGED}=true"),
+                format!("{LABEL_UID}={uid}"),
+                format!("{LABEL_SCOPE}={scope}"),
+            ],
         )]);
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         let containers = self.docker.list_containers(Some(options)).await?;
         Ok(containers
             .into_iter()
-            .filter(|c| c.labels.as_ref().and_then(|l| l.get(LABEL_INSTANCE)).map(String::as_str) != Some(keep))
+            .filter(|c| {
+                c.labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_INSTANCE))
+                    .map(String::as_str)
+                    != Some(keep)
+            })
             .filter_map(|c| c.id)
             .collect())
     }

@@ -69,23 +69,40 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(config: Arc<ConfigStore>, pool: Arc<Pool>, request_timeout: Duration) -> Gateway {
-        Gateway { config, pool, request_timeout, tables: Mutex::default() }
+        Gateway {
+            config,
+            pool,
+            request_timeout,
+            tables: Mutex::default(),
+        }
     }
 
     fn profile(&self, name: &str) -> Result<Profile, GatewayError> {
-        self.config.get().profile(name).ok_or_else(|| GatewayError::UnknownProfile(name.to_owned()))
+        self.config
+            .get()
+            .profile(name)
+            .ok_or_else(|| GatewayError::UnknownProfile(name.to_owned()))
     }
 
     /// Lists every server of the profile (starting them, all at once) and merges their tools.
     pub async fn tool_table(&self, profile_name: &str) -> Result<Arc<ToolTable>, GatewayError> {
         let profile = self.profile(profile_name)?;
         let config = &self.config.get();
-        let listings = futures_util::future::join_all(profile.servers.iter().map(|server| async move {
-            let def = config.catalog.servers.get(server).ok_or_else(|| format!("{server:?} is not in the catalog"))?;
-            let upstream = self.pool.get(profile_name, server, def).await.map_err(|e| e.to_string())?;
-            list_all(&upstream, "tools/list", "tools", self.request_timeout).await
-        }))
-        .await;
+        let listings =
+            futures_util::future::join_all(profile.servers.iter().map(|server| async move {
+                let def = config
+                    .catalog
+                    .servers
+                    .get(server)
+                    .ok_or_else(|| format!("{server:?} is not in the catalog"))?;
+                let upstream = self
+                    .pool
+                    .get(profile_name, server, def)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                list_all(&upstream, "tools/list", "tools", self.request_timeout).await
+            }))
+            .await;
         let mut entries = Vec::new();
         let mut failures = Vec::new();
         for (server, listing) in profile.servers.iter().zip(listings) {
@@ -95,32 +112,59 @@ impl Gateway {
                     Some((server.clone(), original, tool))
                 })),
                 Err(reason) => {
-                    tracing::warn!(profile = profile_name, server, "tools unavailable: {reason}");
+                    tracing::warn!(
+                        profile = profile_name,
+                        server,
+                        "tools unavailable: {reason}"
+                    );
                     failures.push((server.clone(), reason));
                 }
             }
         }
-        let pairs: Vec<(&str, &str)> = entries.iter().map(|(s, o, _)| (s.as_str(), o.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|(s, o, _)| (s.as_str(), o.as_str()))
+            .collect();
         let exposed = names::expose(&pairs, profile.prefix);
         let tools: Vec<ExposedTool> = entries
             .into_iter()
             .zip(exposed)
             .map(|((server, original, mut tool), name)| {
                 tool.insert("name".into(), Value::from(name.clone()));
-                ExposedTool { name, server, original, tool }
+                ExposedTool {
+                    name,
+                    server,
+                    original,
+                    tool,
+                }
             })
             .collect();
-        let by_name = tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        let table = Arc::new(ToolTable { tools, by_name, failures });
-        self.tables.lock().unwrap_or_else(|e| e.into_inner()).insert(profile_name.to_owned(), Arc::clone(&table));
+        let by_name = tools
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        let table = Arc::new(ToolTable {
+            tools,
+            by_name,
+            failures,
+        });
+        self.tables
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(profile_name.to_owned(), Arc::clone(&table));
         Ok(table)
     }
 
     /// Routes a `tools/call` to the server owning the tool, with the server's own tool name; every
     /// other member of `params` (arguments, `_meta`, unknown fields) goes through as sent.
-    pub async fn call_tool(&self, profile_name: &str, params: &RawValue) -> Result<Reply, GatewayError> {
-        let mut params: Map<String, Value> =
-            serde_json::from_str(params.get()).map_err(|err| GatewayError::InvalidParams(err.to_string()))?;
+    pub async fn call_tool(
+        &self,
+        profile_name: &str,
+        params: &RawValue,
+    ) -> Result<Reply, GatewayError> {
+        let mut params: Map<String, Value> = serde_json::from_str(params.get())
+            .map_err(|err| GatewayError::InvalidParams(err.to_string()))?;
         let name = params
             .get("name")
             .and_then(Value::as_str)
@@ -129,22 +173,42 @@ impl Gateway {
         let (server, original) = self.resolve(profile_name, &name).await?;
         params.insert("name".into(), Value::from(original));
         let config = self.config.get();
-        let def = config.catalog.servers.get(&server).ok_or_else(|| GatewayError::UnknownTool(name.clone()))?;
+        let def = config
+            .catalog
+            .servers
+            .get(&server)
+            .ok_or_else(|| GatewayError::UnknownTool(name.clone()))?;
         let upstream = self.pool.get(profile_name, &server, def).await?;
         let params = jsonrpc::to_raw(&Value::Object(params));
-        Ok(upstream.request("tools/call", Some(&params), self.request_timeout).await?)
+        Ok(upstream
+            .request("tools/call", Some(&params), self.request_timeout)
+            .await?)
     }
 
     /// The owner of an exposed tool name, from the cached table or, failing that, a fresh one.
-    async fn resolve(&self, profile_name: &str, name: &str) -> Result<(String, String), GatewayError> {
+    async fn resolve(
+        &self,
+        profile_name: &str,
+        name: &str,
+    ) -> Result<(String, String), GatewayError> {
         let lookup = |table: &ToolTable| {
-            table.by_name.get(name).map(|&i| (table.tools[i].server.clone(), table.tools[i].original.clone()))
+            table.by_name.get(name).map(|&i| {
+                (
+                    table.tools[i].server.clone(),
+                    table.tools[i].original.clone(),
+                )
+            })
         };
-        let cached = self.tables.lock().unwrap_or_else(|e| e.into_inner()).get(profile_name).cloned();
-        if let Some(found) = cached.as_deref().and_then(lookup) {
-            if self.profile(profile_name)?.servers.contains(&found.0) {
-                return Ok(found);
-            }
+        let cached = self
+            .tables
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(profile_name)
+            .cloned();
+        if let Some(found) = cached.as_deref().and_then(lookup)
+            && self.profile(profile_name)?.servers.contains(&found.0)
+        {
+            return Ok(found);
         }
         let table = self.tool_table(profile_name).await?;
         if let Some(found) = lookup(&table) {
@@ -153,8 +217,15 @@ impl Gateway {
         if table.failures.is_empty() {
             return Err(GatewayError::UnknownTool(name.to_owned()));
         }
-        let failures = table.failures.iter().map(|(server, reason)| format!("{server}: {reason}")).collect::<Vec<_>>();
-        Err(GatewayError::ToolUnavailable { name: name.to_owned(), failures: failures.join("; ") })
+        let failures = table
+            .failures
+            .iter()
+            .map(|(server, reason)| format!("{server}: {reason}"))
+            .collect::<Vec<_>>();
+        Err(GatewayError::ToolUnavailable {
+            name: name.to_owned(),
+            failures: failures.join("; "),
+        })
     }
 }
 
@@ -169,7 +240,9 @@ async fn list_all(
     let mut cursor: Option<String> = None;
     // A server that keeps returning cursors must not keep the gateway listing forever.
     for _ in 0..1000 {
-        let params = cursor.as_ref().map(|c| jsonrpc::to_raw(&serde_json::json!({ "cursor": c })));
+        let params = cursor
+            .as_ref()
+            .map(|c| jsonrpc::to_raw(&serde_json::json!({ "cursor": c })));
         let result = upstream
             .request(method, params.as_deref(), timeout)
             .await
@@ -178,13 +251,18 @@ async fn list_all(
         let mut page: Map<String, Value> =
             serde_json::from_str(result.get()).map_err(|err| format!("{method}: {err}"))?;
         match page.remove(field) {
-            Some(Value::Array(list)) => items.extend(list.into_iter().filter_map(|item| match item {
-                Value::Object(item) => Some(item),
-                _ => None,
-            })),
+            Some(Value::Array(list)) => {
+                items.extend(list.into_iter().filter_map(|item| match item {
+                    Value::Object(item) => Some(item),
+                    _ => None,
+                }))
+            }
             _ => return Err(format!("{method}: the result has no {field} array")),
         }
-        cursor = page.get("nextCursor").and_then(Value::as_str).map(str::to_owned);
+        cursor = page
+            .get("nextCursor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if cursor.is_none() {
             return Ok(items);
         }

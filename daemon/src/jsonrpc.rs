@@ -78,8 +78,14 @@ pub type Reply = Result<Box<RawValue>, Box<RawValue>>;
 pub fn response_line(id: &Value, reply: &Reply) -> String {
     let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
     match reply {
-        Ok(result) => format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{}}}\n", result.get()),
-        Err(error) => format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{}}}\n", error.get()),
+        Ok(result) => format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{}}}\n",
+            result.get()
+        ),
+        Err(error) => format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{}}}\n",
+            error.get()
+        ),
     }
 }
 
@@ -88,7 +94,10 @@ pub fn request_line(id: u64, method: &str, params: Option<&RawValue>) -> String 
     let method = Value::from(method);
     match params {
         Some(params) => {
-            format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":{method},\"params\":{}}}\n", params.get())
+            format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":{method},\"params\":{}}}\n",
+                params.get()
+            )
         }
         None => format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":{method}}}\n"),
     }
@@ -97,7 +106,10 @@ pub fn request_line(id: u64, method: &str, params: Option<&RawValue>) -> String 
 pub fn notification_line(method: &str, params: Option<&RawValue>) -> String {
     let method = Value::from(method);
     match params {
-        Some(params) => format!("{{\"jsonrpc\":\"2.0\",\"method\":{method},\"params\":{}}}\n", params.get()),
+        Some(params) => format!(
+            "{{\"jsonrpc\":\"2.0\",\"method\":{method},\"params\":{}}}\n",
+            params.get()
+        ),
         None => format!("{{\"jsonrpc\":\"2.0\",\"method\":{method}}}\n"),
     }
 }
@@ -139,10 +151,22 @@ mod tests {
     #[test]
     fn kinds_follow_the_members_present() {
         let kind = |line: &str| Message::parse(line).unwrap().kind();
-        assert_eq!(kind(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#), Kind::Request);
-        assert_eq!(kind(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#), Kind::Notification);
-        assert_eq!(kind(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#), Kind::Response);
-        assert_eq!(kind(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#), Kind::Response);
+        assert_eq!(
+            kind(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#),
+            Kind::Request
+        );
+        assert_eq!(
+            kind(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            Kind::Notification
+        );
+        assert_eq!(
+            kind(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#),
+            Kind::Response
+        );
+        assert_eq!(
+            kind(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#),
+            Kind::Response
+        );
         assert_eq!(kind(r#"{"jsonrpc":"2.0","id":1}"#), Kind::Invalid);
         assert!(matches!(Message::parse("[{}]"), Err(ParseError::Batch)));
         assert!(matches!(Message::parse("{nope"), Err(ParseError::Json(_))));

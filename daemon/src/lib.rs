@@ -70,7 +70,11 @@ impl Default for Settings {
 
 /// Runs the daemon on `listener` until `shutdown` resolves, then drains sessions and removes the
 /// containers it started.
-pub async fn run(listener: Listener, settings: Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    listener: Listener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let dirs = dirs::Dirs::from_env().map_err(anyhow::Error::msg)?;
     let (config, problems) = config::ConfigStore::load(dirs);
     for problem in &problems {
@@ -81,7 +85,11 @@ pub async fn run(listener: Listener, settings: Settings, shutdown: impl Future<O
         start_timeout: settings.start_timeout,
         max_line: settings.max_mcp_line,
     }));
-    let gateway = Arc::new(gateway::Gateway::new(Arc::new(config), Arc::clone(&pool), settings.request_timeout));
+    let gateway = Arc::new(gateway::Gateway::new(
+        Arc::new(config),
+        Arc::clone(&pool),
+        settings.request_timeout,
+    ));
     let shared = Arc::new(server::Shared {
         gateway,
         socket: listener.description.clone(),
@@ -89,8 +97,11 @@ pub async fn run(listener: Listener, settings: Settings, shutdown: impl Future<O
         max_mcp_line: settings.max_mcp_line,
         activity: Default::default(),
     });
-    let idle_timeout = settings.idle_timeout.filter(|_| listener.bound_path.is_none());
-    let socket = tokio::net::UnixListener::from_std(listener.socket).context("cannot use the listening socket")?;
+    let idle_timeout = settings
+        .idle_timeout
+        .filter(|_| listener.bound_path.is_none());
+    let socket = tokio::net::UnixListener::from_std(listener.socket)
+        .context("cannot use the listening socket")?;
 
     // The engine may be slow or absent; readiness must not wait for it.
     tokio::spawn({
@@ -115,7 +126,10 @@ pub async fn run(listener: Listener, settings: Settings, shutdown: impl Future<O
 
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
-    notify::ready(&format!("accepting connections on {}", listener.description));
+    notify::ready(&format!(
+        "accepting connections on {}",
+        listener.description
+    ));
     notify::spawn_watchdog();
     tracing::info!("listening on {}", listener.description);
     tokio::select! {
@@ -125,8 +139,14 @@ pub async fn run(listener: Listener, settings: Settings, shutdown: impl Future<O
     }
     token.cancel();
     tracker.close();
-    if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {
-        tracing::warn!("sessions did not finish within {:?}", settings.drain_timeout);
+    if tokio::time::timeout(settings.drain_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "sessions did not finish within {:?}",
+            settings.drain_timeout
+        );
     }
     pool.shutdown().await;
     if let Some(path) = &listener.bound_path {

@@ -35,16 +35,25 @@ pub enum ListenError {
 pub fn take_or_bind(path: Option<&Path>) -> Result<Listener, ListenError> {
     let mut fds = ListenFd::from_env();
     if let Some(socket) = fds.take_unix_listener(0).map_err(ListenError::Activation)? {
-        socket.set_nonblocking(true).map_err(ListenError::Activation)?;
+        socket
+            .set_nonblocking(true)
+            .map_err(ListenError::Activation)?;
         let description = socket
             .local_addr()
             .ok()
             .and_then(|addr| addr.as_pathname().map(|p| p.display().to_string()))
             .unwrap_or_else(|| "socket from systemd".to_owned());
         if path.is_some() {
-            tracing::warn!("socket-activated: ignoring --socket/{}", mcp_gateway_proto::SOCKET_ENV);
+            tracing::warn!(
+                "socket-activated: ignoring --socket/{}",
+                mcp_gateway_proto::SOCKET_ENV
+            );
         }
-        return Ok(Listener { socket, bound_path: None, description });
+        return Ok(Listener {
+            socket,
+            bound_path: None,
+            description,
+        });
     }
     let path = match path {
         Some(path) => path.to_owned(),
@@ -54,7 +63,10 @@ pub fn take_or_bind(path: Option<&Path>) -> Result<Listener, ListenError> {
 }
 
 fn bind(path: &Path) -> Result<Listener, ListenError> {
-    let bind_err = |source| ListenError::Bind { path: path.to_owned(), source };
+    let bind_err = |source| ListenError::Bind {
+        path: path.to_owned(),
+        source,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         create_private_dir(dir).map_err(bind_err)?;
     }
@@ -66,7 +78,11 @@ fn bind(path: &Path) -> Result<Listener, ListenError> {
     umask(old);
     let socket = bound.map_err(bind_err)?;
     socket.set_nonblocking(true).map_err(bind_err)?;
-    Ok(Listener { socket, bound_path: Some(path.to_owned()), description: path.display().to_string() })
+    Ok(Listener {
+        socket,
+        bound_path: Some(path.to_owned()),
+        description: path.display().to_string(),
+    })
 }
 
 fn create_private_dir(dir: &Path) -> io::Result<()> {
@@ -74,7 +90,10 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
     if dir.exists() {
         return Ok(());
     }
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Removes a socket file left by a daemon that died, but never one a live daemon answers on.
@@ -82,7 +101,10 @@ fn remove_stale_socket(path: &Path) -> Result<(), ListenError> {
     match UnixStream::connect(path) {
         Ok(_) => Err(ListenError::InUse(path.to_owned())),
         Err(err) if err.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)
-            .map_err(|source| ListenError::Bind { path: path.to_owned(), source }),
+            .map_err(|source| ListenError::Bind {
+                path: path.to_owned(),
+                source,
+            }),
         Err(_) => Ok(()),
     }
 }

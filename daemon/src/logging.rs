@@ -23,7 +23,11 @@ pub fn init() {
             .with_ansi(std::io::stderr().is_terminal())
     });
     // A second init (tests running `run` in-process) keeps the first subscriber.
-    let _ = tracing_subscriber::registry().with(filter).with(journald).with(stderr).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(journald)
+        .with(stderr)
+        .try_init();
 }
 
 fn stderr_is_journal() -> bool {

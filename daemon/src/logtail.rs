@@ -22,7 +22,10 @@ struct Inner {
 
 impl LogTail {
     pub fn new(server: &str) -> LogTail {
-        LogTail { server: server.to_owned(), inner: Mutex::new(Inner::default()) }
+        LogTail {
+            server: server.to_owned(),
+            inner: Mutex::new(Inner::default()),
+        }
     }
 
     /// Takes a chunk of stderr output, which may hold several lines or part of one.
@@ -39,7 +42,9 @@ impl LogTail {
     }
 
     fn keep(&self, inner: &mut Inner, line: &[u8]) {
-        let line = String::from_utf8_lossy(line).trim_end_matches('\r').to_owned();
+        let line = String::from_utf8_lossy(line)
+            .trim_end_matches('\r')
+            .to_owned();
         tracing::info!(target: "mcp_gatewayd::server_stderr", server = %self.server, "{line}");
         if inner.lines.len() == KEEP_LINES {
             inner.lines.pop_front();
@@ -50,7 +55,12 @@ impl LogTail {
     /// The last `n` complete lines, oldest first.
     pub fn last(&self, n: usize) -> Vec<String> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.lines.iter().skip(inner.lines.len().saturating_sub(n)).cloned().collect()
+        inner
+            .lines
+            .iter()
+            .skip(inner.lines.len().saturating_sub(n))
+            .cloned()
+            .collect()
     }
 }
 

@@ -41,18 +41,30 @@ pub fn expose(entries: &[(&str, &str)], prefix_all: bool) -> Vec<String> {
 fn is_valid(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 fn fit(name: &str) -> String {
-    if is_valid(name) { name.to_owned() } else { with_suffix(name, name) }
+    if is_valid(name) {
+        name.to_owned()
+    } else {
+        with_suffix(name, name)
+    }
 }
 
 /// `name` cleaned and cut to fit, followed by `-` and eight hex digits of a hash of `identity`.
 fn with_suffix(name: &str, identity: &str) -> String {
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "_.-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(MAX_NAME - 9)
         .collect();
     format!("{cleaned}-{:08x}", fnv1a(identity.as_bytes()))
@@ -61,7 +73,9 @@ fn with_suffix(name: &str, identity: &str) -> String {
 /// FNV-1a: tiny, stable across releases and platforms (unlike `std`'s hasher), which keeps
 /// exposed names stable too.
 fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |hash, &b| (hash ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, &b| {
+        (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 #[cfg(test)]
@@ -70,7 +84,15 @@ mod tests {
 
     #[test]
     fn only_colliding_names_get_prefixes() {
-        let names = expose(&[("alpha", "echo"), ("alpha", "alpha_info"), ("beta", "echo"), ("beta", "x")], false);
+        let names = expose(
+            &[
+                ("alpha", "echo"),
+                ("alpha", "alpha_info"),
+                ("beta", "echo"),
+                ("beta", "x"),
+            ],
+            false,
+        );
         assert_eq!(names, ["alpha__echo", "alpha_info", "beta__echo", "x"]);
     }
 
@@ -88,7 +110,10 @@ mod tests {
         }
         assert!(names[0].starts_with("has_space-"));
         assert_eq!(names[1].len(), MAX_NAME);
-        assert_eq!(names, expose(&[("s", "has space"), ("s", &long), ("s", "ünï")], false));
+        assert_eq!(
+            names,
+            expose(&[("s", "has space"), ("s", &long), ("s", "ünï")], false)
+        );
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub fn stopping(status: &str) {
 /// Pings the service manager's watchdog at half the interval it asks for (`WatchdogSec=`), from a
 /// task on the daemon's runtime, so a wedged runtime stops the pings and gets the daemon restarted.
 pub fn spawn_watchdog() {
-    let Some(interval) = sd_notify::watchdog_enabled() else { return };
+    let Some(interval) = sd_notify::watchdog_enabled() else {
+        return;
+    };
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval / 2);
         loop {

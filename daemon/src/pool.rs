@@ -100,22 +100,34 @@ impl Pool {
     /// MCP sessions cannot be resumed, so adopting them would only hand out a stale handshake.
     pub async fn reconcile(&self) -> Result<usize, EngineError> {
         let engine = self.engine().await?;
-        let leftovers = engine.list_leftovers(self.uid, &self.settings.scope, &self.instance).await?;
+        let leftovers = engine
+            .list_leftovers(self.uid, &self.settings.scope, &self.instance)
+            .await?;
         futures_util::future::join_all(leftovers.iter().map(|id| engine.remove(id))).await;
         Ok(leftovers.len())
     }
 
     /// The running server for (profile, server), started if needed.
-    pub async fn get(&self, profile: &str, server: &str, def: &ServerDef) -> Result<Arc<Upstream>, PoolError> {
+    pub async fn get(
+        &self,
+        profile: &str,
+        server: &str,
+        def: &ServerDef,
+    ) -> Result<Arc<Upstream>, PoolError> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(slots.entry((profile.to_owned(), server.to_owned())).or_default())
+            Arc::clone(
+                slots
+                    .entry((profile.to_owned(), server.to_owned()))
+                    .or_default(),
+            )
         };
         let mut running = slot.running.lock().await;
-        if let Some(current) = running.as_ref() {
-            if !current.upstream.is_closed() && current.def == *def {
-                return Ok(Arc::clone(&current.upstream));
-            }
+        if let Some(current) = running.as_ref()
+            && !current.upstream.is_closed()
+            && current.def == *def
+        {
+            return Ok(Arc::clone(&current.upstream));
         }
         if let Some(stale) = running.take() {
             self.stop(stale).await;
@@ -126,14 +138,23 @@ impl Pool {
         Ok(upstream)
     }
 
-    async fn start(&self, profile: &str, server: &str, def: &ServerDef) -> Result<Running, PoolError> {
+    async fn start(
+        &self,
+        profile: &str,
+        server: &str,
+        def: &ServerDef,
+    ) -> Result<Running, PoolError> {
         let engine = self.engine().await?;
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let spec = ContainerSpec {
             name: format!("mcp-gw-{profile}-{server}-{}-{seq}", self.instance),
             image: def.image.clone(),
             command: def.command.clone(),
-            env: def.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            env: def
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             labels: vec![
                 (docker::LABEL_MANAGED, "true".into()),
                 (docker::LABEL_UID, self.uid.to_string()),
@@ -144,15 +165,31 @@ impl Pool {
             ],
         };
         let stderr = Arc::new(LogTail::new(server));
-        let attached = engine.start(&spec, Arc::clone(&stderr)).await.map_err(|err| PoolError::Start {
-            server: server.to_owned(),
-            reason: err.to_string(),
-        })?;
+        let attached = engine
+            .start(&spec, Arc::clone(&stderr))
+            .await
+            .map_err(|err| PoolError::Start {
+                server: server.to_owned(),
+                reason: err.to_string(),
+            })?;
         tracing::info!(profile, server, container = %attached.id, "started {}", def.image);
-        let upstream =
-            Upstream::spawn(server, attached.stdin, attached.stdout, stderr, self.settings.max_line);
-        let running = Running { upstream, container: attached.id, def: def.clone() };
-        if let Err(err) = running.upstream.initialize(self.settings.start_timeout).await {
+        let upstream = Upstream::spawn(
+            server,
+            attached.stdin,
+            attached.stdout,
+            stderr,
+            self.settings.max_line,
+        );
+        let running = Running {
+            upstream,
+            container: attached.id,
+            def: def.clone(),
+        };
+        if let Err(err) = running
+            .upstream
+            .initialize(self.settings.start_timeout)
+            .await
+        {
             self.stop(running).await;
             return Err(err.into());
         }
@@ -169,14 +206,17 @@ impl Pool {
     pub async fn running(&self) -> Vec<(String, String)> {
         let slots: Vec<_> = {
             let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.iter().map(|(key, slot)| (key.clone(), Arc::clone(slot))).collect()
+            slots
+                .iter()
+                .map(|(key, slot)| (key.clone(), Arc::clone(slot)))
+                .collect()
         };
         let mut live = Vec::new();
         for (key, slot) in slots {
-            if let Ok(running) = slot.running.try_lock() {
-                if running.as_ref().is_some_and(|r| !r.upstream.is_closed()) {
-                    live.push(key);
-                }
+            if let Ok(running) = slot.running.try_lock()
+                && running.as_ref().is_some_and(|r| !r.upstream.is_closed())
+            {
+                live.push(key);
             }
         }
         live.sort();

@@ -52,7 +52,9 @@ impl Activity {
 
     /// Resolves once no connection has been open for `timeout`; never when `timeout` is `None`.
     pub async fn idle(&self, timeout: Option<Duration>) {
-        let Some(timeout) = timeout else { return std::future::pending().await };
+        let Some(timeout) = timeout else {
+            return std::future::pending().await;
+        };
         loop {
             let changed = self.changed.notified();
             if self.open.load(Ordering::SeqCst) == 0 {
@@ -113,7 +115,9 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
     let mut reader = FramedRead::new(read, LinesCodec::new_with_max_length(MAX_CONTROL_LINE));
     let mut writer = write;
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
-        Ok(Some(Ok(line))) => serde_json::from_str::<Hello>(&line).map_err(|err| format!("invalid hello: {err}")),
+        Ok(Some(Ok(line))) => {
+            serde_json::from_str::<Hello>(&line).map_err(|err| format!("invalid hello: {err}"))
+        }
         Ok(Some(Err(err))) => Err(format!("invalid hello: {err}")),
         Ok(None) => return,
         Err(_) => Err(format!("no hello within {} s", HELLO_TIMEOUT.as_secs())),
@@ -122,10 +126,19 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
     let hello = match hello {
         Ok(hello) if hello.proto == PROTOCOL_VERSION => hello,
         Ok(hello) => {
-            let message = format!("protocol {} is not supported (this daemon speaks {PROTOCOL_VERSION})", hello.proto);
-            return send_line(&mut writer, &refuse(ErrorKind::UnsupportedProtocol, message)).await;
+            let message = format!(
+                "protocol {} is not supported (this daemon speaks {PROTOCOL_VERSION})",
+                hello.proto
+            );
+            return send_line(
+                &mut writer,
+                &refuse(ErrorKind::UnsupportedProtocol, message),
+            )
+            .await;
         }
-        Err(message) => return send_line(&mut writer, &refuse(ErrorKind::BadRequest, message)).await,
+        Err(message) => {
+            return send_line(&mut writer, &refuse(ErrorKind::BadRequest, message)).await;
+        }
     };
     match hello.role {
         Role::Control => {
@@ -138,7 +151,10 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
         }
         Role::Mcp => {
             let config = shared.gateway.config.get();
-            let profile = hello.profile.clone().unwrap_or_else(|| config.active.clone());
+            let profile = hello
+                .profile
+                .clone()
+                .unwrap_or_else(|| config.active.clone());
             if config.profile(&profile).is_none() {
                 let message = format!("no profile named {profile:?}");
                 return send_line(&mut writer, &refuse(ErrorKind::NotFound, message)).await;
@@ -148,8 +164,16 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
             shared.sessions.fetch_add(1, Ordering::Relaxed);
             // Bytes the client sent right after its hello may already sit in the reader's buffer,
             // so the MCP session continues on the same reader with the MCP line limit.
-            let reader = reader.map_decoder(|_| LinesCodec::new_with_max_length(shared.max_mcp_line));
-            session::serve(reader, writer, profile.clone(), Arc::clone(&shared.gateway), shutdown).await;
+            let reader =
+                reader.map_decoder(|_| LinesCodec::new_with_max_length(shared.max_mcp_line));
+            session::serve(
+                reader,
+                writer,
+                profile.clone(),
+                Arc::clone(&shared.gateway),
+                shutdown,
+            )
+            .await;
             shared.sessions.fetch_sub(1, Ordering::Relaxed);
             tracing::info!(profile, client = %hello.client, "session closed");
         }
@@ -157,7 +181,11 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
 }
 
 fn accepted(profile: Option<String>) -> HelloReply {
-    HelloReply::Hello { proto: PROTOCOL_VERSION, server: format!("mcp-gatewayd/{}", env!("CARGO_PKG_VERSION")), profile }
+    HelloReply::Hello {
+        proto: PROTOCOL_VERSION,
+        server: format!("mcp-gatewayd/{}", env!("CARGO_PKG_VERSION")),
+        profile,
+    }
 }
 
 async fn serve_control(
@@ -169,18 +197,21 @@ async fn serve_control(
         let response = match line {
             Ok(line) => match serde_json::from_str::<Request>(&line) {
                 Ok(request) => control::handle(shared, request).await,
-                Err(err) => Response::Error { kind: ErrorKind::BadRequest, message: format!("invalid request: {err}") },
+                Err(err) => Response::Error {
+                    kind: ErrorKind::BadRequest,
+                    message: format!("invalid request: {err}"),
+                },
             },
-            Err(err) => Response::Error { kind: ErrorKind::BadRequest, message: format!("invalid request: {err}") },
+            Err(err) => Response::Error {
+                kind: ErrorKind::BadRequest,
+                message: format!("invalid request: {err}"),
+            },
         };
         send_line(&mut writer, &response).await;
     }
 }
 
-async fn send_line<T: serde::Serialize>(
-    writer: &mut OwnedWriteHalf,
-    message: &T,
-) {
+async fn send_line<T: serde::Serialize>(writer: &mut OwnedWriteHalf, message: &T) {
     let line = mcp_gateway_proto::encode(message);
     if let Err(err) = writer.write_all(line.as_bytes()).await {
         tracing::debug!("cannot answer a client: {err}");

@@ -42,7 +42,11 @@ pub async fn serve<R, W>(
 {
     let (out, queue) = mpsc::channel(256);
     let writer = tokio::spawn(jsonrpc::write_lines(writer, queue));
-    let session = Arc::new(Session { profile, gateway, out });
+    let session = Arc::new(Session {
+        profile,
+        gateway,
+        out,
+    });
     let mut requests = JoinSet::new();
     loop {
         let line = tokio::select! {
@@ -55,7 +59,15 @@ pub async fn serve<R, W>(
             Some(Ok(line)) => session.dispatch(&line, &mut requests).await,
             Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
                 let max = lines.decoder().max_length();
-                session.send(&Value::Null, &Err(jsonrpc::error(code::INVALID_REQUEST, format!("message longer than {max} bytes")))).await;
+                session
+                    .send(
+                        &Value::Null,
+                        &Err(jsonrpc::error(
+                            code::INVALID_REQUEST,
+                            format!("message longer than {max} bytes"),
+                        )),
+                    )
+                    .await;
             }
             Some(Err(LinesCodecError::Io(err))) => {
                 tracing::debug!("session read failed: {err}");
@@ -85,10 +97,20 @@ impl Session {
         let message = match Message::parse(line) {
             Ok(message) => message,
             Err(err @ ParseError::Batch) => {
-                return self.send(&Value::Null, &Err(jsonrpc::error(code::INVALID_REQUEST, err.to_string()))).await;
+                return self
+                    .send(
+                        &Value::Null,
+                        &Err(jsonrpc::error(code::INVALID_REQUEST, err.to_string())),
+                    )
+                    .await;
             }
             Err(err @ ParseError::Json(_)) => {
-                return self.send(&Value::Null, &Err(jsonrpc::error(code::PARSE_ERROR, err.to_string()))).await;
+                return self
+                    .send(
+                        &Value::Null,
+                        &Err(jsonrpc::error(code::PARSE_ERROR, err.to_string())),
+                    )
+                    .await;
             }
         };
         match message.kind() {
@@ -108,7 +130,14 @@ impl Session {
             Kind::Response => tracing::debug!("client response with no gateway request waiting"),
             Kind::Invalid => {
                 let id = message.id.unwrap_or_default();
-                self.send(&id, &Err(jsonrpc::error(code::INVALID_REQUEST, "not a JSON-RPC request, notification or response"))).await;
+                self.send(
+                    &id,
+                    &Err(jsonrpc::error(
+                        code::INVALID_REQUEST,
+                        "not a JSON-RPC request, notification or response",
+                    )),
+                )
+                .await;
             }
         }
     }
@@ -121,10 +150,20 @@ impl Session {
             "ping" => Ok(jsonrpc::empty_object()),
             "tools/list" => self.list_tools().await,
             "tools/call" => match params {
-                Some(params) => self.gateway.call_tool(&self.profile, params).await.unwrap_or_else(|err| Err(err.to_jsonrpc())),
-                None => Err(jsonrpc::error(code::INVALID_PARAMS, "tools/call needs params")),
+                Some(params) => self
+                    .gateway
+                    .call_tool(&self.profile, params)
+                    .await
+                    .unwrap_or_else(|err| Err(err.to_jsonrpc())),
+                None => Err(jsonrpc::error(
+                    code::INVALID_PARAMS,
+                    "tools/call needs params",
+                )),
             },
-            _ => Err(jsonrpc::error(code::METHOD_NOT_FOUND, format!("method not found: {method}"))),
+            _ => Err(jsonrpc::error(
+                code::METHOD_NOT_FOUND,
+                format!("method not found: {method}"),
+            )),
         }
     }
 
@@ -132,7 +171,11 @@ impl Session {
     async fn list_tools(&self) -> Reply {
         match self.gateway.tool_table(&self.profile).await {
             Ok(table) => {
-                let tools: Vec<Value> = table.tools.iter().map(|t| Value::Object(t.tool.clone())).collect();
+                let tools: Vec<Value> = table
+                    .tools
+                    .iter()
+                    .map(|t| Value::Object(t.tool.clone()))
+                    .collect();
                 Ok(jsonrpc::to_raw(&json!({ "tools": tools })))
             }
             Err(err) => Err(err.to_jsonrpc()),
@@ -144,7 +187,11 @@ impl Session {
 fn initialize_result(params: Option<&RawValue>) -> Box<RawValue> {
     let requested = params
         .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-        .and_then(|p| p.get("protocolVersion").and_then(Value::as_str).map(str::to_owned));
+        .and_then(|p| {
+            p.get("protocolVersion")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
     // Echo the client's version when the gateway speaks it, else offer the newest legacy one, as
     // the lifecycle rules ask.
     let version = requested

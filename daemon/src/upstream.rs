@@ -27,13 +27,21 @@ pub enum UpstreamError {
     #[error("server {server:?} exited{}", stderr_suffix(.stderr))]
     Closed { server: String, stderr: Vec<String> },
     #[error("server {server:?} did not answer {method} within {seconds} s")]
-    Timeout { server: String, method: String, seconds: u64 },
+    Timeout {
+        server: String,
+        method: String,
+        seconds: u64,
+    },
     #[error("server {server:?} failed to initialize: {reason}")]
     Initialize { server: String, reason: String },
 }
 
 fn stderr_suffix(lines: &[String]) -> String {
-    if lines.is_empty() { String::new() } else { format!("; its last output: {}", lines.join(" | ")) }
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; its last output: {}", lines.join(" | "))
+    }
 }
 
 pub struct Upstream {
@@ -53,7 +61,10 @@ struct PendingGuard<'a> {
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
     }
 }
 
@@ -93,9 +104,21 @@ impl Upstream {
     ) -> Result<Reply, UpstreamError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
-        let _guard = PendingGuard { pending: &self.pending, id };
-        if self.is_closed() || self.outgoing.send(jsonrpc::request_line(id, method, params)).await.is_err() {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        let _guard = PendingGuard {
+            pending: &self.pending,
+            id,
+        };
+        if self.is_closed()
+            || self
+                .outgoing
+                .send(jsonrpc::request_line(id, method, params))
+                .await
+                .is_err()
+        {
             return Err(self.closed_error());
         }
         tokio::select! {
@@ -113,7 +136,10 @@ impl Upstream {
     }
 
     pub async fn notify(&self, method: &str, params: Option<&RawValue>) {
-        let _ = self.outgoing.send(jsonrpc::notification_line(method, params)).await;
+        let _ = self
+            .outgoing
+            .send(jsonrpc::notification_line(method, params))
+            .await;
     }
 
     /// The legacy handshake: `initialize`, then `notifications/initialized`.
@@ -123,8 +149,14 @@ impl Upstream {
             "capabilities": {},
             "clientInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
         });
-        let failed = |reason: String| UpstreamError::Initialize { server: self.name.clone(), reason };
-        if let Err(error) = self.request("initialize", Some(&jsonrpc::to_raw(&params)), timeout).await? {
+        let failed = |reason: String| UpstreamError::Initialize {
+            server: self.name.clone(),
+            reason,
+        };
+        if let Err(error) = self
+            .request("initialize", Some(&jsonrpc::to_raw(&params)), timeout)
+            .await?
+        {
             return Err(failed(error.get().to_owned()));
         }
         self.notify("notifications/initialized", None).await;
@@ -132,7 +164,10 @@ impl Upstream {
     }
 
     fn closed_error(&self) -> UpstreamError {
-        UpstreamError::Closed { server: self.name.clone(), stderr: self.stderr.last(5) }
+        UpstreamError::Closed {
+            server: self.name.clone(),
+            stderr: self.stderr.last(5),
+        }
     }
 
     fn deliver(&self, message: Message) {
@@ -140,7 +175,11 @@ impl Upstream {
             tracing::warn!(server = %self.name, "response with an id the gateway never sent");
             return;
         };
-        let waiter = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        let waiter = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         let reply = match (message.result, message.error) {
             (_, Some(error)) => Err(error),
             (Some(result), None) => Ok(result),
@@ -160,9 +199,15 @@ impl Upstream {
         let reply = if method == "ping" {
             Ok(jsonrpc::empty_object())
         } else {
-            Err(jsonrpc::error(code::METHOD_NOT_FOUND, format!("{method} is not relayed by the gateway")))
+            Err(jsonrpc::error(
+                code::METHOD_NOT_FOUND,
+                format!("{method} is not relayed by the gateway"),
+            ))
         };
-        let _ = self.outgoing.send(jsonrpc::response_line(&id, &reply)).await;
+        let _ = self
+            .outgoing
+            .send(jsonrpc::response_line(&id, &reply))
+            .await;
     }
 }
 
@@ -200,12 +245,18 @@ async fn read_loop(
             Kind::Notification => {
                 tracing::debug!(server = %upstream.name, method = ?message.method, "notification not relayed yet");
             }
-            Kind::Invalid => tracing::warn!(server = %upstream.name, "ignored an invalid JSON-RPC message"),
+            Kind::Invalid => {
+                tracing::warn!(server = %upstream.name, "ignored an invalid JSON-RPC message")
+            }
         }
     }
     upstream.closed.cancel();
     // Everyone still waiting learns at once that no answer will come.
-    upstream.pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    upstream
+        .pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
 }
 
 #[cfg(test)]

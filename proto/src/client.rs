@@ -36,9 +36,14 @@ impl std::fmt::Display for ConnectError {
                 path.display()
             ),
             ConnectError::WrongOwner { owner, me } => {
-                write!(f, "the socket belongs to uid {owner}, not to this user (uid {me})")
+                write!(
+                    f,
+                    "the socket belongs to uid {owner}, not to this user (uid {me})"
+                )
             }
-            ConnectError::Refused { message, .. } => write!(f, "mcp-gatewayd refused the connection: {message}"),
+            ConnectError::Refused { message, .. } => {
+                write!(f, "mcp-gatewayd refused the connection: {message}")
+            }
             ConnectError::Protocol(message) => write!(f, "{message}"),
         }
     }
@@ -49,24 +54,38 @@ impl std::error::Error for ConnectError {}
 /// Connects and completes the hello, waiting at most `timeout` for the daemon's answer (a
 /// socket-activated daemon answers only once it has started).
 pub fn connect(path: &Path, hello: &Hello, timeout: Duration) -> Result<Connection, ConnectError> {
-    let unreachable = |source| ConnectError::Unreachable { path: path.to_owned(), source };
-    let protocol = |err: io::Error| ConnectError::Protocol(format!("talking to mcp-gatewayd: {err}"));
+    let unreachable = |source| ConnectError::Unreachable {
+        path: path.to_owned(),
+        source,
+    };
+    let protocol =
+        |err: io::Error| ConnectError::Protocol(format!("talking to mcp-gatewayd: {err}"));
     let stream = UnixStream::connect(path).map_err(unreachable)?;
     check_owner(&stream)?;
-    (&stream).write_all(encode(hello).as_bytes()).map_err(protocol)?;
+    (&stream)
+        .write_all(encode(hello).as_bytes())
+        .map_err(protocol)?;
     stream.set_read_timeout(Some(timeout)).map_err(protocol)?;
     let mut reader = BufReader::new(stream.try_clone().map_err(protocol)?);
     let reply = decode::<HelloReply>(&mut reader, MAX_CONTROL_LINE);
     stream.set_read_timeout(None).map_err(protocol)?;
     match reply {
         Ok(Some(HelloReply::Hello { .. })) => Ok(Connection { stream, reader }),
-        Ok(Some(HelloReply::Error { kind, message })) => Err(ConnectError::Refused { kind, message }),
-        Ok(None) => Err(ConnectError::Protocol("mcp-gatewayd closed the connection during the hello".into())),
-        Err(LineError::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => Err(ConnectError::Protocol(format!(
-            "mcp-gatewayd did not answer within {} s; see: systemctl --user status mcp-gateway",
-            timeout.as_secs()
+        Ok(Some(HelloReply::Error { kind, message })) => {
+            Err(ConnectError::Refused { kind, message })
+        }
+        Ok(None) => Err(ConnectError::Protocol(
+            "mcp-gatewayd closed the connection during the hello".into(),
+        )),
+        Err(LineError::Io(err)) if err.kind() == io::ErrorKind::WouldBlock => {
+            Err(ConnectError::Protocol(format!(
+                "mcp-gatewayd did not answer within {} s; see: systemctl --user status mcp-gateway",
+                timeout.as_secs()
+            )))
+        }
+        Err(err) => Err(ConnectError::Protocol(format!(
+            "no valid hello from mcp-gatewayd: {err}"
         ))),
-        Err(err) => Err(ConnectError::Protocol(format!("no valid hello from mcp-gatewayd: {err}"))),
     }
 }
 
@@ -75,5 +94,12 @@ fn check_owner(stream: &UnixStream) -> Result<(), ConnectError> {
     let cred = getsockopt(stream, PeerCredentials)
         .map_err(|err| ConnectError::Protocol(format!("cannot check the daemon's user: {err}")))?;
     let me = nix::unistd::geteuid().as_raw();
-    if cred.uid() == me { Ok(()) } else { Err(ConnectError::WrongOwner { owner: cred.uid(), me }) }
+    if cred.uid() == me {
+        Ok(())
+    } else {
+        Err(ConnectError::WrongOwner {
+            owner: cred.uid(),
+            me,
+        })
+    }
 }

@@ -33,9 +33,13 @@ pub enum Request {
         servers: Vec<String>,
     },
     /// Make a profile the active one (used by sessions that name no profile).
-    ProfileUse { name: String },
+    ProfileUse {
+        name: String,
+    },
     ProfileList,
-    ProfileShow { name: String },
+    ProfileShow {
+        name: String,
+    },
     /// The merged tool list of a profile (the active one when `None`).
     ToolsList {
         #[serde(default)]
@@ -60,15 +64,29 @@ pub enum Request {
 #[non_exhaustive]
 pub enum Response {
     /// The request was carried out; `message` says what happened, for people.
-    Done { message: String },
+    Done {
+        message: String,
+    },
     Status(StatusInfo),
-    Servers { servers: Vec<ServerInfo> },
-    Profiles { profiles: Vec<ProfileInfo> },
+    Servers {
+        servers: Vec<ServerInfo>,
+    },
+    Profiles {
+        profiles: Vec<ProfileInfo>,
+    },
     Profile(ProfileInfo),
-    Tools { profile: String, tools: Vec<ToolInfo> },
+    Tools {
+        profile: String,
+        tools: Vec<ToolInfo>,
+    },
     /// The raw MCP `CallToolResult` as the server sent it.
-    ToolResult { result: Value },
-    Error { kind: ErrorKind, message: String },
+    ToolResult {
+        result: Value,
+    },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 /// Why a request failed; stable across versions, unlike messages.

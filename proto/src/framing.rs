@@ -70,7 +70,9 @@ pub fn decode<T: DeserializeOwned>(
             break;
         }
     }
-    serde_json::from_slice(&line).map(Some).map_err(LineError::Json)
+    serde_json::from_slice(&line)
+        .map(Some)
+        .map_err(LineError::Json)
 }
 
 #[cfg(test)]
@@ -87,14 +89,17 @@ mod tests {
             line,
             "{\"type\":\"hello\",\"proto\":1,\"role\":\"mcp\",\"client\":\"mcp-shim/0.1.0\",\"profile\":\"work\"}\n"
         );
-        let back: Hello = decode(&mut line.as_bytes(), MAX_CONTROL_LINE).unwrap().unwrap();
+        let back: Hello = decode(&mut line.as_bytes(), MAX_CONTROL_LINE)
+            .unwrap()
+            .unwrap();
         assert_eq!(back, hello);
     }
 
     #[test]
     fn unknown_request_and_error_kind_from_newer_peers_still_parse() {
-        let request: Request =
-            decode(&mut &b"{\"type\":\"teleport\",\"to\":\"mars\"}\n"[..], 100).unwrap().unwrap();
+        let request: Request = decode(&mut &b"{\"type\":\"teleport\",\"to\":\"mars\"}\n"[..], 100)
+            .unwrap()
+            .unwrap();
         assert_eq!(request, Request::Unknown);
         let reply: HelloReply = decode(
             &mut &b"{\"type\":\"error\",\"kind\":\"quantum\",\"message\":\"m\"}"[..],
@@ -104,20 +109,36 @@ mod tests {
         .unwrap();
         assert_eq!(
             reply,
-            HelloReply::Error { kind: ErrorKind::Unknown, message: "m".into() }
+            HelloReply::Error {
+                kind: ErrorKind::Unknown,
+                message: "m".into()
+            }
         );
     }
 
     #[test]
     fn requests_default_their_optional_fields() {
-        let request: Request =
-            decode(&mut &b"{\"type\":\"tools_call\",\"name\":\"echo\"}\n"[..], 100).unwrap().unwrap();
+        let request: Request = decode(
+            &mut &b"{\"type\":\"tools_call\",\"name\":\"echo\"}\n"[..],
+            100,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             request,
-            Request::ToolsCall { profile: None, name: "echo".into(), arguments: Default::default() }
+            Request::ToolsCall {
+                profile: None,
+                name: "echo".into(),
+                arguments: Default::default()
+            }
         );
-        let response = Response::Done { message: "ok".into() };
-        assert_eq!(encode(&response), "{\"type\":\"done\",\"message\":\"ok\"}\n");
+        let response = Response::Done {
+            message: "ok".into(),
+        };
+        assert_eq!(
+            encode(&response),
+            "{\"type\":\"done\",\"message\":\"ok\"}\n"
+        );
     }
 
     #[test]
@@ -130,7 +151,9 @@ mod tests {
     #[test]
     fn end_of_stream_is_none_and_a_last_line_without_newline_counts() {
         assert!(decode::<Request>(&mut &b""[..], 10).unwrap().is_none());
-        let status: Request = decode(&mut &b"{\"type\":\"status\"}"[..], 100).unwrap().unwrap();
+        let status: Request = decode(&mut &b"{\"type\":\"status\"}"[..], 100)
+            .unwrap()
+            .unwrap();
         assert_eq!(status, Request::Status);
     }
 }

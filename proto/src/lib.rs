@@ -20,9 +20,7 @@ mod framing;
 mod paths;
 
 pub use client::{ConnectError, Connection, connect};
-pub use control::{
-    ErrorKind, ProfileInfo, Request, Response, ServerInfo, StatusInfo, ToolInfo,
-};
+pub use control::{ErrorKind, ProfileInfo, Request, Response, ServerInfo, StatusInfo, ToolInfo};
 pub use framing::{LineError, MAX_CONTROL_LINE, MAX_MCP_LINE, decode, encode};
 pub use paths::{SOCKET_ENV, default_socket_path};
 

@@ -22,7 +22,9 @@ pub fn default_socket_path() -> Result<PathBuf, String> {
     let uid = nix::unistd::geteuid().as_raw();
     let dir = PathBuf::from(format!("/run/user/{uid}"));
     match std::fs::metadata(&dir) {
-        Ok(meta) if meta.is_dir() && meta.uid() == uid && meta.permissions().mode() & 0o077 == 0 => {
+        Ok(meta)
+            if meta.is_dir() && meta.uid() == uid && meta.permissions().mode() & 0o077 == 0 =>
+        {
             Ok(dir.join("mcp-gateway.sock"))
         }
         _ => Err(format!(

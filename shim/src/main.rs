@@ -47,7 +47,11 @@ fn main() -> ExitCode {
         Ok(None) => return ExitCode::SUCCESS,
         Err(message) => return fail(EXIT_USAGE, &message),
     };
-    let socket = match args.socket.clone().map_or_else(mcp_gateway_proto::default_socket_path, Ok) {
+    let socket = match args
+        .socket
+        .clone()
+        .map_or_else(mcp_gateway_proto::default_socket_path, Ok)
+    {
         Ok(path) => path,
         Err(message) => return fail(EXIT_USAGE, &message),
     };
@@ -67,13 +71,24 @@ fn fail(status: u8, message: &str) -> ExitCode {
 }
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut args = Args { profile: None, client: None, socket: None };
+    let mut args = Args {
+        profile: None,
+        client: None,
+        socket: None,
+    };
     while let Some(arg) = argv.next() {
         let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
             _ => (arg.clone(), None),
         };
-        let mut value = || inline.clone().or_else(|| argv.next()).ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| argv.next())
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
         match flag.as_str() {
             "--profile" => args.profile = Some(value()?),
             "--client" => args.client = Some(value()?),
@@ -95,7 +110,10 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Option<Args>, St
 /// Copies stdin to the daemon on a second thread, and the daemon's output to stdout here. The
 /// daemon closing its side ends the shim, even while stdin stays open.
 fn pump(connection: Connection) -> ExitCode {
-    let Connection { stream: to_daemon, reader: mut from_daemon } = connection;
+    let Connection {
+        stream: to_daemon,
+        reader: mut from_daemon,
+    } = connection;
     std::thread::spawn(move || {
         let mut to_daemon = &to_daemon;
         let _ = io::copy(&mut io::stdin().lock(), &mut to_daemon);
@@ -108,10 +126,19 @@ fn pump(connection: Connection) -> ExitCode {
             Ok([]) => return ExitCode::SUCCESS,
             Ok(chunk) => chunk,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return fail(EXIT_UNAVAILABLE, &format!("connection to mcp-gatewayd failed: {err}")),
+            Err(err) => {
+                return fail(
+                    EXIT_UNAVAILABLE,
+                    &format!("connection to mcp-gatewayd failed: {err}"),
+                );
+            }
         };
         let len = chunk.len();
-        if stdout.write_all(chunk).and_then(|()| stdout.flush()).is_err() {
+        if stdout
+            .write_all(chunk)
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
             // The client stopped reading; nobody is left to serve.
             return ExitCode::SUCCESS;
         }
@@ -129,7 +156,15 @@ mod tests {
 
     #[test]
     fn flags_take_separate_or_inline_values() {
-        let args = parse(&["--profile", "work", "--client=claude-code", "--socket", "/s"]).unwrap().unwrap();
+        let args = parse(&[
+            "--profile",
+            "work",
+            "--client=claude-code",
+            "--socket",
+            "/s",
+        ])
+        .unwrap()
+        .unwrap();
         assert_eq!(args.profile.as_deref(), Some("work"));
         assert_eq!(args.client.as_deref(), Some("claude-code"));
         assert_eq!(args.socket, Some(PathBuf::from("/s")));
@@ -138,6 +173,10 @@ mod tests {
     #[test]
     fn bad_arguments_are_usage_errors() {
         assert!(parse(&["--profile"]).unwrap_err().contains("needs a value"));
-        assert!(parse(&["stray"]).unwrap_err().contains("unexpected argument"));
+        assert!(
+            parse(&["stray"])
+                .unwrap_err()
+                .contains("unexpected argument")
+        );
     }
 }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use mcp_gateway_tests::{Daemon, Start, client_report, first_text, fixture_image, require_docker, wait_for};
+use mcp_gateway_tests::{
+    Daemon, Start, client_report, first_text, fixture_image, require_docker, wait_for,
+};
 use serde_json::{Value, json};
 
 fn tool_names(report: &Value, step: usize) -> Vec<String> {
@@ -30,7 +32,9 @@ fn python_clients_see_one_server_made_of_two_containers() {
     let mut daemon = Daemon::start(Start::SocketActivated);
     daemon.add_fixture("alpha");
     daemon.add_fixture("beta");
-    daemon.ctl_ok(&["profile", "create", "duo", "--server", "alpha", "--server", "beta"]);
+    daemon.ctl_ok(&[
+        "profile", "create", "duo", "--server", "alpha", "--server", "beta",
+    ]);
     daemon.ctl_ok(&["profile", "use", "duo"]);
 
     let steps = json!([
@@ -45,17 +49,43 @@ fn python_clients_see_one_server_made_of_two_containers() {
     let report = daemon.python_run(&steps, &[]);
     assert_eq!(report["initialize"]["serverInfo"]["name"], "mcp-gateway");
     let names = tool_names(&report, 0);
-    for expected in ["alpha__echo", "alpha__whoami", "alpha_info", "beta__echo", "beta__whoami", "beta_info"] {
-        assert!(names.contains(&expected.to_owned()), "{expected} missing from {names:?}");
+    for expected in [
+        "alpha__echo",
+        "alpha__whoami",
+        "alpha_info",
+        "beta__echo",
+        "beta__whoami",
+        "beta_info",
+    ] {
+        assert!(
+            names.contains(&expected.to_owned()),
+            "{expected} missing from {names:?}"
+        );
     }
-    assert!(!names.contains(&"echo".to_owned()), "colliding names must be prefixed: {names:?}");
+    assert!(
+        !names.contains(&"echo".to_owned()),
+        "colliding names must be prefixed: {names:?}"
+    );
     assert_eq!(first_text(&report["steps"][1]), "alpha");
     assert_eq!(first_text(&report["steps"][2]), "beta");
     assert_eq!(first_text(&report["steps"][3]), r#"{"server":"alpha"}"#);
     assert_eq!(first_text(&report["steps"][4]), "hello through the gateway");
-    assert_eq!(report["steps"][5]["structuredContent"], json!({"sum": 42}), "{}", report["steps"][5]);
-    assert!(report["steps"][6].get("error").is_none(), "ping failed: {}", report["steps"][6]);
-    assert_eq!(daemon.containers().len(), 2, "one shared container per server");
+    assert_eq!(
+        report["steps"][5]["structuredContent"],
+        json!({"sum": 42}),
+        "{}",
+        report["steps"][5]
+    );
+    assert!(
+        report["steps"][6].get("error").is_none(),
+        "ping failed: {}",
+        report["steps"][6]
+    );
+    assert_eq!(
+        daemon.containers().len(),
+        2,
+        "one shared container per server"
+    );
 
     // Two clients at once on the same shared containers, each with overlapping slow calls.
     let clients: Vec<_> = ["one", "two"]
@@ -76,10 +106,18 @@ fn python_clients_see_one_server_made_of_two_containers() {
         assert_eq!(first_text(&results[1]), format!("{who}-a"));
         assert_eq!(first_text(&results[2]), format!("{who}-b"));
     }
-    assert_eq!(daemon.containers().len(), 2, "sessions share the containers");
+    assert_eq!(
+        daemon.containers().len(),
+        2,
+        "sessions share the containers"
+    );
 
     assert!(daemon.stop(), "the daemon exits cleanly on SIGTERM");
-    assert_eq!(daemon.containers(), Vec::<String>::new(), "no container survives the daemon");
+    assert_eq!(
+        daemon.containers(),
+        Vec::<String>::new(),
+        "no container survives the daemon"
+    );
 }
 
 /// The CLI contract of the walking skeleton, against a running daemon.
@@ -89,26 +127,53 @@ fn mcpctl_manages_servers_profiles_and_tools() {
         return;
     }
     let daemon = Daemon::start(Start::Bound);
-    assert!(daemon.ctl_ok(&["status"]).contains("active profile:  default"));
+    assert!(
+        daemon
+            .ctl_ok(&["status"])
+            .contains("active profile:  default")
+    );
     daemon.add_fixture("alpha");
     assert!(daemon.ctl_ok(&["server", "ls"]).contains(fixture_image()));
 
     // The implicit default profile holds every catalog server.
-    assert!(daemon.ctl_ok(&["profile", "show", "default"]).contains("servers:  alpha"));
+    assert!(
+        daemon
+            .ctl_ok(&["profile", "show", "default"])
+            .contains("servers:  alpha")
+    );
     let tools = daemon.ctl_ok(&["tools", "ls"]);
     assert!(tools.lines().any(|l| l.starts_with("echo ")), "{tools}");
-    assert_eq!(daemon.ctl_ok(&["tools", "call", "echo", "text=hi there"]).trim(), "hi there");
-    assert_eq!(daemon.ctl_ok(&["tools", "call", "add", "a=1", "b=2"]).lines().next(), Some("3"));
+    assert_eq!(
+        daemon
+            .ctl_ok(&["tools", "call", "echo", "text=hi there"])
+            .trim(),
+        "hi there"
+    );
+    assert_eq!(
+        daemon
+            .ctl_ok(&["tools", "call", "add", "a=1", "b=2"])
+            .lines()
+            .next(),
+        Some("3")
+    );
 
     daemon.ctl_ok(&["profile", "create", "solo", "--server", "alpha"]);
     daemon.ctl_ok(&["profile", "use", "solo"]);
     let profiles = daemon.ctl_ok(&["profile", "ls"]);
-    assert!(profiles.lines().any(|l| l.starts_with("* solo")), "{profiles}");
-    let listed: Value = serde_json::from_str(&daemon.ctl_ok(&["--json", "tools", "ls", "--profile", "solo"])).unwrap();
+    assert!(
+        profiles.lines().any(|l| l.starts_with("* solo")),
+        "{profiles}"
+    );
+    let listed: Value =
+        serde_json::from_str(&daemon.ctl_ok(&["--json", "tools", "ls", "--profile", "solo"]))
+            .unwrap();
     assert_eq!(listed["profile"], "solo");
     assert!(daemon.ctl_ok(&["server", "ls"]).contains("running in"));
     let status = daemon.ctl_ok(&["status"]);
-    assert!(status.contains("active profile:  solo") && status.contains("containers:      "), "{status}");
+    assert!(
+        status.contains("active profile:  solo") && status.contains("containers:      "),
+        "{status}"
+    );
 
     // Errors: unknown names are exit 3, invalid configuration exit 4, each with a message.
     let missing = daemon.ctl(&["profile", "use", "nope"]);
@@ -116,16 +181,24 @@ fn mcpctl_manages_servers_profiles_and_tools() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope"));
     let invalid = daemon.ctl(&["profile", "create", "bad", "--server", "ghost"]);
     assert_eq!(invalid.status.code(), Some(4));
-    assert_eq!(daemon.ctl(&["tools", "call", "no_such_tool"]).status.code(), Some(3));
+    assert_eq!(
+        daemon.ctl(&["tools", "call", "no_such_tool"]).status.code(),
+        Some(3)
+    );
 
     // A server that dies mid-call fails that call at once (exit 6, naming the server), and the
     // next call gets a fresh container in place of the dead one.
     let before = daemon.containers().len();
     let crash = daemon.ctl(&["tools", "call", "crash"]);
     assert_eq!(crash.status.code(), Some(6), "{crash:?}");
-    assert!(String::from_utf8_lossy(&crash.stderr).contains("server \"alpha\" exited"), "{crash:?}");
+    assert!(
+        String::from_utf8_lossy(&crash.stderr).contains("server \"alpha\" exited"),
+        "{crash:?}"
+    );
     assert_eq!(daemon.ctl_ok(&["tools", "call", "whoami"]).trim(), "alpha");
-    wait_for(Duration::from_secs(10), || daemon.containers().len() == before);
+    wait_for(Duration::from_secs(10), || {
+        daemon.containers().len() == before
+    });
 }
 
 /// Containers of an earlier daemon of the same scope are removed at start; containers of a daemon
@@ -148,12 +221,33 @@ fn leftover_containers_are_reconciled() {
     let scope = format!("io.mcp-gateway.scope={}", daemon.socket.display());
     let uid = nix::unistd::geteuid().as_raw().to_string();
     let run = std::process::Command::new("docker")
-        .args(["run", "-d", "-i", "--network", "none", "--label", "io.mcp-gateway.managed=true"])
-        .args(["--label", &format!("io.mcp-gateway.uid={uid}"), "--label", &scope])
-        .args(["--label", "io.mcp-gateway.instance=crashed", fixture_image()])
+        .args([
+            "run",
+            "-d",
+            "-i",
+            "--network",
+            "none",
+            "--label",
+            "io.mcp-gateway.managed=true",
+        ])
+        .args([
+            "--label",
+            &format!("io.mcp-gateway.uid={uid}"),
+            "--label",
+            &scope,
+        ])
+        .args([
+            "--label",
+            "io.mcp-gateway.instance=crashed",
+            fixture_image(),
+        ])
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(daemon.containers().len(), 1);
     daemon.relaunch(Start::Bound);
     wait_for(Duration::from_secs(20), || daemon.containers().is_empty());

@@ -10,10 +10,17 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Formatted as `PATH:LINE: reason`, the way compilers report, so editors can jump to it.
     #[error("{path}:{line}: {reason}")]
-    Parse { path: PathBuf, line: usize, reason: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
 }
 
 /// Reads a file that may not exist yet.
@@ -21,7 +28,10 @@ pub fn read_text(path: &Path) -> Result<Option<String>, FileError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(FileError::Io { path: path.to_owned(), source }),
+        Err(source) => Err(FileError::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -31,8 +41,14 @@ pub fn read_toml<T: DeserializeOwned + Default>(path: &Path) -> Result<T, FileEr
         return Ok(T::default());
     };
     toml::from_str(&text).map_err(|err| {
-        let line = err.span().map_or(1, |span| 1 + text[..span.start].matches('\n').count());
-        FileError::Parse { path: path.to_owned(), line, reason: err.message().to_owned() }
+        let line = err
+            .span()
+            .map_or(1, |span| 1 + text[..span.start].matches('\n').count());
+        FileError::Parse {
+            path: path.to_owned(),
+            line,
+            reason: err.message().to_owned(),
+        }
     })
 }
 
@@ -48,10 +64,16 @@ pub fn write_toml<T: Serialize>(path: &Path, value: &T) -> Result<(), FileError>
 /// Writes through a temporary file in the same directory, fsynced, then renamed over the target,
 /// and fsyncs the directory: a crash at any point leaves either the old or the new file.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FileError> {
-    let io_err = |source| FileError::Io { path: path.to_owned(), source };
+    let io_err = |source| FileError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err)?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;

@@ -57,11 +57,19 @@ impl ConfigStore {
             .map(|name| name.trim().to_owned())
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
-        let config = Config { catalog, profiles, active };
+        let config = Config {
+            catalog,
+            profiles,
+            active,
+        };
         if let Err(err) = config.validate() {
             problems.push(ConfigError::Invalid(err));
         }
-        let store = ConfigStore { dirs, current: RwLock::new(Arc::new(config)), writer: Mutex::new(()) };
+        let store = ConfigStore {
+            dirs,
+            current: RwLock::new(Arc::new(config)),
+            writer: Mutex::new(()),
+        };
         (store, problems)
     }
 
@@ -85,9 +93,17 @@ impl ConfigStore {
         validate_name("profile", name).map_err(ConfigError::Invalid)?;
         self.update(|config| {
             if config.profiles.profiles.contains_key(name) {
-                return Err(ConfigError::Invalid(format!("profile {name:?} already exists")));
+                return Err(ConfigError::Invalid(format!(
+                    "profile {name:?} already exists"
+                )));
             }
-            config.profiles.profiles.insert(name.to_owned(), Profile { servers, prefix: false });
+            config.profiles.profiles.insert(
+                name.to_owned(),
+                Profile {
+                    servers,
+                    prefix: false,
+                },
+            );
             Ok(vec![File::Profiles])
         })
     }
@@ -115,7 +131,10 @@ impl ConfigStore {
             match file {
                 File::Catalog => files::write_toml(&self.path(file), &config.catalog)?,
                 File::Profiles => files::write_toml(&self.path(file), &config.profiles)?,
-                File::Active => files::write_atomic(&self.path(file), format!("{}\n", config.active).as_bytes())?,
+                File::Active => files::write_atomic(
+                    &self.path(file),
+                    format!("{}\n", config.active).as_bytes(),
+                )?,
             }
         }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);

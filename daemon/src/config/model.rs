@@ -88,12 +88,17 @@ impl Config {
             validate_name("profile", name)?;
             for server in &profile.servers {
                 if !self.catalog.servers.contains_key(server) {
-                    return Err(format!("profile {name:?} names {server:?}, which is not in the catalog"));
+                    return Err(format!(
+                        "profile {name:?} names {server:?}, which is not in the catalog"
+                    ));
                 }
             }
         }
         if self.profile(&self.active).is_none() {
-            return Err(format!("the active profile {:?} does not exist", self.active));
+            return Err(format!(
+                "the active profile {:?} does not exist",
+                self.active
+            ));
         }
         Ok(())
     }

@@ -1,14 +1,21 @@
 use super::*;
 
 fn store(dir: &std::path::Path) -> ConfigStore {
-    let dirs = Dirs { config: dir.join("config"), state: dir.join("state") };
+    let dirs = Dirs {
+        config: dir.join("config"),
+        state: dir.join("state"),
+    };
     let (store, problems) = ConfigStore::load(dirs);
     assert!(problems.is_empty(), "{problems:?}");
     store
 }
 
 fn def(image: &str) -> ServerDef {
-    ServerDef { image: image.into(), command: vec![], env: Default::default() }
+    ServerDef {
+        image: image.into(),
+        command: vec![],
+        env: Default::default(),
+    }
 }
 
 #[test]
@@ -16,10 +23,16 @@ fn default_profile_exists_without_files_and_follows_the_catalog() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
     assert_eq!(store.get().active, DEFAULT_PROFILE);
-    assert_eq!(store.get().profile(DEFAULT_PROFILE).unwrap().servers, Vec::<String>::new());
+    assert_eq!(
+        store.get().profile(DEFAULT_PROFILE).unwrap().servers,
+        Vec::<String>::new()
+    );
     store.add_server("beta", def("img:b")).unwrap();
     store.add_server("alpha", def("img:a")).unwrap();
-    assert_eq!(store.get().profile(DEFAULT_PROFILE).unwrap().servers, ["alpha", "beta"]);
+    assert_eq!(
+        store.get().profile(DEFAULT_PROFILE).unwrap().servers,
+        ["alpha", "beta"]
+    );
     assert!(!dir.path().join("config/profiles.toml").exists());
 }
 
@@ -44,7 +57,10 @@ fn invalid_changes_are_refused_and_change_nothing() {
         store.create_profile("work", vec!["ghost".into()]),
         Err(ConfigError::Invalid(msg)) if msg.contains("ghost")
     ));
-    assert!(matches!(store.use_profile("nope"), Err(ConfigError::UnknownProfile(_))));
+    assert!(matches!(
+        store.use_profile("nope"),
+        Err(ConfigError::UnknownProfile(_))
+    ));
     assert!(store.add_server("bad name", def("img")).is_err());
     assert_eq!(*store.get(), *before);
     assert!(!dir.path().join("config/profiles.toml").exists());
@@ -60,10 +76,16 @@ fn a_typo_is_reported_with_path_and_line() {
         "[servers.alpha]\nimage = \"a\"\n\n[servers.beta]\nimgae = \"b\"\n",
     )
     .unwrap();
-    let dirs = Dirs { config: config.clone(), state: dir.path().join("state") };
+    let dirs = Dirs {
+        config: config.clone(),
+        state: dir.path().join("state"),
+    };
     let (store, problems) = ConfigStore::load(dirs);
     let message = problems[0].to_string();
-    assert!(message.starts_with(&format!("{}:5: ", config.join("catalog.toml").display())), "{message}");
+    assert!(
+        message.starts_with(&format!("{}:5: ", config.join("catalog.toml").display())),
+        "{message}"
+    );
     assert!(message.contains("imgae"), "{message}");
     assert!(store.get().catalog.servers.is_empty());
 }

@@ -21,7 +21,10 @@ fn start(dir: &Path) -> Child {
         .unwrap();
     let start = Instant::now();
     while UnixStream::connect(dir.join("gw.sock")).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "the daemon did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the daemon did not start"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     child
@@ -36,7 +39,11 @@ fn say(dir: &Path, line: &str) -> String {
 }
 
 fn terminate(mut child: Child) -> std::process::ExitStatus {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     child.wait().unwrap()
 }
 
@@ -44,13 +51,28 @@ fn terminate(mut child: Child) -> std::process::ExitStatus {
 fn binds_a_private_socket_answers_hellos_and_removes_it_at_exit() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = start(dir.path());
-    let mode = std::fs::metadata(dir.path().join("gw.sock")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.path().join("gw.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o077, 0, "socket mode {mode:o} lets others in");
 
-    let accepted = say(dir.path(), "{\"type\":\"hello\",\"proto\":1,\"role\":\"control\",\"client\":\"test\"}\n");
-    assert!(accepted.starts_with("{\"type\":\"hello\",\"proto\":1,"), "{accepted}");
-    let wrong_version = say(dir.path(), "{\"type\":\"hello\",\"proto\":99,\"role\":\"control\",\"client\":\"test\"}\n");
-    assert!(wrong_version.contains("\"kind\":\"unsupported_protocol\""), "{wrong_version}");
+    let accepted = say(
+        dir.path(),
+        "{\"type\":\"hello\",\"proto\":1,\"role\":\"control\",\"client\":\"test\"}\n",
+    );
+    assert!(
+        accepted.starts_with("{\"type\":\"hello\",\"proto\":1,"),
+        "{accepted}"
+    );
+    let wrong_version = say(
+        dir.path(),
+        "{\"type\":\"hello\",\"proto\":99,\"role\":\"control\",\"client\":\"test\"}\n",
+    );
+    assert!(
+        wrong_version.contains("\"kind\":\"unsupported_protocol\""),
+        "{wrong_version}"
+    );
     let garbage = say(dir.path(), "hello?\n");
     assert!(garbage.contains("\"kind\":\"bad_request\""), "{garbage}");
 
@@ -63,7 +85,10 @@ fn binds_a_private_socket_answers_hellos_and_removes_it_at_exit() {
     assert!(String::from_utf8_lossy(&second.stderr).contains("another daemon already listens"));
 
     assert!(terminate(daemon).success());
-    assert!(!dir.path().join("gw.sock").exists(), "a socket the daemon bound is removed at exit");
+    assert!(
+        !dir.path().join("gw.sock").exists(),
+        "a socket the daemon bound is removed at exit"
+    );
 }
 
 #[test]
@@ -82,11 +107,24 @@ fn socket_activated_daemon_notifies_pings_and_exits_when_idle() {
     let dir = tempfile::tempdir().unwrap();
     let notify_path = dir.path().join("notify.sock");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut activator = Command::new("systemd-socket-activate")
         .arg("--listen")
         .arg(dir.path().join("gw.sock"))
-        .args(["-E", "NOTIFY_SOCKET", "-E", "WATCHDOG_USEC", "-E", "XDG_CONFIG_HOME", "-E", "XDG_STATE_HOME", "-E", "DOCKER_HOST"])
+        .args([
+            "-E",
+            "NOTIFY_SOCKET",
+            "-E",
+            "WATCHDOG_USEC",
+            "-E",
+            "XDG_CONFIG_HOME",
+            "-E",
+            "XDG_STATE_HOME",
+            "-E",
+            "DOCKER_HOST",
+        ])
         .arg(env!("CARGO_BIN_EXE_mcp-gatewayd"))
         .args(["--idle-timeout", "1"])
         .env("NOTIFY_SOCKET", &notify_path)
@@ -103,7 +141,10 @@ fn socket_activated_daemon_notifies_pings_and_exits_when_idle() {
         std::thread::sleep(Duration::from_millis(10));
     }
     // The first connection makes the activator start the daemon.
-    let answer = say(dir.path(), "{\"type\":\"hello\",\"proto\":1,\"role\":\"control\",\"client\":\"test\"}\n");
+    let answer = say(
+        dir.path(),
+        "{\"type\":\"hello\",\"proto\":1,\"role\":\"control\",\"client\":\"test\"}\n",
+    );
     assert!(answer.contains("\"type\":\"hello\""), "{answer}");
 
     let mut seen = Vec::new();
@@ -112,11 +153,29 @@ fn socket_activated_daemon_notifies_pings_and_exits_when_idle() {
         let n = notify.recv(&mut buf).expect("the daemon stopped notifying");
         seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
-    let ready = seen.iter().position(|m| m.contains("READY=1")).expect("READY=1");
-    assert!(seen[ready].contains("STATUS=accepting connections"), "{seen:?}");
-    assert!(seen.iter().any(|m| m.trim_end() == "WATCHDOG=1"), "watchdog pings at half of 200 ms: {seen:?}");
-    assert!(seen.last().unwrap().contains("STATUS=idle, exiting"), "{seen:?}");
+    let ready = seen
+        .iter()
+        .position(|m| m.contains("READY=1"))
+        .expect("READY=1");
+    assert!(
+        seen[ready].contains("STATUS=accepting connections"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|m| m.trim_end() == "WATCHDOG=1"),
+        "watchdog pings at half of 200 ms: {seen:?}"
+    );
+    assert!(
+        seen.last().unwrap().contains("STATUS=idle, exiting"),
+        "{seen:?}"
+    );
     let status = activator.wait().unwrap();
-    assert!(status.success(), "idle exit is a clean exit, so Restart=on-failure stays quiet: {status}");
-    assert!(dir.path().join("gw.sock").exists(), "the activated socket belongs to the activator");
+    assert!(
+        status.success(),
+        "idle exit is a clean exit, so Restart=on-failure stays quiet: {status}"
+    );
+    assert!(
+        dir.path().join("gw.sock").exists(),
+        "the activated socket belongs to the activator"
+    );
 }

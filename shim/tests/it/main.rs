@@ -19,10 +19,16 @@ fn an_unreachable_daemon_is_exit_69_and_silence_on_stdout() {
 
 #[test]
 fn usage_errors_are_exit_64() {
-    let output = Command::new(env!("CARGO_BIN_EXE_mcp-shim")).arg("--bogus").output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mcp-shim"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(64));
     assert!(output.stdout.is_empty());
-    let help = Command::new(env!("CARGO_BIN_EXE_mcp-shim")).arg("--help").output().unwrap();
+    let help = Command::new(env!("CARGO_BIN_EXE_mcp-shim"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(help.status.success());
     assert!(String::from_utf8_lossy(&help.stdout).contains("--profile PROFILE"));
 }

@@ -18,7 +18,10 @@ pub const FIXTURE_IMAGE: &str = "mcp-gateway-fixture:test";
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 /// The directory holding the workspace's binaries (`target/debug`), next to this test binary.
@@ -27,9 +30,16 @@ pub fn bin(name: &str) -> PathBuf {
         return PathBuf::from(dir).join(name);
     }
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(Path::parent).expect("target directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing; run `cargo build --workspace` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing; run `cargo build --workspace` first",
+        path.display()
+    );
     path
 }
 
@@ -45,7 +55,10 @@ pub fn require_docker() -> bool {
                 .args(["version", "--format", "{{.Server.Version}}"])
                 .output()
                 .is_ok_and(|o| o.status.success());
-            assert!(ok, "no container engine answers `docker version`; start dockerd or set MCP_TEST_DOCKER=off");
+            assert!(
+                ok,
+                "no container engine answers `docker version`; start dockerd or set MCP_TEST_DOCKER=off"
+            );
             true
         }
         Ok(other) => panic!("MCP_TEST_DOCKER={other:?}: use require or off"),
@@ -56,7 +69,9 @@ pub fn require_docker() -> bool {
 pub fn fixture_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let present = Command::new("docker").args(["image", "inspect", FIXTURE_IMAGE]).output();
+        let present = Command::new("docker")
+            .args(["image", "inspect", FIXTURE_IMAGE])
+            .output();
         if present.is_ok_and(|o| o.status.success()) {
             return;
         }
@@ -94,7 +109,10 @@ impl Daemon {
     }
 
     pub fn start_with_env(how: Start, env: &[(&str, &str)]) -> Daemon {
-        let dir = tempfile::Builder::new().prefix("mcp-gw-test-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("mcp-gw-test-")
+            .tempdir()
+            .expect("temp dir");
         for sub in ["run", "config", "state", "home"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("xdg dirs");
         }
@@ -103,7 +121,10 @@ impl Daemon {
             dir,
             socket,
             child: None,
-            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         daemon.relaunch(how);
         daemon
@@ -130,7 +151,10 @@ impl Daemon {
                 command
             }
         };
-        command.envs(daemon.env()).env_remove(mcp_gateway_proto::SOCKET_ENV).stdin(Stdio::null());
+        command
+            .envs(daemon.env())
+            .env_remove(mcp_gateway_proto::SOCKET_ENV)
+            .stdin(Stdio::null());
         daemon.child = Some(command.spawn().expect("start the daemon"));
         wait_for(Duration::from_secs(10), || daemon.socket.exists());
     }
@@ -144,7 +168,10 @@ impl Daemon {
             ("XDG_STATE_HOME".into(), path("state")),
             ("HOME".into(), path("home")),
             ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
-            ("RUST_LOG".into(), std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())),
+            (
+                "RUST_LOG".into(),
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            ),
         ];
         if let Ok(host) = std::env::var("DOCKER_HOST") {
             env.push(("DOCKER_HOST".into(), host));
@@ -155,20 +182,36 @@ impl Daemon {
 
     /// Runs `mcpctl ARGS` against this daemon.
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(bin("mcpctl")).args(args).envs(self.env()).output().expect("run mcpctl")
+        Command::new(bin("mcpctl"))
+            .args(args)
+            .envs(self.env())
+            .output()
+            .expect("run mcpctl")
     }
 
     /// Runs `mcpctl ARGS` and returns its stdout, failing the test if it fails.
     pub fn ctl_ok(&self, args: &[&str]) -> String {
         let output = self.ctl(args);
-        assert!(output.status.success(), "mcpctl {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "mcpctl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8(output.stdout).expect("utf-8 output")
     }
 
     /// Adds the fixture image as server `name`, identifying itself as `name`.
     pub fn add_fixture(&self, name: &str) {
         let env = format!("MCP_FIXTURE_NAME={name}");
-        self.ctl_ok(&["server", "add", name, "--image", fixture_image(), "--env", &env]);
+        self.ctl_ok(&[
+            "server",
+            "add",
+            name,
+            "--image",
+            fixture_image(),
+            "--env",
+            &env,
+        ]);
     }
 
     /// Starts the Python SDK test client over `mcp-shim SHIM_ARGS` with the given steps.
@@ -194,7 +237,9 @@ impl Daemon {
 
     /// Sends SIGTERM and waits for the daemon to exit; returns whether it exited successfully.
     pub fn stop(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         child.wait().is_ok_and(|status| status.success())
@@ -225,31 +270,48 @@ impl Drop for Daemon {
 
 /// Waits for a Python client and parses its report, failing with its stderr if it failed.
 pub fn client_report(child: Child) -> Value {
-    let output = child.wait_with_output().expect("wait for the python client");
+    let output = child
+        .wait_with_output()
+        .expect("wait for the python client");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "python client failed: {stderr}");
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("bad report ({err}); stderr: {stderr}"))
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("bad report ({err}); stderr: {stderr}"))
 }
 
 /// Ids of all containers (running or not) carrying `label` (`key=value`).
 pub fn containers_with_label(label: &str) -> Vec<String> {
     let output = Command::new("docker")
-        .args(["ps", "-aq", "--no-trunc", "--filter", &format!("label={label}")])
+        .args([
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label={label}"),
+        ])
         .output()
         .expect("docker ps");
-    String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Polls `condition` until it holds, failing the test after `limit`.
 pub fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) {
     let start = Instant::now();
     while !condition() {
-        assert!(start.elapsed() < limit, "condition not met within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// The text of a CallToolResult's first content block.
 pub fn first_text(result: &Value) -> &str {
-    result["content"][0]["text"].as_str().unwrap_or_else(|| panic!("no text content in {result}"))
+    result["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text content in {result}"))
 }
