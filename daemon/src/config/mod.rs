@@ -57,11 +57,16 @@ impl ConfigStore {
             .map(|name| name.trim().to_owned())
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
-        let config = Config {
+        let mut config = Config {
             catalog,
             profiles,
             active,
         };
+        if config.profile(&config.active).is_none() {
+            problems.push(ConfigError::UnknownProfile(config.active.clone()));
+            // Serving the default profile beats refusing every session that names no profile.
+            config.active = DEFAULT_PROFILE.to_owned();
+        }
         if let Err(err) = config.validate() {
             problems.push(ConfigError::Invalid(err));
         }

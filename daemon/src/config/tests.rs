@@ -89,3 +89,20 @@ fn a_typo_is_reported_with_path_and_line() {
     assert!(message.contains("imgae"), "{message}");
     assert!(store.get().catalog.servers.is_empty());
 }
+
+#[test]
+fn a_vanished_active_profile_falls_back_to_default_and_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::write(dir.path().join("state/active-profile"), "gone\n").unwrap();
+    let dirs = Dirs {
+        config: dir.path().join("config"),
+        state: dir.path().join("state"),
+    };
+    let (store, problems) = ConfigStore::load(dirs);
+    assert_eq!(store.get().active, DEFAULT_PROFILE);
+    assert!(
+        matches!(&problems[..], [ConfigError::UnknownProfile(name)] if name == "gone"),
+        "{problems:?}"
+    );
+}
