@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::config::{ConfigStore, Profile};
+use crate::config::{Config, ConfigStore};
 use crate::jsonrpc::{self, Reply, code};
 use crate::names;
 use crate::pool::{Pool, PoolError};
@@ -49,6 +49,8 @@ pub struct ToolTable {
     by_name: HashMap<String, usize>,
     /// Servers that could not be listed, with the reason; their tools are missing from `tools`.
     pub failures: Vec<(String, String)>,
+    /// The configuration the table was built from; any change to it makes the table stale.
+    config: Arc<Config>,
 }
 
 pub struct ExposedTool {
@@ -77,20 +79,16 @@ impl Gateway {
         }
     }
 
-    fn profile(&self, name: &str) -> Result<Profile, GatewayError> {
-        self.config
-            .get()
-            .profile(name)
-            .ok_or_else(|| GatewayError::UnknownProfile(name.to_owned()))
-    }
-
     /// Lists every server of the profile (starting them, all at once) and merges their tools.
     pub async fn tool_table(&self, profile_name: &str) -> Result<Arc<ToolTable>, GatewayError> {
-        let profile = self.profile(profile_name)?;
-        let config = &self.config.get();
+        let config = self.config.get();
+        let profile = config
+            .profile(profile_name)
+            .ok_or_else(|| GatewayError::UnknownProfile(profile_name.to_owned()))?;
+        let config_ref = &config;
         let listings =
             futures_util::future::join_all(profile.servers.iter().map(|server| async move {
-                let def = config
+                let def = config_ref
                     .catalog
                     .servers
                     .get(server)
@@ -148,6 +146,7 @@ impl Gateway {
             tools,
             by_name,
             failures,
+            config,
         });
         self.tables
             .lock()
@@ -205,8 +204,8 @@ impl Gateway {
             .unwrap_or_else(|e| e.into_inner())
             .get(profile_name)
             .cloned();
-        if let Some(found) = cached.as_deref().and_then(lookup)
-            && self.profile(profile_name)?.servers.contains(&found.0)
+        if let Some(table) = cached.filter(|t| Arc::ptr_eq(&t.config, &self.config.get()))
+            && let Some(found) = lookup(&table)
         {
             return Ok(found);
         }
