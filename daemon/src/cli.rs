@@ -28,6 +28,10 @@ pub struct Cli {
     /// Seconds to wait for an MCP server's answer before failing the request
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
     pub request_timeout: u64,
+
+    /// Items per page of the merged tools, prompts and resources lists
+    #[arg(long, default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub list_page_size: u64,
 }
 
 impl Cli {
@@ -35,6 +39,7 @@ impl Cli {
         Settings {
             request_timeout: Duration::from_secs(self.request_timeout),
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
+            list_page_size: usize::try_from(self.list_page_size).unwrap_or(usize::MAX),
             ..Settings::default()
         }
     }

@@ -9,9 +9,23 @@ use serde_json::Value;
 use crate::config::{ConfigError, DEFAULT_PROFILE, ServerDef};
 use crate::gateway::{Gateway, GatewayError};
 use crate::jsonrpc;
+use crate::lists::ListKind;
 use crate::server::Shared;
 
 pub async fn handle(shared: &Shared, request: Request) -> Response {
+    let changes_config = matches!(
+        request,
+        Request::ServerAdd { .. } | Request::ProfileCreate { .. } | Request::ProfileUse { .. }
+    );
+    let response = answer(shared, request).await;
+    // Connected clients learn at once that what they may see changed.
+    if changes_config && matches!(response, Response::Done { .. }) {
+        shared.gateway.config_changed();
+    }
+    response
+}
+
+async fn answer(shared: &Shared, request: Request) -> Response {
     let gateway = &shared.gateway;
     match request {
         Request::Status => status(shared).await,
@@ -61,22 +75,24 @@ pub async fn handle(shared: &Shared, request: Request) -> Response {
         },
         Request::ToolsList { profile } => {
             let profile = profile.unwrap_or_else(|| gateway.config.get().active.clone());
-            match gateway.tool_table(&profile).await {
+            match gateway.table(&profile, ListKind::Tools).await {
                 Ok(table) => {
                     if let Some((server, reason)) = table.failures.first() {
                         return error(ErrorKind::Upstream, format!("server {server}: {reason}"));
                     }
                     let tools = table
-                        .tools
+                        .items
                         .iter()
-                        .map(|t| ToolInfo {
-                            name: t.name.clone(),
-                            server: t.server.clone(),
-                            description: t
-                                .tool
-                                .get("description")
-                                .and_then(Value::as_str)
-                                .map(str::to_owned),
+                        .filter_map(|tool| {
+                            let name = tool.get("name")?.as_str()?;
+                            Some(ToolInfo {
+                                name: name.to_owned(),
+                                server: table.route(name)?.server.clone(),
+                                description: tool
+                                    .get("description")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_owned),
+                            })
                         })
                         .collect();
                     Response::Tools { profile, tools }
@@ -128,12 +144,12 @@ async fn status(shared: &Shared) -> Response {
         engine_reachable,
         engine,
         sessions: shared.sessions.load(std::sync::atomic::Ordering::Relaxed),
-        containers: gateway.pool.running().await.len() as u64,
+        containers: gateway.pool.running().len() as u64,
     })
 }
 
 async fn server_list(gateway: &Gateway) -> Response {
-    let running = gateway.pool.running().await;
+    let running = gateway.pool.running();
     let config = gateway.config.get();
     let servers = config
         .catalog
@@ -185,12 +201,13 @@ fn config_error(err: ConfigError) -> Response {
 
 fn gateway_error(err: GatewayError) -> Response {
     let kind = match &err {
-        GatewayError::UnknownProfile(_) | GatewayError::UnknownTool(_) => ErrorKind::NotFound,
+        GatewayError::UnknownProfile(_) | GatewayError::Unknown { .. } => ErrorKind::NotFound,
         GatewayError::InvalidParams(_) => ErrorKind::BadRequest,
         GatewayError::Pool(crate::pool::PoolError::Engine(_)) => ErrorKind::Engine,
         GatewayError::Pool(_)
         | GatewayError::Upstream(_)
-        | GatewayError::ToolUnavailable { .. } => ErrorKind::Upstream,
+        | GatewayError::BadListing { .. }
+        | GatewayError::Unavailable { .. } => ErrorKind::Upstream,
     };
     error(kind, err.to_string())
 }

@@ -1,30 +1,53 @@
 //! The aggregation layer both MCP sessions and `mcpctl` go through: a profile's servers merged into
-//! one tool list, and calls routed back to the server that owns the tool.
+//! one set of lists, and requests routed back to the server that owns the tool, prompt or
+//! resource they name.
+//!
+//! Requests keep every member as the client sent it except the one naming the item, which gets the
+//! server's own name back. What servers send unprompted (logs, list changes, resource updates,
+//! requests for the client) is routed in `gateway/events.rs`.
 
-use std::collections::HashMap;
+mod events;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-use crate::config::{Config, ConfigStore};
+use crate::config::{ConfigStore, ServerDef};
+use crate::downstream::Downstream;
 use crate::jsonrpc::{self, Reply, code};
+use crate::lists::{ListKind, Listing, Route, Table};
 use crate::names;
 use crate::pool::{Pool, PoolError};
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::{Caller, Upstream, UpstreamError};
+
+/// The JSON-RPC code legacy servers use for an unknown resource URI.
+const RESOURCE_NOT_FOUND: i64 = -32002;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("no profile named {0:?}")]
     UnknownProfile(String),
-    #[error("no tool named {0:?} in this profile")]
-    UnknownTool(String),
-    /// The tool may belong to a server that could not be listed.
-    #[error("no tool named {name:?} is available; servers that failed: {failures}")]
-    ToolUnavailable { name: String, failures: String },
+    #[error("no {what} named {name:?} in this profile")]
+    Unknown { what: &'static str, name: String },
+    /// The item may belong to a server that could not be listed.
+    #[error("no {what} named {name:?} is available; servers that failed: {failures}")]
+    Unavailable {
+        what: &'static str,
+        name: String,
+        failures: String,
+    },
     #[error("invalid params: {0}")]
     InvalidParams(String),
+    #[error("server {server:?} answered {method} badly: {reason}")]
+    BadListing {
+        server: String,
+        method: &'static str,
+        reason: String,
+    },
     #[error(transparent)]
     Pool(#[from] PoolError),
     #[error(transparent)]
@@ -34,229 +57,428 @@ pub enum GatewayError {
 impl GatewayError {
     /// The JSON-RPC error object a client receives for this failure.
     pub fn to_jsonrpc(&self) -> Box<RawValue> {
-        let code = match self {
-            GatewayError::UnknownTool(_) | GatewayError::InvalidParams(_) => code::INVALID_PARAMS,
-            _ => code::INTERNAL_ERROR,
-        };
-        jsonrpc::error(code, self.to_string())
+        match self {
+            GatewayError::Unknown {
+                what: "resource",
+                name,
+            } => jsonrpc::to_raw(&json!({
+                "code": RESOURCE_NOT_FOUND,
+                "message": self.to_string(),
+                "data": {"uri": name},
+            })),
+            GatewayError::Unknown { .. } | GatewayError::InvalidParams(_) => {
+                jsonrpc::error(code::INVALID_PARAMS, self.to_string())
+            }
+            _ => jsonrpc::error(code::INTERNAL_ERROR, self.to_string()),
+        }
     }
-}
-
-/// A profile's merged tools, in a stable order: servers as the profile lists them, each server's
-/// tools in its own order.
-pub struct ToolTable {
-    pub tools: Vec<ExposedTool>,
-    by_name: HashMap<String, usize>,
-    /// Servers that could not be listed, with the reason; their tools are missing from `tools`.
-    pub failures: Vec<(String, String)>,
-    /// The configuration the table was built from; any change to it makes the table stale.
-    config: Arc<Config>,
-}
-
-pub struct ExposedTool {
-    pub name: String,
-    pub server: String,
-    pub original: String,
-    /// The tool as the server described it, with `name` replaced by the exposed name.
-    pub tool: Map<String, Value>,
 }
 
 pub struct Gateway {
     pub config: Arc<ConfigStore>,
     pub pool: Arc<Pool>,
     request_timeout: Duration,
-    /// The last table built per profile, so that a call needs no listing round trip.
-    tables: Mutex<HashMap<String, Arc<ToolTable>>>,
+    /// How many items a list page holds.
+    page_size: usize,
+    /// The last table built per (profile, kind), so that a call needs no listing round trip.
+    tables: Mutex<HashMap<(String, ListKind), Arc<Table>>>,
+    generation: AtomicU64,
+    sessions: Mutex<HashMap<u64, Arc<Downstream>>>,
+    /// How many clients subscribe to each (profile, server, URI on the server).
+    subscriptions: Mutex<HashMap<(String, String, String), usize>>,
+    /// (profile, notification) pairs waiting out the list-changed debounce.
+    debouncing: Mutex<HashSet<(String, String)>>,
 }
 
 impl Gateway {
-    pub fn new(config: Arc<ConfigStore>, pool: Arc<Pool>, request_timeout: Duration) -> Gateway {
+    pub fn new(
+        config: Arc<ConfigStore>,
+        pool: Arc<Pool>,
+        request_timeout: Duration,
+        page_size: usize,
+    ) -> Gateway {
         Gateway {
             config,
             pool,
             request_timeout,
+            page_size,
             tables: Mutex::default(),
+            generation: AtomicU64::new(1),
+            sessions: Mutex::default(),
+            subscriptions: Mutex::default(),
+            debouncing: Mutex::default(),
         }
     }
 
-    /// Lists every server of the profile (starting them, all at once) and merges their tools.
-    pub async fn tool_table(&self, profile_name: &str) -> Result<Arc<ToolTable>, GatewayError> {
+    /// A page of the profile's merged list of `kind`.
+    pub async fn list(
+        &self,
+        profile: &str,
+        kind: ListKind,
+        params: Option<&RawValue>,
+    ) -> Result<Value, GatewayError> {
+        let cursor = parse_params(params)?
+            .get("cursor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let table = match cursor {
+            // A cursor continues the table it came from, so only a cached table can honour it.
+            Some(_) => match self.cached(profile, kind) {
+                Some(table) => table,
+                None => self.table(profile, kind).await?,
+            },
+            None => self.table(profile, kind).await?,
+        };
+        table
+            .page(cursor.as_deref(), self.page_size)
+            .map_err(GatewayError::InvalidParams)
+    }
+
+    /// The whole merged list of `kind`, listing every server of the profile (starting them, all at
+    /// once) when no current table is cached.
+    pub async fn table(&self, profile: &str, kind: ListKind) -> Result<Arc<Table>, GatewayError> {
+        match self.cached(profile, kind) {
+            Some(table) => Ok(table),
+            None => self.build_table(profile, kind).await,
+        }
+    }
+
+    fn cached(&self, profile: &str, kind: ListKind) -> Option<Arc<Table>> {
         let config = self.config.get();
-        let profile = config
-            .profile(profile_name)
-            .ok_or_else(|| GatewayError::UnknownProfile(profile_name.to_owned()))?;
-        let config_ref = &config;
-        let listings =
-            futures_util::future::join_all(profile.servers.iter().map(|server| async move {
-                let def = config_ref
-                    .catalog
-                    .servers
-                    .get(server)
-                    .ok_or_else(|| format!("{server:?} is not in the catalog"))?;
-                let upstream = self
-                    .pool
-                    .get(profile_name, server, def)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                list_all(&upstream, "tools/list", "tools", self.request_timeout).await
+        self.lock_tables()
+            .get(&(profile.to_owned(), kind))
+            .filter(|t| Arc::ptr_eq(&t.config, &config))
+            .cloned()
+    }
+
+    fn lock_tables(&self) -> std::sync::MutexGuard<'_, HashMap<(String, ListKind), Arc<Table>>> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn build_table(&self, profile: &str, kind: ListKind) -> Result<Arc<Table>, GatewayError> {
+        let config = self.config.get();
+        let profile_def = config
+            .profile(profile)
+            .ok_or_else(|| GatewayError::UnknownProfile(profile.to_owned()))?;
+        let listings: Vec<Listing> =
+            futures_util::future::join_all(profile_def.servers.iter().map(|server| async move {
+                let listing = async {
+                    let upstream = self.upstream(profile, server).await?;
+                    if !upstream.supports(kind.capability()) {
+                        return Ok(Vec::new());
+                    }
+                    list_all(&upstream, kind, self.request_timeout).await
+                };
+                (
+                    server.clone(),
+                    listing.await.map_err(|e: GatewayError| e.to_string()),
+                )
             }))
             .await;
-        let mut entries = Vec::new();
-        let mut failures = Vec::new();
-        for (server, listing) in profile.servers.iter().zip(listings) {
-            match listing {
-                Ok(tools) => entries.extend(tools.into_iter().filter_map(|tool| {
-                    let original = tool.get("name")?.as_str()?.to_owned();
-                    Some((server.clone(), original, tool))
-                })),
-                Err(reason) => {
-                    tracing::warn!(
-                        profile = profile_name,
-                        server,
-                        "tools unavailable: {reason}"
-                    );
-                    failures.push((server.clone(), reason));
-                }
+        for (server, listing) in &listings {
+            if let Err(reason) = listing {
+                tracing::warn!(profile, server, "{} unavailable: {reason}", kind.field());
             }
         }
-        let pairs: Vec<(&str, &str)> = entries
-            .iter()
-            .map(|(s, o, _)| (s.as_str(), o.as_str()))
-            .collect();
-        let exposed = names::expose(&pairs, profile.prefix);
-        let tools: Vec<ExposedTool> = entries
-            .into_iter()
-            .zip(exposed)
-            .map(|((server, original, mut tool), name)| {
-                tool.insert("name".into(), Value::from(name.clone()));
-                ExposedTool {
-                    name,
-                    server,
-                    original,
-                    tool,
-                }
-            })
-            .collect();
-        let by_name = tools
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
-        let table = Arc::new(ToolTable {
-            tools,
-            by_name,
-            failures,
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let table = Arc::new(Table::build(
+            kind,
+            &profile_def,
+            listings,
+            generation,
             config,
-        });
-        self.tables
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(profile_name.to_owned(), Arc::clone(&table));
+        ));
+        self.lock_tables()
+            .insert((profile.to_owned(), kind), Arc::clone(&table));
         Ok(table)
     }
 
-    /// Routes a `tools/call` to the server owning the tool, with the server's own tool name; every
-    /// other member of `params` (arguments, `_meta`, unknown fields) goes through as sent.
-    pub async fn call_tool(
-        &self,
-        profile_name: &str,
-        params: &RawValue,
-    ) -> Result<Reply, GatewayError> {
-        let mut params: Map<String, Value> = serde_json::from_str(params.get())
-            .map_err(|err| GatewayError::InvalidParams(err.to_string()))?;
-        let name = params
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| GatewayError::InvalidParams("missing tool name".into()))?
-            .to_owned();
-        let (server, original) = self.resolve(profile_name, &name).await?;
-        params.insert("name".into(), Value::from(original));
+    /// The server's running connection, started if needed.
+    async fn upstream(&self, profile: &str, server: &str) -> Result<Arc<Upstream>, GatewayError> {
         let config = self.config.get();
-        let def = config
-            .catalog
-            .servers
-            .get(&server)
-            .ok_or_else(|| GatewayError::UnknownTool(name.clone()))?;
-        let upstream = self.pool.get(profile_name, &server, def).await?;
-        let params = jsonrpc::to_raw(&Value::Object(params));
-        Ok(upstream
-            .request("tools/call", Some(&params), self.request_timeout)
-            .await?)
+        let def: &ServerDef =
+            config
+                .catalog
+                .servers
+                .get(server)
+                .ok_or_else(|| PoolError::Start {
+                    server: server.to_owned(),
+                    reason: "it is not in the catalog".into(),
+                })?;
+        Ok(self.pool.get(profile, server, def).await?)
     }
 
-    /// The owner of an exposed tool name, from the cached table or, failing that, a fresh one.
-    async fn resolve(
+    /// Where an exposed tool or prompt name (or resource URI) lives, from the cached table or,
+    /// failing that, a fresh one.
+    async fn route(
         &self,
-        profile_name: &str,
-        name: &str,
-    ) -> Result<(String, String), GatewayError> {
-        let lookup = |table: &ToolTable| {
-            table.by_name.get(name).map(|&i| {
-                (
-                    table.tools[i].server.clone(),
-                    table.tools[i].original.clone(),
-                )
-            })
-        };
-        let cached = self
-            .tables
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(profile_name)
-            .cloned();
-        if let Some(table) = cached.filter(|t| Arc::ptr_eq(&t.config, &self.config.get()))
-            && let Some(found) = lookup(&table)
+        profile: &str,
+        kind: ListKind,
+        exposed: &str,
+    ) -> Result<Route, GatewayError> {
+        if let Some(route) = self
+            .cached(profile, kind)
+            .and_then(|t| t.route(exposed).cloned())
         {
-            return Ok(found);
+            return Ok(route);
         }
-        let table = self.tool_table(profile_name).await?;
-        if let Some(found) = lookup(&table) {
-            return Ok(found);
+        let table = self.build_table(profile, kind).await?;
+        if let Some(route) = table.route(exposed) {
+            return Ok(route.clone());
         }
-        if table.failures.is_empty() {
-            return Err(GatewayError::UnknownTool(name.to_owned()));
-        }
-        let failures = table
-            .failures
-            .iter()
-            .map(|(server, reason)| format!("{server}: {reason}"))
-            .collect::<Vec<_>>();
-        Err(GatewayError::ToolUnavailable {
-            name: name.to_owned(),
-            failures: failures.join("; "),
+        let what = match kind {
+            ListKind::Tools => "tool",
+            ListKind::Prompts => "prompt",
+            ListKind::Resources | ListKind::Templates => "resource",
+        };
+        Err(if table.failures.is_empty() {
+            GatewayError::Unknown {
+                what,
+                name: exposed.to_owned(),
+            }
+        } else {
+            GatewayError::Unavailable {
+                what,
+                name: exposed.to_owned(),
+                failures: table.failure_summary(),
+            }
         })
+    }
+
+    /// Where a resource URI lives: a listed resource, the gateway's rewritten form, a URI built
+    /// from a server's template, or the only server with resources at all.
+    async fn route_uri(&self, profile: &str, uri: &str) -> Result<Route, GatewayError> {
+        let servers = self
+            .config
+            .get()
+            .profile(profile)
+            .ok_or_else(|| GatewayError::UnknownProfile(profile.to_owned()))?
+            .servers;
+        if let Some((server, original)) = names::split_uri(uri)
+            && servers.iter().any(|s| s == server)
+        {
+            return Ok(Route {
+                server: server.to_owned(),
+                original: original.to_owned(),
+            });
+        }
+        let listed = self.route(profile, ListKind::Resources, uri).await;
+        if let Ok(route) = listed {
+            return Ok(route);
+        }
+        let templates = self.table(profile, ListKind::Templates).await?;
+        let by_template = templates
+            .items
+            .iter()
+            .filter_map(|item| {
+                let template = item.get("uriTemplate")?.as_str()?;
+                let literal = &template[..template.find('{').unwrap_or(template.len())];
+                let route = templates.route(template)?;
+                (!literal.is_empty() && uri.starts_with(literal)).then_some((literal.len(), route))
+            })
+            .max_by_key(|(len, _)| *len);
+        if let Some((_, route)) = by_template {
+            return Ok(Route {
+                server: route.server.clone(),
+                original: uri.to_owned(),
+            });
+        }
+        let mut with_resources = Vec::new();
+        for server in &servers {
+            if self.upstream(profile, server).await?.supports("resources") {
+                with_resources.push(server);
+            }
+        }
+        match with_resources.as_slice() {
+            [only] => Ok(Route {
+                server: (*only).clone(),
+                original: uri.to_owned(),
+            }),
+            _ => listed,
+        }
+    }
+
+    /// Routes one of the requests that name an item (`tools/call`, `prompts/get`,
+    /// `resources/read`, `completion/complete`) to its server.
+    pub async fn call(
+        &self,
+        profile: &str,
+        method: &str,
+        params: Option<&RawValue>,
+        caller: &Caller,
+    ) -> Result<Reply, GatewayError> {
+        let mut params = parse_params(params)?;
+        let (route, rewritten_uri) = match method {
+            "tools/call" | "prompts/get" => {
+                let kind = if method == "tools/call" {
+                    ListKind::Tools
+                } else {
+                    ListKind::Prompts
+                };
+                let name = string_member(&params, "name")?;
+                let route = self.route(profile, kind, &name).await?;
+                params.insert("name".into(), Value::from(route.original.clone()));
+                (route, false)
+            }
+            "resources/read" => {
+                let uri = string_member(&params, "uri")?;
+                let route = self.route_uri(profile, &uri).await?;
+                params.insert("uri".into(), Value::from(route.original.clone()));
+                let rewritten = route.original != uri;
+                (route, rewritten)
+            }
+            "completion/complete" => (self.route_reference(profile, &mut params).await?, false),
+            _ => {
+                return Err(GatewayError::InvalidParams(format!(
+                    "{method} names no tool, prompt or resource"
+                )));
+            }
+        };
+        let reply = self
+            .forward(profile, &route.server, method, &params, caller)
+            .await?;
+        Ok(match reply {
+            Ok(result) if rewritten_uri => Ok(rewrite_contents(result, &route.server)),
+            other => other,
+        })
+    }
+
+    /// Routes `completion/complete` by its `ref`: a prompt name or a resource (template) URI.
+    async fn route_reference(
+        &self,
+        profile: &str,
+        params: &mut Map<String, Value>,
+    ) -> Result<Route, GatewayError> {
+        let reference = params
+            .get_mut("ref")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| GatewayError::InvalidParams("missing ref".into()))?;
+        let (member, route) = match reference.get("type").and_then(Value::as_str) {
+            Some("ref/prompt") => {
+                let name = string_member(reference, "name")?;
+                ("name", self.route(profile, ListKind::Prompts, &name).await?)
+            }
+            Some("ref/resource") => {
+                let uri = string_member(reference, "uri")?;
+                let template = self
+                    .table(profile, ListKind::Templates)
+                    .await?
+                    .route(&uri)
+                    .cloned();
+                let route = match template {
+                    Some(route) => route,
+                    None => self.route_uri(profile, &uri).await?,
+                };
+                ("uri", route)
+            }
+            other => {
+                return Err(GatewayError::InvalidParams(format!(
+                    "unknown ref type {other:?}"
+                )));
+            }
+        };
+        reference.insert(member.into(), Value::from(route.original.clone()));
+        Ok(route)
+    }
+
+    async fn forward(
+        &self,
+        profile: &str,
+        server: &str,
+        method: &str,
+        params: &Map<String, Value>,
+        caller: &Caller,
+    ) -> Result<Reply, GatewayError> {
+        let upstream = self.upstream(profile, server).await?;
+        let params = jsonrpc::to_raw(&Value::Object(params.clone()));
+        Ok(upstream.request(method, Some(&params), caller).await?)
+    }
+
+    /// A `tools/call` made by `mcpctl`, on the gateway's own behalf.
+    pub async fn call_tool(&self, profile: &str, params: &RawValue) -> Result<Reply, GatewayError> {
+        self.call(
+            profile,
+            "tools/call",
+            Some(params),
+            &Caller::gateway(self.request_timeout),
+        )
+        .await
+    }
+
+    /// How long a client's request may take on a server.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 }
 
-/// Fetches every page of a list method, following `nextCursor`, and returns the items.
+fn parse_params(params: Option<&RawValue>) -> Result<Map<String, Value>, GatewayError> {
+    match params {
+        None => Ok(Map::new()),
+        Some(params) => serde_json::from_str(params.get())
+            .map_err(|err| GatewayError::InvalidParams(format!("params must be an object: {err}"))),
+    }
+}
+
+fn string_member(object: &Map<String, Value>, member: &str) -> Result<String, GatewayError> {
+    object
+        .get(member)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| GatewayError::InvalidParams(format!("missing {member}")))
+}
+
+/// A `resources/read` result whose contents carry the server's URIs, given the gateway's rewritten
+/// ones, for a server whose URIs clients only know in that form.
+fn rewrite_contents(result: Box<RawValue>, server: &str) -> Box<RawValue> {
+    let Ok(mut value) = serde_json::from_str::<Value>(result.get()) else {
+        return result;
+    };
+    if let Some(contents) = value.get_mut("contents").and_then(Value::as_array_mut) {
+        for content in contents {
+            if let Some(uri) = content.get("uri").and_then(Value::as_str) {
+                let exposed = format!("{}{server}/{uri}", names::URI_PREFIX);
+                content["uri"] = Value::from(exposed);
+            }
+        }
+    }
+    jsonrpc::to_raw(&value)
+}
+
+/// Fetches every page of a list, following `nextCursor`, and returns the items.
 async fn list_all(
     upstream: &Upstream,
-    method: &str,
-    field: &str,
+    kind: ListKind,
     timeout: Duration,
-) -> Result<Vec<Map<String, Value>>, String> {
+) -> Result<Vec<Map<String, Value>>, GatewayError> {
+    let method = kind.method();
+    let failed = |reason: String| GatewayError::BadListing {
+        server: upstream.name().to_owned(),
+        method,
+        reason,
+    };
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     // A server that keeps returning cursors must not keep the gateway listing forever.
     for _ in 0..1000 {
         let params = cursor
             .as_ref()
-            .map(|c| jsonrpc::to_raw(&serde_json::json!({ "cursor": c })));
+            .map(|c| jsonrpc::to_raw(&json!({ "cursor": c })));
         let result = upstream
-            .request(method, params.as_deref(), timeout)
-            .await
-            .map_err(|err| err.to_string())?
-            .map_err(|error| format!("{method} failed: {}", error.get()))?;
+            .request(method, params.as_deref(), &Caller::gateway(timeout))
+            .await?
+            .map_err(|error| failed(error.get().to_owned()))?;
         let mut page: Map<String, Value> =
-            serde_json::from_str(result.get()).map_err(|err| format!("{method}: {err}"))?;
-        match page.remove(field) {
+            serde_json::from_str(result.get()).map_err(|err| failed(err.to_string()))?;
+        match page.remove(kind.field()) {
             Some(Value::Array(list)) => {
                 items.extend(list.into_iter().filter_map(|item| match item {
                     Value::Object(item) => Some(item),
                     _ => None,
                 }))
             }
-            _ => return Err(format!("{method}: the result has no {field} array")),
+            _ => {
+                return Err(failed(format!("the result has no {} array", kind.field())));
+            }
         }
         cursor = page
             .get("nextCursor")
@@ -266,5 +488,5 @@ async fn list_all(
             return Ok(items);
         }
     }
-    Err(format!("{method}: more than 1000 pages"))
+    Err(failed("more than 1000 pages".into()))
 }

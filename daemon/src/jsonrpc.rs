@@ -60,6 +60,15 @@ impl Message {
         Ok(serde_json::from_str(line)?)
     }
 
+    /// The outcome a response carries; a response with neither member counts as an empty result.
+    pub fn into_reply(self) -> Reply {
+        match (self.result, self.error) {
+            (_, Some(error)) => Err(error),
+            (Some(result), None) => Ok(result),
+            (None, None) => Ok(empty_object()),
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         let has_id = self.id.as_ref().is_some_and(|id| !id.is_null());
         match (&self.method, has_id) {

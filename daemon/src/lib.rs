@@ -5,8 +5,10 @@
 //!
 //! - [`run`] is the whole daemon given a listening socket; `main.rs` and the tests both call it.
 //! - `server`: accept loop, peer check, hello, dispatch. `control`: `mcpctl` requests.
-//! - `session`: one MCP client. `gateway`: merged lists and call routing over a profile.
-//!   `names`: the tool names a profile exposes. `jsonrpc`: the raw message envelope.
+//! - `session`: one MCP client; `downstream`: the handle the rest of the daemon writes to it with.
+//!   `gateway`: merged lists and request routing over a profile, and (`gateway/events`) what
+//!   servers send unprompted. `lists`: merged lists and their pages. `names`: the names and URIs
+//!   a profile exposes. `jsonrpc`: the raw message envelope. `lines`: framing with a length limit.
 //! - `pool`: containers per (profile, server). `upstream`: one server's MCP connection.
 //!   `docker`: the engine API (the only user of bollard). `logtail`: servers' stderr.
 //! - `config`: catalog, profiles, active profile. `dirs`: XDG paths.
@@ -17,9 +19,12 @@ mod config;
 mod control;
 mod dirs;
 mod docker;
+mod downstream;
 mod gateway;
 mod jsonrpc;
+mod lines;
 pub mod listener;
+mod lists;
 pub mod logging;
 mod logtail;
 mod names;
@@ -54,6 +59,8 @@ pub struct Settings {
     /// Exit after this long without connections, when socket-activated (a bound socket has no one
     /// to start the daemon again).
     pub idle_timeout: Option<Duration>,
+    /// Items per page of the merged lists clients get.
+    pub list_page_size: usize,
 }
 
 impl Default for Settings {
@@ -64,6 +71,7 @@ impl Default for Settings {
             max_mcp_line: mcp_gateway_proto::MAX_MCP_LINE,
             drain_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(600)),
+            list_page_size: 500,
         }
     }
 }
@@ -80,16 +88,22 @@ pub async fn run(
     for problem in &problems {
         tracing::error!("configuration: {problem}");
     }
-    let pool = Arc::new(pool::Pool::new(pool::PoolSettings {
-        scope: listener.description.clone(),
-        start_timeout: settings.start_timeout,
-        max_line: settings.max_mcp_line,
-    }));
+    let (events, server_events) = tokio::sync::mpsc::channel(1024);
+    let pool = Arc::new(pool::Pool::new(
+        pool::PoolSettings {
+            scope: listener.description.clone(),
+            start_timeout: settings.start_timeout,
+            max_line: settings.max_mcp_line,
+        },
+        events,
+    ));
     let gateway = Arc::new(gateway::Gateway::new(
         Arc::new(config),
         Arc::clone(&pool),
         settings.request_timeout,
+        settings.list_page_size,
     ));
+    tokio::spawn(Arc::clone(&gateway).run_events(server_events));
     let shared = Arc::new(server::Shared {
         gateway,
         socket: listener.description.clone(),

@@ -5,6 +5,10 @@
 //! `[A-Za-z0-9_.-]{1,128}` (the MCP naming guidance); a name that does not is shortened or cleaned
 //! and given a stable hash suffix. The result depends only on the input order, so the same profile
 //! always shows the same names.
+//!
+//! Resource URIs (and URI templates) stay as the server wrote them unless two servers of the
+//! profile claim the same one; then every claimant's URI becomes `mcp-gateway://<server>/<uri>`,
+//! which [`split_uri`] reverses, so a URI a client builds from a rewritten template still routes.
 
 use std::collections::{HashMap, HashSet};
 
@@ -36,6 +40,32 @@ pub fn expose(entries: &[(&str, &str)], prefix_all: bool) -> Vec<String> {
             name
         })
         .collect()
+}
+
+/// The scheme of rewritten resource URIs.
+pub const URI_PREFIX: &str = "mcp-gateway://";
+
+/// Exposed URIs for `(server, uri)` pairs, in the same order.
+pub fn expose_uris(entries: &[(&str, &str)]) -> Vec<String> {
+    let mut claimants: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (server, uri) in entries {
+        claimants.entry(uri).or_default().insert(server);
+    }
+    entries
+        .iter()
+        .map(|(server, uri)| {
+            if claimants[uri].len() > 1 || uri.starts_with(URI_PREFIX) {
+                format!("{URI_PREFIX}{server}/{uri}")
+            } else {
+                (*uri).to_owned()
+            }
+        })
+        .collect()
+}
+
+/// The server and its own URI, for a URI in the rewritten form.
+pub fn split_uri(exposed: &str) -> Option<(&str, &str)> {
+    exposed.strip_prefix(URI_PREFIX)?.split_once('/')
 }
 
 fn is_valid(name: &str) -> bool {
@@ -113,6 +143,32 @@ mod tests {
         assert_eq!(
             names,
             expose(&[("s", "has space"), ("s", &long), ("s", "ünï")], false)
+        );
+    }
+
+    #[test]
+    fn only_shared_uris_are_rewritten_and_the_rewrite_reverses() {
+        let uris = expose_uris(&[
+            ("a", "file:///x"),
+            ("a", "note://a/1"),
+            ("b", "file:///x"),
+            ("b", "tmpl://{id}"),
+        ]);
+        assert_eq!(
+            uris,
+            [
+                "mcp-gateway://a/file:///x",
+                "note://a/1",
+                "mcp-gateway://b/file:///x",
+                "tmpl://{id}"
+            ]
+        );
+        assert_eq!(split_uri(&uris[2]), Some(("b", "file:///x")));
+        assert_eq!(split_uri("file:///x"), None);
+        // A server's own URI in the gateway's scheme is wrapped too, so it cannot be mistaken.
+        assert_eq!(
+            expose_uris(&[("a", "mcp-gateway://b/z")]),
+            ["mcp-gateway://a/mcp-gateway://b/z"]
         );
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::config::ServerDef;
 use crate::docker::{self, ContainerSpec, Engine, EngineError};
 use crate::logtail::LogTail;
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::{ServerEvent, Upstream, UpstreamError};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
@@ -44,6 +44,8 @@ pub struct Pool {
     engine: tokio::sync::Mutex<Option<Arc<Engine>>>,
     slots: Mutex<HashMap<(String, String), Arc<Slot>>>,
     seq: std::sync::atomic::AtomicU64,
+    /// Where every server's unprompted messages go (the gateway).
+    events: tokio::sync::mpsc::Sender<ServerEvent>,
 }
 
 /// One (profile, server) place in the pool. The async mutex makes concurrent first callers wait
@@ -60,8 +62,9 @@ struct Running {
 }
 
 impl Pool {
-    pub fn new(settings: PoolSettings) -> Pool {
+    pub fn new(settings: PoolSettings, events: tokio::sync::mpsc::Sender<ServerEvent>) -> Pool {
         Pool {
+            events,
             settings,
             instance: instance_id(),
             uid: nix::unistd::geteuid().as_raw(),
@@ -175,10 +178,11 @@ impl Pool {
         tracing::info!(profile, server, container = %attached.id, "started {}", def.image);
         let upstream = Upstream::spawn(
             server,
-            attached.stdin,
-            attached.stdout,
+            profile,
+            (attached.stdin, attached.stdout),
             stderr,
             self.settings.max_line,
+            self.events.clone(),
         );
         let running = Running {
             upstream,
@@ -203,24 +207,31 @@ impl Pool {
     }
 
     /// (profile, server) pairs with a live container, for `status` and `server ls`.
-    pub async fn running(&self) -> Vec<(String, String)> {
-        let slots: Vec<_> = {
-            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots
-                .iter()
-                .map(|(key, slot)| (key.clone(), Arc::clone(slot)))
-                .collect()
-        };
-        let mut live = Vec::new();
-        for (key, slot) in slots {
-            if let Ok(running) = slot.running.try_lock()
-                && running.as_ref().is_some_and(|r| !r.upstream.is_closed())
-            {
-                live.push(key);
-            }
-        }
+    pub fn running(&self) -> Vec<(String, String)> {
+        let mut live: Vec<_> = self.live().into_iter().map(|(key, _)| key).collect();
         live.sort();
         live
+    }
+
+    /// The live connections of a profile's servers; servers starting right now are left out.
+    pub fn running_upstreams(&self, profile: &str) -> Vec<Arc<Upstream>> {
+        self.live()
+            .into_iter()
+            .filter(|((p, _), _)| p == profile)
+            .map(|(_, upstream)| upstream)
+            .collect()
+    }
+
+    fn live(&self) -> Vec<((String, String), Arc<Upstream>)> {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .iter()
+            .filter_map(|(key, slot)| {
+                let running = slot.running.try_lock().ok()?;
+                let upstream = &running.as_ref()?.upstream;
+                (!upstream.is_closed()).then(|| (key.clone(), Arc::clone(upstream)))
+            })
+            .collect()
     }
 
     /// Removes every container this daemon started.

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::gateway::Gateway;
+use crate::lines::LineCodec;
 use crate::{control, session};
 
 /// How long a client has to send its hello before the daemon hangs up.
@@ -164,16 +165,9 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
             shared.sessions.fetch_add(1, Ordering::Relaxed);
             // Bytes the client sent right after its hello may already sit in the reader's buffer,
             // so the MCP session continues on the same reader with the MCP line limit.
-            let reader =
-                reader.map_decoder(|_| LinesCodec::new_with_max_length(shared.max_mcp_line));
-            session::serve(
-                reader,
-                writer,
-                profile.clone(),
-                Arc::clone(&shared.gateway),
-                shutdown,
-            )
-            .await;
+            let reader = reader.map_decoder(|_| LineCodec::new(shared.max_mcp_line));
+            let named = hello.profile.clone();
+            session::serve(reader, writer, named, Arc::clone(&shared.gateway), shutdown).await;
             shared.sessions.fetch_sub(1, Ordering::Relaxed);
             tracing::info!(profile, client = %hello.client, "session closed");
         }

@@ -1,12 +1,15 @@
 //! One MCP client session (a connection from `mcp-shim` after its hello): reads the client's
-//! JSON-RPC lines, answers what the gateway owns (`initialize`, `ping`, the merged `tools/list`)
-//! and routes the rest to the profile's servers.
+//! JSON-RPC lines, answers what the gateway owns (`initialize`, `ping`, the merged lists) and
+//! routes the rest to the profile's servers.
 //!
 //! Requests run concurrently, each in its own task, and their answers go back through one writer
-//! task in the order they complete. When the client goes away, its unfinished requests are
-//! dropped, which releases their places on the servers.
+//! task in the order they complete. A request the client cancels gets no answer, as the protocol
+//! asks, and its server is told. When the client goes away, its unfinished requests are dropped,
+//! which cancels them on their servers and withdraws its subscriptions.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
@@ -14,26 +17,34 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::Gateway;
+use crate::downstream::Downstream;
+use crate::gateway::{Gateway, GatewayError};
 use crate::jsonrpc::{self, Kind, Message, ParseError, Reply, code};
+use crate::lines::{Line, LineCodec, Reject, sniff_id};
+use crate::lists::ListKind;
+use crate::upstream::{Caller, UpstreamError};
 
 /// Protocol revisions a legacy client may negotiate with the gateway, newest first.
 const LEGACY_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
 
-pub struct Session {
-    pub profile: String,
-    pub gateway: Arc<Gateway>,
-    out: mpsc::Sender<String>,
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+struct Session {
+    peer: Arc<Downstream>,
+    gateway: Arc<Gateway>,
+    /// Requests in flight, by the client's id (as JSON text), so the client can cancel them.
+    in_flight: Mutex<HashMap<String, CancellationToken>>,
 }
 
-/// Serves the session until the client closes its side or the daemon shuts down.
+/// Serves the session until the client closes its side or the daemon shuts down. `profile` is the
+/// one the client named; `None` follows the active profile.
 pub async fn serve<R, W>(
-    mut lines: FramedRead<R, LinesCodec>,
+    mut lines: FramedRead<R, LineCodec>,
     writer: W,
-    profile: String,
+    profile: Option<String>,
     gateway: Arc<Gateway>,
     shutdown: CancellationToken,
 ) where
@@ -42,10 +53,16 @@ pub async fn serve<R, W>(
 {
     let (out, queue) = mpsc::channel(256);
     let writer = tokio::spawn(jsonrpc::write_lines(writer, queue));
-    let session = Arc::new(Session {
+    let peer = Arc::new(Downstream::new(
+        NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
         profile,
-        gateway,
         out,
+    ));
+    gateway.register(Arc::clone(&peer));
+    let session = Arc::new(Session {
+        peer: Arc::clone(&peer),
+        gateway: Arc::clone(&gateway),
+        in_flight: Mutex::default(),
     });
     let mut requests = JoinSet::new();
     loop {
@@ -56,20 +73,19 @@ pub async fn serve<R, W>(
         };
         match line {
             None => break,
-            Some(Ok(line)) => session.dispatch(&line, &mut requests).await,
-            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
-                let max = lines.decoder().max_length();
-                session
-                    .send(
-                        &Value::Null,
-                        &Err(jsonrpc::error(
-                            code::INVALID_REQUEST,
-                            format!("message longer than {max} bytes"),
-                        )),
-                    )
-                    .await;
+            Some(Ok(Line::Text(line))) => session.dispatch(&line, &mut requests).await,
+            Some(Ok(Line::Rejected { head, reason })) => {
+                let (code, message) = match reason {
+                    Reject::TooLong => (
+                        code::INVALID_REQUEST,
+                        format!("message longer than {} bytes", lines.decoder().max()),
+                    ),
+                    Reject::NotUtf8 => (code::PARSE_ERROR, "message is not UTF-8".to_owned()),
+                };
+                let id = sniff_id(&head).unwrap_or_default();
+                session.send(&id, &Err(jsonrpc::error(code, message))).await;
             }
-            Some(Err(LinesCodecError::Io(err))) => {
+            Some(Err(err)) => {
                 tracing::debug!("session read failed: {err}");
                 break;
             }
@@ -81,13 +97,16 @@ pub async fn serve<R, W>(
         () = async { while requests.join_next().await.is_some() {} } => {}
         () = shutdown.cancelled() => requests.abort_all(),
     }
-    drop(session);
+    drop(requests);
+    gateway.unregister(&peer).await;
+    peer.close();
+    drop((session, peer));
     let _ = writer.await;
 }
 
 impl Session {
     async fn send(&self, id: &Value, reply: &Reply) {
-        let _ = self.out.send(jsonrpc::response_line(id, reply)).await;
+        self.peer.send_line(jsonrpc::response_line(id, reply)).await;
     }
 
     async fn dispatch(self: &Arc<Self>, line: &str, requests: &mut JoinSet<()>) {
@@ -96,111 +115,143 @@ impl Session {
         }
         let message = match Message::parse(line) {
             Ok(message) => message,
-            Err(err @ ParseError::Batch) => {
-                return self
-                    .send(
-                        &Value::Null,
-                        &Err(jsonrpc::error(code::INVALID_REQUEST, err.to_string())),
-                    )
-                    .await;
-            }
-            Err(err @ ParseError::Json(_)) => {
-                return self
-                    .send(
-                        &Value::Null,
-                        &Err(jsonrpc::error(code::PARSE_ERROR, err.to_string())),
-                    )
-                    .await;
+            Err(err) => {
+                let code = match err {
+                    ParseError::Batch => code::INVALID_REQUEST,
+                    ParseError::Json(_) => code::PARSE_ERROR,
+                };
+                let error = jsonrpc::error(code, err.to_string());
+                return self.send(&Value::Null, &Err(error)).await;
             }
         };
         match message.kind() {
             Kind::Request => {
+                let id = message.id.clone().unwrap_or_default();
+                let key = id.to_string();
+                let cancel = CancellationToken::new();
+                self.lock_in_flight().insert(key.clone(), cancel.clone());
                 let session = Arc::clone(self);
+                self.peer.touch();
                 requests.spawn(async move {
-                    let id = message.id.clone().unwrap_or_default();
-                    let reply = session.handle_request(message).await;
-                    session.send(&id, &reply).await;
+                    let reply = session.handle_request(message, cancel).await;
+                    session.lock_in_flight().remove(&key);
+                    if let Some(reply) = reply {
+                        session.send(&id, &reply).await;
+                    }
                 });
             }
-            Kind::Notification => {
-                // `notifications/initialized` needs no action; cancellation and the rest are
-                // relayed once the gateway tracks them per server.
-                tracing::trace!(method = ?message.method, "client notification");
-            }
-            Kind::Response => tracing::debug!("client response with no gateway request waiting"),
+            Kind::Notification => self.handle_notification(message).await,
+            Kind::Response => self.peer.answer(message),
             Kind::Invalid => {
                 let id = message.id.unwrap_or_default();
-                self.send(
-                    &id,
-                    &Err(jsonrpc::error(
-                        code::INVALID_REQUEST,
-                        "not a JSON-RPC request, notification or response",
-                    )),
-                )
-                .await;
+                let error = jsonrpc::error(
+                    code::INVALID_REQUEST,
+                    "not a JSON-RPC request, notification or response",
+                );
+                self.send(&id, &Err(error)).await;
             }
         }
     }
 
-    async fn handle_request(&self, message: Message) -> Reply {
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The answer to one request; `None` when the client cancelled it.
+    async fn handle_request(&self, message: Message, cancel: CancellationToken) -> Option<Reply> {
         let method = message.method.as_deref().unwrap_or_default();
         let params = message.params.as_deref();
-        match method {
-            "initialize" => Ok(initialize_result(params)),
-            "ping" => Ok(jsonrpc::empty_object()),
-            "tools/list" => self.list_tools().await,
-            "tools/call" => match params {
-                Some(params) => self
-                    .gateway
-                    .call_tool(&self.profile, params)
+        let profile = self.peer.profile(&self.gateway.config.get());
+        let caller = Caller {
+            owner: Some(Arc::clone(&self.peer)),
+            cancel,
+            timeout: self.gateway.request_timeout(),
+        };
+        let gateway = &self.gateway;
+        let outcome = match method {
+            "initialize" => {
+                let params = params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok());
+                self.peer.initialize(params.as_ref());
+                return Some(Ok(initialize_result(params.as_ref())));
+            }
+            "ping" => return Some(Ok(jsonrpc::empty_object())),
+            "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => {
+                gateway.call(&profile, method, params, &caller).await
+            }
+            "resources/subscribe" | "resources/unsubscribe" => {
+                let subscribe = method == "resources/subscribe";
+                gateway
+                    .subscription(&self.peer, &profile, subscribe, params, &caller)
                     .await
-                    .unwrap_or_else(|err| Err(err.to_jsonrpc())),
-                None => Err(jsonrpc::error(
-                    code::INVALID_PARAMS,
-                    "tools/call needs params",
-                )),
+            }
+            "logging/setLevel" => gateway.set_log_level(&self.peer, &profile, params).await,
+            _ => match ListKind::from_method(method) {
+                Some(kind) => gateway
+                    .list(&profile, kind, params)
+                    .await
+                    .map(|page| Ok(jsonrpc::to_raw(&page))),
+                None => {
+                    let error = format!("method not found: {method}");
+                    return Some(Err(jsonrpc::error(code::METHOD_NOT_FOUND, error)));
+                }
             },
-            _ => Err(jsonrpc::error(
-                code::METHOD_NOT_FOUND,
-                format!("method not found: {method}"),
-            )),
+        };
+        match outcome {
+            Ok(reply) => Some(reply),
+            Err(GatewayError::Upstream(UpstreamError::Cancelled)) => None,
+            Err(err) => Some(Err(err.to_jsonrpc())),
         }
     }
 
-    /// The whole merged list in one page; servers that failed are left out and logged.
-    async fn list_tools(&self) -> Reply {
-        match self.gateway.tool_table(&self.profile).await {
-            Ok(table) => {
-                let tools: Vec<Value> = table
-                    .tools
-                    .iter()
-                    .map(|t| Value::Object(t.tool.clone()))
-                    .collect();
-                Ok(jsonrpc::to_raw(&json!({ "tools": tools })))
+    async fn handle_notification(&self, message: Message) {
+        let method = message.method.as_deref().unwrap_or_default();
+        match method {
+            "notifications/initialized" => {}
+            "notifications/cancelled" => {
+                let request = message
+                    .params
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+                    .and_then(|p| p.get("requestId").map(Value::to_string));
+                if let Some(cancel) = request.and_then(|key| self.lock_in_flight().remove(&key)) {
+                    cancel.cancel();
+                }
             }
-            Err(err) => Err(err.to_jsonrpc()),
+            // Progress from the client would be about a server's request to it; servers are not
+            // told which of their tokens came back through which client, so it is not relayed.
+            "notifications/progress" => {
+                tracing::debug!(session = self.peer.id, "client progress not relayed")
+            }
+            _ => {
+                let profile = self.peer.profile(&self.gateway.config.get());
+                self.gateway
+                    .notify_servers(&profile, method, message.params.as_deref())
+                    .await;
+            }
         }
     }
 }
 
-/// The gateway's own `initialize` answer: it is one server to the client, whatever it runs.
-fn initialize_result(params: Option<&RawValue>) -> Box<RawValue> {
+/// The gateway's own `initialize` answer: it is one server to the client, whatever it runs, and
+/// it offers every feature it can relay.
+fn initialize_result(params: Option<&Value>) -> Box<RawValue> {
     let requested = params
-        .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-        .and_then(|p| {
-            p.get("protocolVersion")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
+        .and_then(|p| p.get("protocolVersion"))
+        .and_then(Value::as_str);
     // Echo the client's version when the gateway speaks it, else offer the newest legacy one, as
     // the lifecycle rules ask.
     let version = requested
-        .as_deref()
         .filter(|v| LEGACY_VERSIONS.contains(v))
         .unwrap_or(LEGACY_VERSIONS[0]);
     jsonrpc::to_raw(&json!({
         "protocolVersion": version,
-        "capabilities": { "tools": { "listChanged": false } },
+        "capabilities": {
+            "tools": { "listChanged": true },
+            "prompts": { "listChanged": true },
+            "resources": { "subscribe": true, "listChanged": true },
+            "completions": {},
+            "logging": {},
+        },
         "serverInfo": { "name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION") },
     }))
 }

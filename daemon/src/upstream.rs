@@ -3,20 +3,31 @@
 //! The gateway speaks to the server with its own request ids, so requests from many client
 //! sessions can share one server: [`Upstream::request`] mints an id, parks a oneshot under it, and
 //! the reader task hands the server's response to whoever waits. Result bodies stay raw.
+//!
+//! Each parked request remembers the client it is made for. That is how the server's messages
+//! about a request find their client: progress for the token the client chose (the server sees
+//! the gateway's id as token, so two clients may pick the same one), and requests the server makes
+//! while it works (sampling, elicitation, roots), which [`ServerEvent::Request`] hands to the
+//! gateway with the clients that have requests in flight here. Everything else the server says
+//! goes to the gateway as [`ServerEvent::Notification`].
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use crate::downstream::Downstream;
 use crate::jsonrpc::{self, Kind, Message, Reply, code};
+use crate::lines::{Line, LineCodec, sniff_id};
 use crate::logtail::LogTail;
 
 /// The protocol revision the gateway asks legacy servers for.
@@ -34,6 +45,8 @@ pub enum UpstreamError {
     },
     #[error("server {server:?} failed to initialize: {reason}")]
     Initialize { server: String, reason: String },
+    #[error("the request was cancelled")]
+    Cancelled,
 }
 
 fn stderr_suffix(lines: &[String]) -> String {
@@ -44,27 +57,90 @@ fn stderr_suffix(lines: &[String]) -> String {
     }
 }
 
+/// What the server said that the gateway, not this connection, has to route.
+pub enum ServerEvent {
+    /// A notification other than progress and cancellation (logs, list changes, updates…).
+    Notification {
+        profile: String,
+        server: String,
+        method: String,
+        params: Option<Box<RawValue>>,
+    },
+    /// A request to a client; answer it with [`Upstream::relay_to_client`].
+    Request {
+        upstream: Arc<Upstream>,
+        id: Value,
+        method: String,
+        params: Option<Box<RawValue>>,
+        /// Clients with requests in flight on this server, most recent first.
+        owners: Vec<Arc<Downstream>>,
+    },
+}
+
+/// Who a request is made for, and how long it may take.
+pub struct Caller {
+    /// The client the request is made for; `None` for the gateway's own requests (listing).
+    pub owner: Option<Arc<Downstream>>,
+    /// Fires when the client cancels the request.
+    pub cancel: CancellationToken,
+    pub timeout: Duration,
+}
+
+impl Caller {
+    /// The gateway asking on its own behalf.
+    pub fn gateway(timeout: Duration) -> Caller {
+        Caller {
+            owner: None,
+            cancel: CancellationToken::new(),
+            timeout,
+        }
+    }
+}
+
 pub struct Upstream {
     name: String,
+    profile: String,
     outgoing: mpsc::Sender<String>,
-    pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    /// Server requests relayed to a client: the server's id (as JSON text) → the client and the
+    /// id the gateway gave the request there.
+    relayed: Mutex<HashMap<String, (Weak<Downstream>, u64)>>,
     next_id: AtomicU64,
     closed: CancellationToken,
     stderr: Arc<LogTail>,
+    /// The server's `capabilities`, once initialized.
+    capabilities: OnceLock<Value>,
+    events: mpsc::Sender<ServerEvent>,
 }
 
-/// Removes a parked request when its caller gives up (timeout, or the client went away).
+struct Pending {
+    reply: oneshot::Sender<Reply>,
+    owner: Option<Arc<Downstream>>,
+    /// The client's own progress token; the server was given the request's id instead.
+    progress_token: Option<Value>,
+}
+
+/// Removes a parked request when its caller stops waiting and, unless the answer came, tells the
+/// server to stop working on it.
 struct PendingGuard<'a> {
-    pending: &'a Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    upstream: &'a Upstream,
     id: u64,
+    /// Why the request is abandoned; `None` for requests that must not be cancelled.
+    reason: Option<&'static str>,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        let unanswered = self.upstream.lock_pending().remove(&self.id).is_some();
+        if let (true, Some(reason)) = (unanswered, self.reason) {
+            let cancel = json!({"requestId": self.id, "reason": reason});
+            let line = jsonrpc::notification_line(
+                "notifications/cancelled",
+                Some(&jsonrpc::to_raw(&cancel)),
+            );
+            // Best effort: a full queue means the server is not reading anyway.
+            let _ = self.upstream.outgoing.try_send(line);
+        }
     }
 }
 
@@ -72,50 +148,91 @@ impl Upstream {
     /// Starts the reader and writer tasks over the server's stdout and stdin.
     pub fn spawn(
         name: &str,
-        stdin: impl AsyncWrite + Send + 'static,
-        stdout: impl AsyncRead + Send + 'static,
+        profile: &str,
+        (stdin, stdout): (
+            impl AsyncWrite + Send + 'static,
+            impl AsyncRead + Send + 'static,
+        ),
         stderr: Arc<LogTail>,
         max_line: usize,
+        events: mpsc::Sender<ServerEvent>,
     ) -> Arc<Upstream> {
         let (outgoing, queue) = mpsc::channel(1024);
         let upstream = Arc::new(Upstream {
             name: name.to_owned(),
+            profile: profile.to_owned(),
             outgoing,
-            pending: Arc::default(),
+            pending: Mutex::default(),
+            relayed: Mutex::default(),
             next_id: AtomicU64::new(1),
             closed: CancellationToken::new(),
             stderr,
+            capabilities: OnceLock::new(),
+            events,
         });
         tokio::spawn(jsonrpc::write_lines(Box::pin(stdin), queue));
         tokio::spawn(read_loop(Arc::clone(&upstream), Box::pin(stdout), max_line));
         upstream
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
     }
 
-    /// Sends a request and waits for its reply.
+    /// Whether the server declared `capability` (e.g. `prompts`, `logging`) at `initialize`.
+    pub fn supports(&self, capability: &str) -> bool {
+        self.capabilities
+            .get()
+            .and_then(|c| c.get(capability))
+            .is_some_and(|v| !v.is_null())
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends a request and waits for its reply, its timeout, or its cancellation.
     pub async fn request(
         &self,
         method: &str,
         params: Option<&RawValue>,
-        timeout: Duration,
+        caller: &Caller,
     ) -> Result<Reply, UpstreamError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (params, progress_token) = match params {
+            Some(params) if caller.owner.is_some() => {
+                let (params, token) = with_progress_token(params, id);
+                (Some(params), token)
+            }
+            _ => (params.map(Cow::Borrowed), None),
+        };
         let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, tx);
-        let _guard = PendingGuard {
-            pending: &self.pending,
+        self.lock_pending().insert(
             id,
+            Pending {
+                reply: tx,
+                owner: caller.owner.clone(),
+                progress_token,
+            },
+        );
+        let mut guard = PendingGuard {
+            upstream: self,
+            id,
+            // The lifecycle rules forbid cancelling `initialize`.
+            reason: (method != "initialize").then_some("the client went away"),
         };
         if self.is_closed()
             || self
                 .outgoing
-                .send(jsonrpc::request_line(id, method, params))
+                .send(jsonrpc::request_line(id, method, params.as_deref()))
                 .await
                 .is_err()
         {
@@ -123,14 +240,17 @@ impl Upstream {
         }
         tokio::select! {
             reply = rx => reply.map_err(|_| self.closed_error()),
-            () = tokio::time::sleep(timeout) => {
-                let cancel = serde_json::json!({"requestId": id, "reason": "timed out in the gateway"});
-                self.notify("notifications/cancelled", Some(&jsonrpc::to_raw(&cancel))).await;
+            () = tokio::time::sleep(caller.timeout) => {
+                guard.reason = guard.reason.and(Some("timed out in the gateway"));
                 Err(UpstreamError::Timeout {
                     server: self.name.clone(),
                     method: method.to_owned(),
-                    seconds: timeout.as_secs(),
+                    seconds: caller.timeout.as_secs(),
                 })
+            }
+            () = caller.cancel.cancelled() => {
+                guard.reason = guard.reason.and(Some("cancelled by the client"));
+                Err(UpstreamError::Cancelled)
             }
         }
     }
@@ -142,23 +262,36 @@ impl Upstream {
             .await;
     }
 
-    /// The legacy handshake: `initialize`, then `notifications/initialized`.
+    /// The legacy handshake: `initialize`, then `notifications/initialized`. The gateway declares
+    /// every client capability it can relay; whether a client can really answer is checked per
+    /// request.
     pub async fn initialize(&self, timeout: Duration) -> Result<(), UpstreamError> {
-        let params = serde_json::json!({
+        let params = json!({
             "protocolVersion": LEGACY_PROTOCOL,
-            "capabilities": {},
+            "capabilities": {
+                "roots": {"listChanged": true},
+                "sampling": {},
+                "elicitation": {"form": {}, "url": {}},
+            },
             "clientInfo": {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
         });
         let failed = |reason: String| UpstreamError::Initialize {
             server: self.name.clone(),
             reason,
         };
-        if let Err(error) = self
-            .request("initialize", Some(&jsonrpc::to_raw(&params)), timeout)
+        let result = self
+            .request(
+                "initialize",
+                Some(&jsonrpc::to_raw(&params)),
+                &Caller::gateway(timeout),
+            )
             .await?
-        {
-            return Err(failed(error.get().to_owned()));
-        }
+            .map_err(|error| failed(error.get().to_owned()))?;
+        let result: Value =
+            serde_json::from_str(result.get()).map_err(|err| failed(err.to_string()))?;
+        let _ = self
+            .capabilities
+            .set(result.get("capabilities").cloned().unwrap_or(Value::Null));
         self.notify("notifications/initialized", None).await;
         Ok(())
     }
@@ -170,44 +303,197 @@ impl Upstream {
         }
     }
 
-    fn deliver(&self, message: Message) {
-        let Some(id) = message.id.as_ref().and_then(serde_json::Value::as_u64) else {
-            tracing::warn!(server = %self.name, "response with an id the gateway never sent");
-            return;
-        };
-        let waiter = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-        let reply = match (message.result, message.error) {
-            (_, Some(error)) => Err(error),
-            (Some(result), None) => Ok(result),
-            (None, None) => Ok(jsonrpc::empty_object()),
-        };
-        match waiter {
-            Some(waiter) => drop(waiter.send(reply)),
+    fn deliver(&self, id: u64, reply: Reply) {
+        match self.lock_pending().remove(&id) {
+            Some(pending) => drop(pending.reply.send(reply)),
             None => tracing::debug!(server = %self.name, id, "late or unknown response dropped"),
         }
     }
 
-    /// Requests from the server to the client. Only `ping` is answered for now; the rest get an
-    /// error so the server never waits forever.
-    async fn answer_server_request(&self, message: Message) {
+    async fn respond(&self, id: &Value, reply: &Reply) {
+        let _ = self.outgoing.send(jsonrpc::response_line(id, reply)).await;
+    }
+
+    /// A request from the server: `ping` is answered here, the rest goes to the gateway, which
+    /// picks a client.
+    async fn on_request(self: &Arc<Self>, message: Message) {
         let id = message.id.unwrap_or_default();
         let method = message.method.unwrap_or_default();
-        let reply = if method == "ping" {
-            Ok(jsonrpc::empty_object())
-        } else {
-            Err(jsonrpc::error(
-                code::METHOD_NOT_FOUND,
-                format!("{method} is not relayed by the gateway"),
-            ))
+        if method == "ping" {
+            return self.respond(&id, &Ok(jsonrpc::empty_object())).await;
+        }
+        let owners = {
+            let pending = self.lock_pending();
+            let mut requests: Vec<(&u64, &Arc<Downstream>)> = pending
+                .iter()
+                .filter_map(|(id, p)| Some((id, p.owner.as_ref()?)))
+                .collect();
+            requests.sort_by(|a, b| b.0.cmp(a.0));
+            let mut owners: Vec<Arc<Downstream>> = Vec::new();
+            for (_, owner) in requests {
+                if !owners.iter().any(|o| o.id == owner.id) {
+                    owners.push(Arc::clone(owner));
+                }
+            }
+            owners
         };
-        let _ = self
-            .outgoing
-            .send(jsonrpc::response_line(&id, &reply))
-            .await;
+        let event = ServerEvent::Request {
+            upstream: Arc::clone(self),
+            id: id.clone(),
+            method,
+            params: message.params,
+            owners,
+        };
+        if self.events.send(event).await.is_err() {
+            let error = jsonrpc::error(code::INTERNAL_ERROR, "the gateway is shutting down");
+            self.respond(&id, &Err(error)).await;
+        }
+    }
+
+    /// Relays a server's request to `client` and its answer back; with no client, the server
+    /// gets `refusal` as a JSON-RPC error.
+    pub async fn relay_to_client(
+        self: Arc<Self>,
+        id: Value,
+        method: String,
+        params: Option<Box<RawValue>>,
+        client: Result<Arc<Downstream>, (i64, String)>,
+    ) {
+        let client = match client {
+            Ok(client) => client,
+            Err((code, message)) => {
+                return self.respond(&id, &Err(jsonrpc::error(code, message))).await;
+            }
+        };
+        let gone = || Err(jsonrpc::error(code::INTERNAL_ERROR, "the client went away"));
+        let Ok((client_id, answer)) = client.request(&method, params.as_deref()).await else {
+            return self.respond(&id, &gone()).await;
+        };
+        let key = id.to_string();
+        self.lock_relayed()
+            .insert(key.clone(), (Arc::downgrade(&client), client_id));
+        let reply = tokio::select! {
+            reply = answer => reply.ok(),
+            () = self.closed.cancelled() => None,
+        };
+        // No entry left means the server withdrew the request and expects no answer.
+        if self.lock_relayed().remove(&key).is_none() {
+            return;
+        }
+        match reply {
+            Some(reply) => self.respond(&id, &reply).await,
+            None if self.is_closed() => withdraw(&client, client_id, "the server exited"),
+            None => self.respond(&id, &gone()).await,
+        }
+    }
+
+    fn lock_relayed(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Weak<Downstream>, u64)>> {
+        self.relayed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn on_notification(&self, message: Message) {
+        let method = message.method.unwrap_or_default();
+        match method.as_str() {
+            "notifications/progress" => self.forward_progress(message.params.as_deref()),
+            "notifications/cancelled" => {
+                let request = parse(message.params.as_deref())
+                    .and_then(|p| p.get("requestId").map(Value::to_string));
+                let relayed = request.and_then(|key| self.lock_relayed().remove(&key));
+                if let Some((client, client_id)) = relayed
+                    && let Some(client) = client.upgrade()
+                {
+                    withdraw(&client, client_id, "cancelled by the server");
+                }
+            }
+            _ => {
+                let event = ServerEvent::Notification {
+                    profile: self.profile.clone(),
+                    server: self.name.clone(),
+                    method,
+                    params: message.params,
+                };
+                let _ = self.events.send(event).await;
+            }
+        }
+    }
+
+    /// Sends progress to the client whose request it is about, under the client's own token.
+    fn forward_progress(&self, params: Option<&RawValue>) {
+        let Some(mut params) = parse(params) else {
+            return;
+        };
+        let Some(id) = params.get("progressToken").and_then(Value::as_u64) else {
+            return;
+        };
+        let target = self
+            .lock_pending()
+            .get(&id)
+            .and_then(|p| Some((Arc::clone(p.owner.as_ref()?), p.progress_token.clone()?)));
+        match target {
+            Some((owner, token)) => {
+                params.insert("progressToken".into(), token);
+                owner.notify(
+                    "notifications/progress",
+                    Some(&jsonrpc::to_raw(&Value::Object(params))),
+                );
+            }
+            None => tracing::debug!(server = %self.name, id, "progress for no request in flight"),
+        }
+    }
+
+    /// A response line the reader could not take: whoever waits for it gets an error now rather
+    /// than a timeout later.
+    fn on_rejected(&self, head: &[u8], reason: crate::lines::Reject) {
+        tracing::warn!(server = %self.name, ?reason, "dropped an output line it cannot take");
+        if let Some(id) = sniff_id(head).as_ref().and_then(Value::as_u64) {
+            let error = jsonrpc::error(
+                code::INTERNAL_ERROR,
+                format!(
+                    "server {:?} sent a response the gateway cannot take ({})",
+                    self.name,
+                    match reason {
+                        crate::lines::Reject::TooLong => "too long",
+                        crate::lines::Reject::NotUtf8 => "not UTF-8",
+                    }
+                ),
+            );
+            self.deliver(id, Err(error));
+        }
+    }
+}
+
+/// Tells a client that a request it was asked to answer is withdrawn.
+fn withdraw(client: &Downstream, client_id: u64, reason: &str) {
+    if client.forget(client_id) {
+        let params = json!({"requestId": client_id, "reason": reason});
+        client.notify("notifications/cancelled", Some(&jsonrpc::to_raw(&params)));
+    }
+}
+
+fn parse(params: Option<&RawValue>) -> Option<Map<String, Value>> {
+    serde_json::from_str(params?.get()).ok()
+}
+
+/// `params` with `_meta.progressToken` replaced by `id`, and the client's token; untouched when
+/// the request asks for no progress.
+fn with_progress_token(params: &RawValue, id: u64) -> (Cow<'_, RawValue>, Option<Value>) {
+    // Most requests carry no token; only those pay for a parse.
+    if !params.get().contains("\"progressToken\"") {
+        return (Cow::Borrowed(params), None);
+    }
+    let Some(mut map) = parse(Some(params)) else {
+        return (Cow::Borrowed(params), None);
+    };
+    let token = map
+        .get_mut("_meta")
+        .and_then(Value::as_object_mut)
+        .and_then(|meta| meta.insert("progressToken".into(), Value::from(id)));
+    match token {
+        Some(token) => (
+            Cow::Owned(jsonrpc::to_raw(&Value::Object(map))),
+            Some(token),
+        ),
+        None => (Cow::Borrowed(params), None),
     }
 }
 
@@ -216,15 +502,15 @@ async fn read_loop(
     stdout: std::pin::Pin<Box<dyn AsyncRead + Send>>,
     max_line: usize,
 ) {
-    let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(max_line));
+    let mut lines = FramedRead::new(stdout, LineCodec::new(max_line));
     while let Some(line) = lines.next().await {
         let line = match line {
-            Ok(line) => line,
-            Err(LinesCodecError::MaxLineLengthExceeded) => {
-                tracing::warn!(server = %upstream.name, "dropped an output line longer than {max_line} bytes");
+            Ok(Line::Text(line)) => line,
+            Ok(Line::Rejected { head, reason }) => {
+                upstream.on_rejected(&head, reason);
                 continue;
             }
-            Err(LinesCodecError::Io(err)) => {
+            Err(err) => {
                 tracing::warn!(server = %upstream.name, "reading the server's output failed: {err}");
                 break;
             }
@@ -240,11 +526,14 @@ async fn read_loop(
             }
         };
         match message.kind() {
-            Kind::Response => upstream.deliver(message),
-            Kind::Request => upstream.answer_server_request(message).await,
-            Kind::Notification => {
-                tracing::debug!(server = %upstream.name, method = ?message.method, "notification not relayed yet");
-            }
+            Kind::Response => match message.id.as_ref().and_then(Value::as_u64) {
+                Some(id) => upstream.deliver(id, message.into_reply()),
+                None => {
+                    tracing::warn!(server = %upstream.name, "response with an id the gateway never sent")
+                }
+            },
+            Kind::Request => upstream.on_request(message).await,
+            Kind::Notification => upstream.on_notification(message).await,
             Kind::Invalid => {
                 tracing::warn!(server = %upstream.name, "ignored an invalid JSON-RPC message")
             }
@@ -252,11 +541,7 @@ async fn read_loop(
     }
     upstream.closed.cancel();
     // Everyone still waiting learns at once that no answer will come.
-    upstream
-        .pending
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
+    upstream.lock_pending().clear();
 }
 
 #[cfg(test)]

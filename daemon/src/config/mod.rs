@@ -107,6 +107,7 @@ impl ConfigStore {
                 Profile {
                     servers,
                     prefix: false,
+                    tools: Vec::new(),
                 },
             );
             Ok(vec![File::Profiles])

@@ -44,6 +44,20 @@ pub struct Profile {
     /// Prefix every tool with its server's name, not only colliding ones.
     #[serde(default)]
     pub prefix: bool,
+    /// The tools clients may see and call, each `server.tool` or `server.*`; empty allows all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+}
+
+impl Profile {
+    /// Whether the profile's allow-list lets clients see and call `tool` of `server`.
+    pub fn allows(&self, server: &str, tool: &str) -> bool {
+        self.tools.is_empty()
+            || self.tools.iter().any(|rule| {
+                rule.split_once('.')
+                    .is_some_and(|(s, t)| s == server && (t == "*" || t == tool))
+            })
+    }
 }
 
 /// Everything in force at one moment.
@@ -63,6 +77,7 @@ impl Config {
             None if name == DEFAULT_PROFILE => Some(Profile {
                 servers: self.catalog.servers.keys().cloned().collect(),
                 prefix: false,
+                tools: Vec::new(),
             }),
             None => None,
         }
@@ -90,6 +105,14 @@ impl Config {
                 if !self.catalog.servers.contains_key(server) {
                     return Err(format!(
                         "profile {name:?} names {server:?}, which is not in the catalog"
+                    ));
+                }
+            }
+            for rule in &profile.tools {
+                let server = rule.split_once('.').map(|(s, _)| s);
+                if !server.is_some_and(|s| profile.servers.iter().any(|p| p == s)) {
+                    return Err(format!(
+                        "profile {name:?} allows {rule:?}: write server.tool or server.*, with a server of the profile"
                     ));
                 }
             }

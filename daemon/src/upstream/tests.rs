@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::*;
@@ -18,13 +19,29 @@ where
     let (gateway_in, server_out) = tokio::io::duplex(1 << 16);
     let (server_in, gateway_out) = tokio::io::duplex(1 << 16);
     tokio::spawn(serve(BufReader::new(server_in), server_out));
-    Upstream::spawn(
-        "fake",
+    spawn_fake(
         gateway_out,
         gateway_in,
         Arc::new(LogTail::new("fake")),
         1 << 20,
     )
+    .0
+}
+
+/// An upstream over the given pipes, and the events it hands the gateway.
+fn spawn_fake(
+    stdin: tokio::io::DuplexStream,
+    stdout: tokio::io::DuplexStream,
+    stderr: Arc<LogTail>,
+    max_line: usize,
+) -> (Arc<Upstream>, mpsc::Receiver<ServerEvent>) {
+    let (events, receiver) = mpsc::channel(16);
+    let upstream = Upstream::spawn("fake", "p", (stdin, stdout), stderr, max_line, events);
+    (upstream, receiver)
+}
+
+fn caller(timeout: Duration) -> Caller {
+    Caller::gateway(timeout)
 }
 
 fn id_of(line: &str) -> u64 {
@@ -50,9 +67,10 @@ async fn concurrent_requests_get_their_own_answers_even_out_of_order() {
         }
         std::future::pending::<()>().await;
     });
+    let (first, second) = (caller(TIMEOUT), caller(TIMEOUT));
     let (a, b) = tokio::join!(
-        upstream.request("a", None, TIMEOUT),
-        upstream.request("b", None, TIMEOUT)
+        upstream.request("a", None, &first),
+        upstream.request("b", None, &second)
     );
     let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
     assert_ne!(a.get(), b.get());
@@ -69,7 +87,7 @@ async fn a_server_that_dies_fails_waiting_requests_at_once_with_its_stderr() {
     stderr.push(b"panic: out of cheese\n");
     let (gateway_in, server_out) = tokio::io::duplex(1024);
     let (server_in, gateway_out) = tokio::io::duplex(1024);
-    let upstream = Upstream::spawn("fake", gateway_out, gateway_in, stderr, 1024);
+    let (upstream, _events) = spawn_fake(gateway_out, gateway_in, stderr, 1024);
     tokio::spawn(async move {
         let mut input = BufReader::new(server_in);
         let mut line = String::new();
@@ -78,7 +96,7 @@ async fn a_server_that_dies_fails_waiting_requests_at_once_with_its_stderr() {
     });
     let started = std::time::Instant::now();
     let err = upstream
-        .request("tools/call", None, Duration::from_secs(30))
+        .request("tools/call", None, &caller(Duration::from_secs(30)))
         .await
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -86,7 +104,7 @@ async fn a_server_that_dies_fails_waiting_requests_at_once_with_its_stderr() {
     assert!(err.to_string().contains("out of cheese"), "{err}");
     assert!(upstream.is_closed());
     assert!(matches!(
-        upstream.request("again", None, TIMEOUT).await,
+        upstream.request("again", None, &caller(TIMEOUT)).await,
         Err(UpstreamError::Closed { .. })
     ));
 }
@@ -105,7 +123,7 @@ async fn a_silent_server_times_out_and_is_told_to_cancel() {
         std::future::pending::<()>().await;
     });
     let err = upstream
-        .request("slow", None, Duration::from_millis(50))
+        .request("slow", None, &caller(Duration::from_millis(50)))
         .await
         .unwrap_err();
     assert!(matches!(err, UpstreamError::Timeout { .. }), "{err}");
@@ -135,5 +153,200 @@ async fn server_pings_are_answered_and_junk_is_skipped() {
     assert_eq!(
         answer,
         serde_json::json!({"jsonrpc": "2.0", "id": "p1", "result": {}})
+    );
+}
+
+/// A connected, initialized client as the gateway sees it, and what it receives.
+fn client(id: u64) -> (Arc<Downstream>, mpsc::Receiver<String>) {
+    let (out, received) = mpsc::channel(16);
+    let client = Arc::new(Downstream::new(id, None, out));
+    client.initialize(Some(&json!({"capabilities": {"sampling": {}}})));
+    (client, received)
+}
+
+fn owned_by(client: &Arc<Downstream>) -> Caller {
+    Caller {
+        owner: Some(Arc::clone(client)),
+        cancel: CancellationToken::new(),
+        timeout: TIMEOUT,
+    }
+}
+
+async fn next_json(lines: &mut mpsc::Receiver<String>) -> serde_json::Value {
+    let line = tokio::time::timeout(TIMEOUT, lines.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    serde_json::from_str(&line).unwrap()
+}
+
+#[tokio::test]
+async fn progress_reaches_each_client_under_its_own_token() {
+    let upstream = with_server(|mut input, mut output| async move {
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let mut line = String::new();
+            input.read_line(&mut line).await.unwrap();
+            let request: serde_json::Value = serde_json::from_str(&line).unwrap();
+            // The server sees the gateway's id as token, never the client's.
+            assert_eq!(request["params"]["_meta"]["progressToken"], request["id"]);
+            assert_eq!(request["params"]["_meta"]["other"], "kept");
+            ids.push(request["id"].as_u64().unwrap());
+        }
+        for id in &ids {
+            let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                "params": {"progressToken": id, "progress": id, "total": 9}});
+            output
+                .write_all(format!("{progress}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        for id in ids {
+            let answer = json!({"jsonrpc": "2.0", "id": id, "result": {}});
+            output
+                .write_all(format!("{answer}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        std::future::pending::<()>().await;
+    });
+    let (one, mut one_lines) = client(1);
+    let (two, mut two_lines) = client(2);
+    let params =
+        jsonrpc::to_raw(&json!({"name": "x", "_meta": {"progressToken": "same", "other": "kept"}}));
+    let (call_one, call_two) = (owned_by(&one), owned_by(&two));
+    let (a, b) = tokio::join!(
+        upstream.request("tools/call", Some(&params), &call_one),
+        upstream.request("tools/call", Some(&params), &call_two)
+    );
+    assert!(a.unwrap().is_ok() && b.unwrap().is_ok());
+    for lines in [&mut one_lines, &mut two_lines] {
+        let progress = next_json(lines).await;
+        assert_eq!(progress["method"], "notifications/progress");
+        assert_eq!(progress["params"]["progressToken"], "same");
+        assert_eq!(progress["params"]["total"], 9);
+    }
+    assert!(one_lines.try_recv().is_err() && two_lines.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn a_cancelled_call_tells_the_server_and_ends_at_once() {
+    let (tx, rx) = oneshot::channel();
+    let upstream = with_server(|mut input, output| async move {
+        let _output = output;
+        let (mut request, mut cancel) = (String::new(), String::new());
+        input.read_line(&mut request).await.unwrap();
+        input.read_line(&mut cancel).await.unwrap();
+        let _ = tx.send((request, cancel));
+        std::future::pending::<()>().await;
+    });
+    let (one, _lines) = client(1);
+    let call = owned_by(&one);
+    let cancel = call.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        cancel.cancel();
+    });
+    let err = upstream
+        .request("tools/call", None, &call)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstreamError::Cancelled), "{err}");
+    let (request, cancel) = rx.await.unwrap();
+    let cancel: serde_json::Value = serde_json::from_str(&cancel).unwrap();
+    assert_eq!(cancel["method"], "notifications/cancelled");
+    assert_eq!(
+        cancel["params"]["requestId"].as_u64(),
+        Some(id_of(&request))
+    );
+    assert_eq!(cancel["params"]["reason"], "cancelled by the client");
+}
+
+#[tokio::test]
+async fn an_oversized_answer_fails_its_request_at_once() {
+    let upstream = with_server(|mut input, mut output| async move {
+        let mut line = String::new();
+        input.read_line(&mut line).await.unwrap();
+        let id = id_of(&line);
+        let huge = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"x\":\"{}\"}}}}\n",
+            "y".repeat(4 << 20)
+        );
+        output.write_all(huge.as_bytes()).await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let reply = upstream
+        .request("tools/call", None, &caller(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let error = reply.unwrap_err();
+    assert!(error.get().contains("too long"), "{}", error.get());
+    assert!(!upstream.is_closed());
+}
+
+#[tokio::test]
+async fn server_requests_name_the_clients_in_flight_and_their_answers_return() {
+    let (answered_tx, answered_rx) = oneshot::channel();
+    let (upstream, mut events) = {
+        let (gateway_in, mut server_out) = tokio::io::duplex(1 << 16);
+        let (server_in, gateway_out) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            let mut input = BufReader::new(server_in);
+            let mut call = String::new();
+            input.read_line(&mut call).await.unwrap();
+            let ask = json!({"jsonrpc": "2.0", "id": "s-1", "method": "sampling/createMessage", "params": {"maxTokens": 5}});
+            server_out
+                .write_all(format!("{ask}\n").as_bytes())
+                .await
+                .unwrap();
+            let mut answer = String::new();
+            input.read_line(&mut answer).await.unwrap();
+            let _ = answered_tx.send(answer);
+            let done = json!({"jsonrpc": "2.0", "id": id_of(&call), "result": {}});
+            server_out
+                .write_all(format!("{done}\n").as_bytes())
+                .await
+                .unwrap();
+            std::future::pending::<()>().await;
+        });
+        spawn_fake(
+            gateway_out,
+            gateway_in,
+            Arc::new(LogTail::new("fake")),
+            1 << 20,
+        )
+    };
+    let (one, mut one_lines) = client(7);
+    let call = owned_by(&one);
+    let relay = async {
+        let Some(ServerEvent::Request {
+            upstream,
+            id,
+            method,
+            params,
+            owners,
+        }) = events.recv().await
+        else {
+            panic!("expected a server request");
+        };
+        assert_eq!(owners.iter().map(|o| o.id).collect::<Vec<_>>(), [7]);
+        let client = Ok(Arc::clone(&owners[0]));
+        let relayed = tokio::spawn(upstream.relay_to_client(id, method, params, client));
+        let asked = next_json(&mut one_lines).await;
+        assert_eq!(asked["method"], "sampling/createMessage");
+        assert_eq!(asked["params"], json!({"maxTokens": 5}));
+        let reply = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{},\"result\":{{\"role\":\"assistant\"}}}}",
+            asked["id"]
+        );
+        one.answer(Message::parse(&reply).unwrap());
+        relayed.await.unwrap();
+    };
+    let (reply, ()) = tokio::join!(upstream.request("tools/call", None, &call), relay);
+    assert!(reply.unwrap().is_ok());
+    let answer: serde_json::Value = serde_json::from_str(&answered_rx.await.unwrap()).unwrap();
+    assert_eq!(
+        answer,
+        json!({"jsonrpc": "2.0", "id": "s-1", "result": {"role": "assistant"}})
     );
 }

@@ -1,0 +1,264 @@
+//! The gateway's handle on one connected MCP client: what servers' messages need to reach it.
+//!
+//! A session (`session.rs`) reads the client; this handle is what the rest of the daemon holds to
+//! write to it: notifications (progress, logs, list changes), and requests that servers make of
+//! the client (sampling, elicitation, roots), each under an id the gateway mints so that the
+//! client's answer finds its way back. It also records what the client declared at `initialize`,
+//! because a server's request may only go to a client that can answer it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::jsonrpc::{self, Message, Reply};
+
+/// A source of recency shared by every client, so "the most recent session" is well defined.
+static CLOCK: AtomicU64 = AtomicU64::new(1);
+
+pub struct Downstream {
+    pub id: u64,
+    /// The profile named in the client's hello; `None` follows the active profile.
+    pub named_profile: Option<String>,
+    out: mpsc::Sender<String>,
+    /// The client's `capabilities` from `initialize`.
+    capabilities: OnceLock<Value>,
+    /// Set once the client may receive notifications (after its `initialize`).
+    initialized: AtomicBool,
+    /// Requests sent to the client for servers, by the id the gateway gave them.
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    next_id: AtomicU64,
+    last_active: AtomicU64,
+    /// Exposed resource URIs the client subscribed to.
+    pub subscriptions: Mutex<HashSet<String>>,
+    /// The level the client set with `logging/setLevel`.
+    log_level: Mutex<Option<LogLevel>>,
+}
+
+/// Syslog severities as MCP names them, least severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Notice,
+    Warning,
+    Error,
+    Critical,
+    Alert,
+    Emergency,
+}
+
+impl LogLevel {
+    pub fn parse(name: &str) -> Option<LogLevel> {
+        Some(match name {
+            "debug" => LogLevel::Debug,
+            "info" => LogLevel::Info,
+            "notice" => LogLevel::Notice,
+            "warning" => LogLevel::Warning,
+            "error" => LogLevel::Error,
+            "critical" => LogLevel::Critical,
+            "alert" => LogLevel::Alert,
+            "emergency" => LogLevel::Emergency,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Notice => "notice",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+            LogLevel::Critical => "critical",
+            LogLevel::Alert => "alert",
+            LogLevel::Emergency => "emergency",
+        }
+    }
+}
+
+/// Why a request to the client got no answer.
+#[derive(Debug, thiserror::Error)]
+#[error("the client went away before answering")]
+pub struct ClientGone;
+
+impl Downstream {
+    pub fn new(id: u64, named_profile: Option<String>, out: mpsc::Sender<String>) -> Downstream {
+        Downstream {
+            id,
+            named_profile,
+            out,
+            capabilities: OnceLock::new(),
+            initialized: AtomicBool::new(false),
+            waiting: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            last_active: AtomicU64::new(CLOCK.fetch_add(1, Ordering::Relaxed)),
+            subscriptions: Mutex::default(),
+            log_level: Mutex::default(),
+        }
+    }
+
+    /// The profile this client is served from now.
+    pub fn profile(&self, config: &Config) -> String {
+        self.named_profile
+            .clone()
+            .unwrap_or_else(|| config.active.clone())
+    }
+
+    /// Records the client's `initialize` params.
+    pub fn initialize(&self, params: Option<&Value>) {
+        let capabilities = params
+            .and_then(|p| p.get("capabilities"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let _ = self.capabilities.set(capabilities);
+        self.initialized.store(true, Ordering::Release);
+    }
+
+    /// Whether the client declared what a server's request needs: `sampling` for
+    /// `sampling/createMessage`, `elicitation` (and `elicitation.url` for URL mode) for
+    /// `elicitation/create`, `roots` for `roots/list`. Other methods need nothing declared.
+    pub fn can_answer(&self, method: &str, params: Option<&RawValue>) -> bool {
+        let declared = |path: &[&str]| {
+            let mut at = self.capabilities.get();
+            for key in path {
+                at = at.and_then(|v| v.get(key));
+            }
+            at.is_some_and(|v| !v.is_null())
+        };
+        match method {
+            "sampling/createMessage" => declared(&["sampling"]),
+            "roots/list" => declared(&["roots"]),
+            "elicitation/create" => {
+                let url_mode = params
+                    .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+                    .is_some_and(|p| p.get("mode").and_then(Value::as_str) == Some("url"));
+                if url_mode {
+                    declared(&["elicitation", "url"])
+                } else {
+                    // A client that declares only `url` cannot show a form; an empty object is
+                    // how 2025-06-18 clients declare form support.
+                    let elicitation = self.capabilities.get().and_then(|c| c.get("elicitation"));
+                    match elicitation.and_then(Value::as_object) {
+                        Some(modes) => modes.is_empty() || modes.contains_key("form"),
+                        None => false,
+                    }
+                }
+            }
+            _ => true,
+        }
+    }
+
+    /// Marks the client as just active, for choosing "the most recent session".
+    pub fn touch(&self) {
+        self.last_active
+            .store(CLOCK.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    pub fn last_active(&self) -> u64 {
+        self.last_active.load(Ordering::Relaxed)
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::Acquire)
+    }
+
+    pub fn log_level(&self) -> Option<LogLevel> {
+        *self.log_level.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_log_level(&self, level: LogLevel) {
+        *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = Some(level);
+    }
+
+    /// Queues a response for the client, waiting for room: answers are never dropped.
+    pub async fn send_line(&self, line: String) {
+        let _ = self.out.send(line).await;
+    }
+
+    /// Fails every server request waiting for this client's answer and stops notifications; for
+    /// a client that has gone.
+    pub fn close(&self) {
+        self.initialized.store(false, Ordering::Release);
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Queues a line for the client. A client that does not read its notifications loses them
+    /// rather than holding up the server they came from.
+    pub fn notify(&self, method: &str, params: Option<&RawValue>) {
+        if !self.is_initialized() {
+            return;
+        }
+        if self
+            .out
+            .try_send(jsonrpc::notification_line(method, params))
+            .is_err()
+        {
+            tracing::debug!(
+                session = self.id,
+                method,
+                "notification dropped: the client is not reading"
+            );
+        }
+    }
+
+    /// Sends a request to the client; returns the id it carries and where its answer will come.
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> Result<(u64, oneshot::Receiver<Reply>), ClientGone> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        if self
+            .out
+            .send(jsonrpc::request_line(id, method, params))
+            .await
+            .is_err()
+        {
+            self.forget(id);
+            return Err(ClientGone);
+        }
+        Ok((id, rx))
+    }
+
+    /// Stops waiting for the answer to request `id` (the server withdrew it).
+    pub fn forget(&self, id: u64) -> bool {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+            .is_some()
+    }
+
+    /// Hands the client's response to whoever waits for it.
+    pub fn answer(&self, message: Message) {
+        let Some(id) = message.id.as_ref().and_then(Value::as_u64) else {
+            tracing::debug!(
+                session = self.id,
+                "response with an id the gateway never sent"
+            );
+            return;
+        };
+        let waiter = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        match waiter {
+            Some(waiter) => drop(waiter.send(message.into_reply())),
+            None => tracing::debug!(session = self.id, id, "late or unknown response dropped"),
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! Everything that flows to clients without a request of theirs, and the per-client state it
+//! needs: which clients are connected to which profile, their log levels and subscriptions.
+//!
+//! Servers are shared by every client of a profile, so the gateway decides who hears what: log
+//! messages go to every client of the profile (above its level, with the server's name as
+//! logger), list changes to every client once the burst is over and the merged list rebuilt,
+//! resource updates to subscribers only, and a server's request to the client whose call it is
+//! working on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use super::{Gateway, GatewayError, parse_params, string_member};
+use crate::downstream::{Downstream, LogLevel};
+use crate::jsonrpc::{self, Reply, code};
+use crate::lists::ListKind;
+use crate::names;
+use crate::upstream::{Caller, ServerEvent};
+
+/// How long a burst of list changes is collected before clients hear of it once.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+impl Gateway {
+    pub fn register(&self, session: Arc<Downstream>) {
+        self.lock_sessions().insert(session.id, session);
+    }
+
+    /// Forgets a client that went away, and withdraws the subscriptions it held.
+    pub async fn unregister(&self, session: &Downstream) {
+        self.lock_sessions().remove(&session.id);
+        let profile = session.profile(&self.config.get());
+        let uris: Vec<String> = session
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for uri in uris {
+            if let Err(err) = self.release_subscription(&profile, &uri).await {
+                tracing::debug!(profile, uri, "unsubscribing a closed session: {err}");
+            }
+        }
+    }
+
+    fn lock_sessions(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Arc<Downstream>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The initialized clients currently served from `profile`.
+    fn sessions_of(&self, profile: &str) -> Vec<Arc<Downstream>> {
+        let config = self.config.get();
+        self.lock_sessions()
+            .values()
+            .filter(|s| s.is_initialized() && s.profile(&config) == profile)
+            .cloned()
+            .collect()
+    }
+
+    /// Tells every client that the configuration changed what it may see.
+    pub fn config_changed(&self) {
+        let sessions: Vec<_> = self.lock_sessions().values().cloned().collect();
+        for session in sessions {
+            for kind in [ListKind::Tools, ListKind::Prompts, ListKind::Resources] {
+                session.notify(kind.changed_notification(), None);
+            }
+        }
+    }
+
+    /// `resources/subscribe` and `resources/unsubscribe`: the server hears of the first
+    /// subscriber and of the last one leaving; every client's own set is kept here.
+    pub async fn subscription(
+        &self,
+        session: &Downstream,
+        profile: &str,
+        subscribe: bool,
+        params: Option<&RawValue>,
+        caller: &Caller,
+    ) -> Result<Reply, GatewayError> {
+        let params = parse_params(params)?;
+        let uri = string_member(&params, "uri")?;
+        let changed = {
+            let mut mine = session
+                .subscriptions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if subscribe {
+                mine.insert(uri.clone())
+            } else {
+                mine.remove(&uri)
+            }
+        };
+        if !changed {
+            return Ok(Ok(jsonrpc::empty_object()));
+        }
+        let result = if subscribe {
+            self.take_subscription(profile, &uri, params, caller).await
+        } else {
+            self.release_subscription(profile, &uri).await
+        };
+        if result.as_ref().map_or(true, |reply| reply.is_err()) {
+            // Undo this client's part so that a retry is not taken for a repeat.
+            let mut mine = session
+                .subscriptions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if subscribe {
+                mine.remove(&uri);
+            } else {
+                mine.insert(uri);
+            }
+        }
+        result
+    }
+
+    async fn take_subscription(
+        &self,
+        profile: &str,
+        uri: &str,
+        mut params: Map<String, Value>,
+        caller: &Caller,
+    ) -> Result<Reply, GatewayError> {
+        let route = self.route_uri(profile, uri).await?;
+        let key = (
+            profile.to_owned(),
+            route.server.clone(),
+            route.original.clone(),
+        );
+        let first = {
+            let mut counts = self.lock_subscriptions();
+            let count = counts.entry(key.clone()).or_default();
+            *count += 1;
+            *count == 1
+        };
+        if !first {
+            return Ok(Ok(jsonrpc::empty_object()));
+        }
+        params.insert("uri".into(), Value::from(route.original));
+        let reply = self
+            .forward(
+                profile,
+                &route.server,
+                "resources/subscribe",
+                &params,
+                caller,
+            )
+            .await;
+        if !matches!(reply, Ok(Ok(_))) {
+            self.drop_count(&key);
+        }
+        reply
+    }
+
+    async fn release_subscription(&self, profile: &str, uri: &str) -> Result<Reply, GatewayError> {
+        let route = self.route_uri(profile, uri).await?;
+        let key = (
+            profile.to_owned(),
+            route.server.clone(),
+            route.original.clone(),
+        );
+        if !self.drop_count(&key) {
+            return Ok(Ok(jsonrpc::empty_object()));
+        }
+        let params = Map::from_iter([("uri".to_owned(), Value::from(route.original))]);
+        self.forward(
+            profile,
+            &route.server,
+            "resources/unsubscribe",
+            &params,
+            &Caller::gateway(self.request_timeout),
+        )
+        .await
+    }
+
+    /// Counts one subscriber less; true when it was the last.
+    fn drop_count(&self, key: &(String, String, String)) -> bool {
+        let mut counts = self.lock_subscriptions();
+        match counts.get_mut(key) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            Some(_) => {
+                counts.remove(key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn lock_subscriptions(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, String, String), usize>> {
+        self.subscriptions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `logging/setLevel`: a shared server logs at the most verbose level any of its clients
+    /// asked for; each client is then only sent messages at or above its own level.
+    pub async fn set_log_level(
+        &self,
+        session: &Downstream,
+        profile: &str,
+        params: Option<&RawValue>,
+    ) -> Result<Reply, GatewayError> {
+        let params = parse_params(params)?;
+        let level = string_member(&params, "level")?;
+        let level = LogLevel::parse(&level)
+            .ok_or_else(|| GatewayError::InvalidParams(format!("unknown log level {level:?}")))?;
+        session.set_log_level(level);
+        let wanted = self
+            .sessions_of(profile)
+            .iter()
+            .filter_map(|s| s.log_level())
+            .chain([level])
+            .min()
+            .unwrap_or(level);
+        let servers = self
+            .config
+            .get()
+            .profile(profile)
+            .map(|p| p.servers)
+            .unwrap_or_default();
+        let params = json!({"level": wanted.name()});
+        futures_util::future::join_all(servers.iter().map(|server| async {
+            let upstream = self.upstream(profile, server).await?;
+            if upstream.supports("logging") {
+                let params = jsonrpc::to_raw(&params);
+                upstream
+                    .request(
+                        "logging/setLevel",
+                        Some(&params),
+                        &Caller::gateway(self.request_timeout),
+                    )
+                    .await?
+                    .map_err(|error| {
+                        GatewayError::InvalidParams(format!("refused: {}", error.get()))
+                    })?;
+            }
+            Ok::<(), GatewayError>(())
+        }))
+        .await
+        .into_iter()
+        .zip(&servers)
+        .filter_map(|(result, server)| Some((server, result.err()?)))
+        .for_each(|(server, err)| tracing::warn!(profile, server, "logging/setLevel: {err}"));
+        Ok(Ok(jsonrpc::empty_object()))
+    }
+
+    /// A client's notification for the servers (roots changed, or one the gateway does not know):
+    /// every running server of the profile hears it; none is started for it.
+    pub async fn notify_servers(&self, profile: &str, method: &str, params: Option<&RawValue>) {
+        for upstream in self.pool.running_upstreams(profile) {
+            upstream.notify(method, params).await;
+        }
+    }
+
+    /// Routes what servers send unprompted, until the pool is gone.
+    pub async fn run_events(self: Arc<Self>, mut events: mpsc::Receiver<ServerEvent>) {
+        while let Some(event) = events.recv().await {
+            match event {
+                ServerEvent::Notification {
+                    profile,
+                    server,
+                    method,
+                    params,
+                } => self.on_notification(&profile, &server, &method, params),
+                ServerEvent::Request {
+                    upstream,
+                    id,
+                    method,
+                    params,
+                    owners,
+                } => {
+                    let client =
+                        self.pick_client(upstream.profile(), &method, params.as_deref(), &owners);
+                    tokio::spawn(upstream.relay_to_client(id, method, params, client));
+                }
+            }
+        }
+    }
+
+    fn on_notification(
+        self: &Arc<Self>,
+        profile: &str,
+        server: &str,
+        method: &str,
+        params: Option<Box<RawValue>>,
+    ) {
+        match method {
+            "notifications/message" => self.forward_log(profile, server, params.as_deref()),
+            "notifications/resources/updated" => {
+                self.forward_update(profile, server, params.as_deref())
+            }
+            _ if !ListKind::changed_by(method).is_empty() => self.list_changed(profile, method),
+            _ => {
+                for session in self.sessions_of(profile) {
+                    session.notify(method, params.as_deref());
+                }
+            }
+        }
+    }
+
+    fn forward_log(&self, profile: &str, server: &str, params: Option<&RawValue>) {
+        let Ok(mut params) = parse_params(params) else {
+            return;
+        };
+        let level = params
+            .get("level")
+            .and_then(Value::as_str)
+            .and_then(LogLevel::parse);
+        params.insert("logger".into(), Value::from(server));
+        let params = jsonrpc::to_raw(&Value::Object(params));
+        for session in self.sessions_of(profile) {
+            if session
+                .log_level()
+                .is_none_or(|min| level.is_none_or(|l| l >= min))
+            {
+                session.notify("notifications/message", Some(&params));
+            }
+        }
+    }
+
+    /// Sends `resources/updated` to the clients subscribed to the URI, in the form each knows.
+    fn forward_update(&self, profile: &str, server: &str, params: Option<&RawValue>) {
+        let Ok(mut params) = parse_params(params) else {
+            return;
+        };
+        let Ok(uri) = string_member(&params, "uri") else {
+            return;
+        };
+        let rewritten = format!("{}{server}/{uri}", names::URI_PREFIX);
+        for session in self.sessions_of(profile) {
+            let known = {
+                let mine = session
+                    .subscriptions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                [&rewritten, &uri]
+                    .into_iter()
+                    .find(|u| mine.contains(*u))
+                    .cloned()
+            };
+            if let Some(known) = known {
+                params.insert("uri".into(), Value::from(known));
+                let params = jsonrpc::to_raw(&Value::Object(params.clone()));
+                session.notify("notifications/resources/updated", Some(&params));
+            }
+        }
+    }
+
+    /// A server's list changed: once the burst is over, rebuild the merged lists it affects and
+    /// tell every client of the profile once.
+    fn list_changed(self: &Arc<Self>, profile: &str, method: &str) {
+        let key = (profile.to_owned(), method.to_owned());
+        if !self
+            .debouncing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone())
+        {
+            return;
+        }
+        let gateway = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(DEBOUNCE).await;
+            gateway
+                .debouncing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+            let (profile, method) = key;
+            for &kind in ListKind::changed_by(&method) {
+                gateway.lock_tables().remove(&(profile.clone(), kind));
+                if let Err(err) = gateway.build_table(&profile, kind).await {
+                    tracing::warn!(profile, "refreshing {}: {err}", kind.field());
+                }
+            }
+            for session in gateway.sessions_of(&profile) {
+                session.notify(&method, None);
+            }
+        });
+    }
+
+    /// The client a server's request goes to: one whose call the server is working on (the most
+    /// recent one that can answer), else the most recent client of the profile that can; with
+    /// none, the error the server gets.
+    fn pick_client(
+        &self,
+        profile: &str,
+        method: &str,
+        params: Option<&RawValue>,
+        owners: &[Arc<Downstream>],
+    ) -> Result<Arc<Downstream>, (i64, String)> {
+        let can = |s: &&Arc<Downstream>| s.can_answer(method, params);
+        let chosen = if owners.is_empty() {
+            self.sessions_of(profile)
+                .iter()
+                .filter(can)
+                .max_by_key(|s| s.last_active())
+                .cloned()
+        } else {
+            // A call in flight owns the request: another client must not see it.
+            owners.iter().find(can).cloned()
+        };
+        chosen.ok_or_else(|| {
+            (
+                code::METHOD_NOT_FOUND,
+                format!("no connected client can answer {method}"),
+            )
+        })
+    }
+}
