@@ -70,6 +70,13 @@ pub enum ProfileCommand {
     Ls,
     /// Show one profile
     Show { name: String },
+    /// Set which tools the profile shows and lets clients call; no --allow shows every tool
+    Tools {
+        name: String,
+        /// `server.tool` or `server.*` (repeat for more)
+        #[arg(long = "allow", value_name = "SERVER.TOOL")]
+        allow: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

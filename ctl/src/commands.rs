@@ -46,6 +46,9 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
         Command::Profile(ProfileCommand::Use { name }) => Request::ProfileUse { name },
         Command::Profile(ProfileCommand::Ls) => Request::ProfileList,
         Command::Profile(ProfileCommand::Show { name }) => Request::ProfileShow { name },
+        Command::Profile(ProfileCommand::Tools { name, allow }) => {
+            Request::ProfileTools { name, allow }
+        }
         Command::Tools(ToolsCommand::Ls(profile)) => Request::ToolsList {
             profile: profile.profile,
         },
@@ -144,6 +147,9 @@ fn print_text(response: &Response) {
                 }
             );
             println!("servers:  {}", profile.servers.join(", "));
+            if !profile.tools.is_empty() {
+                println!("tools:    {}", profile.tools.join(", "));
+            }
             if profile.implicit {
                 println!(
                     "(built in: every server of the catalog, until a profile named default is created)"

@@ -30,7 +30,7 @@ pub struct Cli {
     pub request_timeout: u64,
 
     /// Items per page of the merged tools, prompts and resources lists
-    #[arg(long, default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "MCP_GATEWAY_LIST_PAGE_SIZE", default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub list_page_size: u64,
 }
 

@@ -15,7 +15,10 @@ use crate::server::Shared;
 pub async fn handle(shared: &Shared, request: Request) -> Response {
     let changes_config = matches!(
         request,
-        Request::ServerAdd { .. } | Request::ProfileCreate { .. } | Request::ProfileUse { .. }
+        Request::ServerAdd { .. }
+            | Request::ProfileCreate { .. }
+            | Request::ProfileUse { .. }
+            | Request::ProfileTools { .. }
     );
     let response = answer(shared, request).await;
     // Connected clients learn at once that what they may see changed.
@@ -68,6 +71,17 @@ async fn answer(shared: &Shared, request: Request) -> Response {
                 .filter_map(|name| profile_info(gateway, name))
                 .collect();
             Response::Profiles { profiles }
+        }
+        Request::ProfileTools { name, allow } => {
+            let summary = if allow.is_empty() {
+                "every tool".to_owned()
+            } else {
+                allow.join(", ")
+            };
+            match gateway.config.set_profile_tools(&name, allow) {
+                Ok(()) => done(format!("profile {name} now allows {summary}")),
+                Err(err) => config_error(err),
+            }
         }
         Request::ProfileShow { name } => match profile_info(gateway, &name) {
             Some(info) => Response::Profile(info),
@@ -178,6 +192,7 @@ fn profile_info(gateway: &Gateway, name: &str) -> Option<ProfileInfo> {
         servers: profile.servers,
         active: config.active == name,
         prefix: profile.prefix,
+        tools: profile.tools,
         implicit: name == DEFAULT_PROFILE && !config.profiles.profiles.contains_key(name),
     })
 }

@@ -40,6 +40,12 @@ pub enum Request {
     ProfileShow {
         name: String,
     },
+    /// Replace a profile's tool allow-list (`server.tool` or `server.*`; empty allows every tool).
+    ProfileTools {
+        name: String,
+        #[serde(default)]
+        allow: Vec<String>,
+    },
     /// The merged tool list of a profile (the active one when `None`).
     ToolsList {
         #[serde(default)]
@@ -155,6 +161,9 @@ pub struct ProfileInfo {
     /// True for the built-in `default` profile while no file defines it.
     #[serde(default)]
     pub implicit: bool,
+    /// The tools clients may see (`server.tool` or `server.*`); empty means every tool.
+    #[serde(default)]
+    pub tools: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,11 +9,29 @@ prints a single JSON document to stdout:
     {"initialize": <InitializeResult>, "steps": [<one result per step>]}
 
 Usage:
-    python3 mcp_client.py --steps STEPS_JSON -- COMMAND [ARG...]
+    python3 mcp_client.py --steps STEPS_JSON [--callbacks sampling,elicitation,roots]
+                          -- COMMAND [ARG...]
+
+With --callbacks the client declares those capabilities and answers: sampling
+with the text "sampled: <first message text>", elicitation by accepting (form
+content {"name": "tester"}), roots with [file:///work/a, file:///work/b].
+Without, it declares none of them.
+
+The document also holds "notifications": every server notification the
+session surfaced, in order, as {"method": M, "params": P}.
 
 Steps:
     {"op": "list_tools"}                                  -> {"tools": [...]}, all pages
-    {"op": "call_tool", "name": N, "arguments": {...}}    -> the CallToolResult
+    {"op": "list", "kind": K}                             -> {"items": [...], "pages": N}, all
+                                                             pages of tools|prompts|resources|templates
+    {"op": "call_tool", "name": N, "arguments": {...},
+     "progress": true?}                                   -> the CallToolResult (+ "progress": [...])
+    {"op": "get_prompt", "name": N, "arguments": {...}}   -> the GetPromptResult
+    {"op": "read_resource", "uri": U}                     -> the ReadResourceResult
+    {"op": "subscribe" | "unsubscribe", "uri": U}         -> {}
+    {"op": "complete", "ref": R, "argument": A}           -> the CompleteResult
+    {"op": "set_level", "level": L}                       -> {}
+    {"op": "sleep", "ms": N}                              -> {} after N ms
     {"op": "concurrent", "steps": [...]}                  -> list of nested results,
                                                              run at once on one session
     {"op": "ping"}                                        -> {}
@@ -57,6 +75,44 @@ async def list_all_tools(session: ClientSession) -> dict[str, Any]:
             return {"tools": tools}
 
 
+LISTS = {
+    "tools": (ClientSession.list_tools, "tools"),
+    "prompts": (ClientSession.list_prompts, "prompts"),
+    "resources": (ClientSession.list_resources, "resources"),
+    "templates": (ClientSession.list_resource_templates, "resource_templates"),
+}
+
+
+async def list_all(session: ClientSession, kind: str) -> dict[str, Any]:
+    method, field = LISTS[kind]
+    items: list[Any] = []
+    pages = 0
+    cursor: str | None = None
+    while True:
+        params = types.PaginatedRequestParams(cursor=cursor) if cursor is not None else None
+        page = await method(session, params=params)
+        pages += 1
+        items.extend(dump(item) for item in getattr(page, field))
+        cursor = page.next_cursor
+        if cursor is None:
+            return {"items": items, "pages": pages}
+
+
+async def call_tool(session: ClientSession, step: dict[str, Any]) -> Any:
+    progress: list[Any] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append({"progress": value, "total": total, "message": message})
+
+    callback = on_progress if step.get("progress") else None
+    result = dump(
+        await session.call_tool(step["name"], step.get("arguments") or {}, progress_callback=callback)
+    )
+    if callback is not None:
+        result["progress"] = progress
+    return result
+
+
 async def run_step(session: ClientSession, step: Any) -> Any:
     if not isinstance(step, dict):
         raise ScenarioError(f"a step must be a JSON object, got {step!r}")
@@ -64,9 +120,30 @@ async def run_step(session: ClientSession, step: Any) -> Any:
     try:
         if op == "list_tools":
             return await list_all_tools(session)
+        if op == "list":
+            return await list_all(session, step["kind"])
         if op == "call_tool":
-            result = await session.call_tool(step["name"], step.get("arguments") or {})
-            return dump(result)
+            return await call_tool(session, step)
+        if op == "get_prompt":
+            return dump(await session.get_prompt(step["name"], step.get("arguments")))
+        if op == "read_resource":
+            return dump(await session.read_resource(step["uri"]))
+        if op == "subscribe":
+            return dump(await session.subscribe_resource(step["uri"]))
+        if op == "unsubscribe":
+            return dump(await session.unsubscribe_resource(step["uri"]))
+        if op == "complete":
+            ref = step["ref"]
+            if ref["type"] == "ref/prompt":
+                reference: Any = types.PromptReference(type="ref/prompt", name=ref["name"])
+            else:
+                reference = types.ResourceTemplateReference(type="ref/resource", uri=ref["uri"])
+            return dump(await session.complete(reference, step["argument"]))
+        if op == "set_level":
+            return dump(await session.set_logging_level(step["level"]))
+        if op == "sleep":
+            await asyncio.sleep(step["ms"] / 1000)
+            return {}
         if op == "ping":
             return dump(await session.send_ping())
         if op == "concurrent":
@@ -89,21 +166,75 @@ async def run_step(session: ClientSession, step: Any) -> Any:
     raise ScenarioError(f"unknown op {op!r} in step {step!r}")
 
 
-async def run(command: list[str], steps: list[Any]) -> dict[str, Any]:
+def first_text(messages: list[Any]) -> str:
+    for message in messages:
+        content = message.content
+        for block in content if isinstance(content, list) else [content]:
+            if getattr(block, "type", None) == "text":
+                return block.text
+    return ""
+
+
+async def on_sampling(context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    return types.CreateMessageResult(
+        role="assistant",
+        content=types.TextContent(type="text", text=f"sampled: {first_text(params.messages)}"),
+        model="test-model",
+    )
+
+
+async def on_elicitation(context: Any, params: Any) -> types.ElicitResult:
+    if getattr(params, "mode", None) == "url":
+        return types.ElicitResult(action="accept")
+    return types.ElicitResult(action="accept", content={"name": "tester"})
+
+
+async def on_roots(context: Any) -> types.ListRootsResult:
+    return types.ListRootsResult(
+        roots=[types.Root(uri="file:///work/a", name="a"), types.Root(uri="file:///work/b")]
+    )
+
+
+CALLBACKS = {
+    "sampling": ("sampling_callback", on_sampling),
+    "elicitation": ("elicitation_callback", on_elicitation),
+    "roots": ("list_roots_callback", on_roots),
+}
+
+
+async def run(command: list[str], steps: list[Any], callbacks: list[str]) -> dict[str, Any]:
     # The SDK passes only a few safe variables to the server by default; the
     # tests need the whole environment (for example MCP_FIXTURE_NAME or the
     # shim's socket path) to reach the command.
     server = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
+    notifications: list[Any] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, Exception):
+            notifications.append({"method": None, "params": f"{type(message).__name__}: {message}"})
+        else:
+            notifications.append(dump(message))
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        notifications.append({"method": "notifications/message", "params": dump(params)})
+
+    options: dict[str, Any] = {"message_handler": on_message, "logging_callback": on_log}
+    for name in callbacks:
+        if name not in CALLBACKS:
+            raise ScenarioError(f"unknown callback {name!r}")
+        keyword, function = CALLBACKS[name]
+        options[keyword] = function
     async with stdio_client(server) as (read_stream, write_stream):
-        async with ClientSession(read_stream, write_stream) as session:
+        async with ClientSession(read_stream, write_stream, **options) as session:
             initialize = dump(await session.initialize())
             results = [await run_step(session, step) for step in steps]
-    return {"initialize": initialize, "steps": results}
+    return {"initialize": initialize, "steps": results, "notifications": notifications}
 
 
-def parse_args(argv: list[str]) -> tuple[list[Any], list[str]]:
+def parse_args(argv: list[str]) -> tuple[list[Any], list[str], list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", required=True, help="JSON array of steps")
+    parser.add_argument("--callbacks", default="", help="comma-separated: sampling,elicitation,roots")
     parser.add_argument("command", nargs="+", help="the stdio MCP server to launch, after --")
     args = parser.parse_args(argv)
     try:
@@ -112,7 +243,8 @@ def parse_args(argv: list[str]) -> tuple[list[Any], list[str]]:
         parser.error(f"--steps is not valid JSON: {error}")
     if not isinstance(steps, list):
         parser.error("--steps must be a JSON array")
-    return steps, args.command
+    callbacks = [name for name in args.callbacks.split(",") if name]
+    return steps, args.command, callbacks
 
 
 def describe(error: BaseException) -> str:
@@ -123,9 +255,9 @@ def describe(error: BaseException) -> str:
 
 
 def main() -> int:
-    steps, command = parse_args(sys.argv[1:])
+    steps, command, callbacks = parse_args(sys.argv[1:])
     try:
-        document = asyncio.run(run(command, steps))
+        document = asyncio.run(run(command, steps, callbacks))
     except Exception as error:
         print(f"mcp_client.py: {describe(error)}", file=sys.stderr)
         return 1

@@ -114,6 +114,23 @@ impl ConfigStore {
         })
     }
 
+    /// Replaces a defined profile's tool allow-list.
+    pub fn set_profile_tools(&self, name: &str, allow: Vec<String>) -> Result<(), ConfigError> {
+        self.update(|config| {
+            let profile = config.profiles.profiles.get_mut(name).ok_or_else(|| {
+                if name == DEFAULT_PROFILE {
+                    ConfigError::Invalid(format!(
+                        "profile {name:?} is built in; create it with mcpctl profile create first"
+                    ))
+                } else {
+                    ConfigError::UnknownProfile(name.to_owned())
+                }
+            })?;
+            profile.tools = allow;
+            Ok(vec![File::Profiles])
+        })
+    }
+
     pub fn use_profile(&self, name: &str) -> Result<(), ConfigError> {
         self.update(|config| {
             if config.profile(name).is_none() {

@@ -106,3 +106,40 @@ fn a_vanished_active_profile_falls_back_to_default_and_is_reported() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn tool_allow_lists_are_validated_persisted_and_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = store(dir.path());
+    first.add_server("alpha", def("img:a")).unwrap();
+    first.add_server("beta", def("img:b")).unwrap();
+    first
+        .create_profile("work", vec!["alpha".into(), "beta".into()])
+        .unwrap();
+    for bad in ["echo", "gamma.echo", ".echo"] {
+        assert!(
+            matches!(first.set_profile_tools("work", vec![bad.into()]), Err(ConfigError::Invalid(m)) if m.contains(bad)),
+            "{bad} accepted"
+        );
+    }
+    assert!(matches!(
+        first.set_profile_tools(DEFAULT_PROFILE, vec![]),
+        Err(ConfigError::Invalid(_))
+    ));
+    first
+        .set_profile_tools("work", vec!["alpha.echo".into(), "beta.*".into()])
+        .unwrap();
+    let profile = store(dir.path()).get().profile("work").unwrap();
+    assert!(profile.allows("alpha", "echo"));
+    assert!(!profile.allows("alpha", "whoami"));
+    assert!(profile.allows("beta", "anything"));
+    assert!(!profile.allows("gamma", "echo"));
+    first.set_profile_tools("work", vec![]).unwrap();
+    assert!(
+        first
+            .get()
+            .profile("work")
+            .unwrap()
+            .allows("alpha", "whoami")
+    );
+}

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod raw;
+pub use raw::{ANSWER_TIMEOUT, RawClient};
+
 /// The fixture image the tests run; `tests/run.sh` builds it, and [`fixture_image`] builds it if
 /// it is missing.
 pub const FIXTURE_IMAGE: &str = "mcp-gateway-fixture:test";
@@ -202,24 +205,43 @@ impl Daemon {
 
     /// Adds the fixture image as server `name`, identifying itself as `name`.
     pub fn add_fixture(&self, name: &str) {
-        let env = format!("MCP_FIXTURE_NAME={name}");
-        self.ctl_ok(&[
-            "server",
-            "add",
-            name,
-            "--image",
-            fixture_image(),
-            "--env",
-            &env,
-        ]);
+        self.add_fixture_with_env(name, &[]);
+    }
+
+    /// Adds the fixture as server `name` with more `KEY=VALUE` environment for it.
+    pub fn add_fixture_with_env(&self, name: &str, env: &[&str]) {
+        let identity = format!("MCP_FIXTURE_NAME={name}");
+        let mut args = vec!["server", "add", name, "--image", fixture_image()];
+        for pair in std::iter::once(identity.as_str()).chain(env.iter().copied()) {
+            args.extend(["--env", pair]);
+        }
+        self.ctl_ok(&args);
+    }
+
+    /// Starts a raw JSON-lines client over `mcp-shim SHIM_ARGS`.
+    pub fn raw_client(&self, shim_args: &[&str]) -> RawClient {
+        RawClient::start(self, shim_args)
     }
 
     /// Starts the Python SDK test client over `mcp-shim SHIM_ARGS` with the given steps.
     pub fn python_client(&self, steps: &Value, shim_args: &[&str]) -> Child {
+        self.python_client_with(steps, &[], shim_args)
+    }
+
+    /// [`Daemon::python_client`] with the client callbacks (`sampling`, `elicitation`, `roots`)
+    /// that it declares and answers.
+    pub fn python_client_with(
+        &self,
+        steps: &Value,
+        callbacks: &[&str],
+        shim_args: &[&str],
+    ) -> Child {
         Command::new("python3")
             .arg(workspace().join("tests/py/mcp_client.py"))
             .arg("--steps")
             .arg(steps.to_string())
+            .arg("--callbacks")
+            .arg(callbacks.join(","))
             .arg("--")
             .arg(bin("mcp-shim"))
             .args(shim_args)
@@ -233,6 +255,11 @@ impl Daemon {
     /// Runs the Python client to the end and returns its JSON report.
     pub fn python_run(&self, steps: &Value, shim_args: &[&str]) -> Value {
         client_report(self.python_client(steps, shim_args))
+    }
+
+    /// [`Daemon::python_run`] with client callbacks, as [`Daemon::python_client_with`].
+    pub fn python_run_with(&self, steps: &Value, callbacks: &[&str], shim_args: &[&str]) -> Value {
+        client_report(self.python_client_with(steps, callbacks, shim_args))
     }
 
     /// Sends SIGTERM and waits for the daemon to exit; returns whether it exited successfully.
