@@ -147,7 +147,9 @@ impl Gateway {
         let config = self.config.get();
         self.lock_tables()
             .get(&(profile.to_owned(), kind))
-            .filter(|t| Arc::ptr_eq(&t.config, &config))
+            // A table missing a server that failed is only good for the request that built it;
+            // the next one tries that server again.
+            .filter(|t| t.failures.is_empty() && Arc::ptr_eq(&t.config, &config))
             .cloned()
     }
 
