@@ -217,11 +217,14 @@ fn config_error(err: ConfigError) -> Response {
 fn gateway_error(err: GatewayError) -> Response {
     let kind = match &err {
         GatewayError::UnknownProfile(_) | GatewayError::Unknown { .. } => ErrorKind::NotFound,
-        GatewayError::InvalidParams(_) => ErrorKind::BadRequest,
+        GatewayError::InvalidParams(_) | GatewayError::SecretInArguments { .. } => {
+            ErrorKind::BadRequest
+        }
         GatewayError::Pool(crate::pool::PoolError::Engine(_)) => ErrorKind::Engine,
         GatewayError::Pool(_)
         | GatewayError::Upstream(_)
         | GatewayError::BadListing { .. }
+        | GatewayError::SecretInResult { .. }
         | GatewayError::Unavailable { .. } => ErrorKind::Upstream,
     };
     error(kind, err.to_string())

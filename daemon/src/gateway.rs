@@ -22,6 +22,7 @@ use crate::jsonrpc::{self, Reply, code};
 use crate::lists::{ListKind, Listing, Route, Table};
 use crate::names;
 use crate::pool::{Pool, PoolError};
+use crate::scan::{ScanMode, Scanner};
 use crate::upstream::{Caller, Upstream, UpstreamError};
 
 /// The JSON-RPC code legacy servers use for an unknown resource URI.
@@ -42,6 +43,10 @@ pub enum GatewayError {
     },
     #[error("invalid params: {0}")]
     InvalidParams(String),
+    #[error("the call to {tool:?} was blocked: its arguments hold a secret ({rules})")]
+    SecretInArguments { tool: String, rules: String },
+    #[error("the result of {tool:?} was withheld: it holds a secret ({rules})")]
+    SecretInResult { tool: String, rules: String },
     #[error("server {server:?} answered {method} badly: {reason}")]
     BadListing {
         server: String,
@@ -66,7 +71,9 @@ impl GatewayError {
                 "message": self.to_string(),
                 "data": {"uri": name},
             })),
-            GatewayError::Unknown { .. } | GatewayError::InvalidParams(_) => {
+            GatewayError::Unknown { .. }
+            | GatewayError::InvalidParams(_)
+            | GatewayError::SecretInArguments { .. } => {
                 jsonrpc::error(code::INVALID_PARAMS, self.to_string())
             }
             _ => jsonrpc::error(code::INTERNAL_ERROR, self.to_string()),
@@ -88,6 +95,7 @@ pub struct Gateway {
     subscriptions: Mutex<HashMap<(String, String, String), usize>>,
     /// (profile, notification) pairs waiting out the list-changed debounce.
     debouncing: Mutex<HashSet<(String, String)>>,
+    scanner: Scanner,
 }
 
 impl Gateway {
@@ -107,6 +115,7 @@ impl Gateway {
             sessions: Mutex::default(),
             subscriptions: Mutex::default(),
             debouncing: Mutex::default(),
+            scanner: Scanner::default(),
         }
     }
 
@@ -310,6 +319,8 @@ impl Gateway {
         caller: &Caller,
     ) -> Result<Reply, GatewayError> {
         let mut params = parse_params(params)?;
+        let scan = self.config.get().profile(profile).map(|p| p.scan);
+        let mut tool = None;
         let (route, rewritten_uri) = match method {
             "tools/call" | "prompts/get" => {
                 let kind = if method == "tools/call" {
@@ -320,6 +331,12 @@ impl Gateway {
                 let name = string_member(&params, "name")?;
                 let route = self.route(profile, kind, &name).await?;
                 params.insert("name".into(), Value::from(route.original.clone()));
+                if kind == ListKind::Tools {
+                    if let (Some(mode), Some(arguments)) = (scan, params.get_mut("arguments")) {
+                        self.screen_arguments(mode, arguments, profile, &name)?;
+                    }
+                    tool = Some(name);
+                }
                 (route, false)
             }
             "resources/read" => {
@@ -339,10 +356,71 @@ impl Gateway {
         let reply = self
             .forward(profile, &route.server, method, &params, caller)
             .await?;
-        Ok(match reply {
-            Ok(result) if rewritten_uri => Ok(rewrite_contents(result, &route.server)),
-            other => other,
+        Ok(match (reply, tool, scan) {
+            (Ok(result), Some(tool), Some(mode)) => {
+                Ok(self.screen_result(mode, result, profile, &tool)?)
+            }
+            (Ok(result), _, _) if rewritten_uri => Ok(rewrite_contents(result, &route.server)),
+            (other, _, _) => other,
         })
+    }
+
+    /// Blocks a call whose arguments hold a secret, or redacts them, as the profile says.
+    fn screen_arguments(
+        &self,
+        mode: ScanMode,
+        arguments: &mut Value,
+        profile: &str,
+        tool: &str,
+    ) -> Result<(), GatewayError> {
+        let hits = match mode {
+            ScanMode::Block => self.scanner.find(arguments),
+            ScanMode::Redact => self.scanner.redact(arguments),
+        };
+        if hits.is_empty() {
+            return Ok(());
+        }
+        let rules = hits.join(", ");
+        tracing::warn!(profile, tool, ?mode, rules, "secret in tool arguments");
+        match mode {
+            ScanMode::Block => Err(GatewayError::SecretInArguments {
+                tool: tool.to_owned(),
+                rules,
+            }),
+            ScanMode::Redact => Ok(()),
+        }
+    }
+
+    /// Withholds or redacts a tool result that holds a secret, as the profile says.
+    fn screen_result(
+        &self,
+        mode: ScanMode,
+        result: Box<RawValue>,
+        profile: &str,
+        tool: &str,
+    ) -> Result<Box<RawValue>, GatewayError> {
+        if !self.scanner.may_match(result.get()) {
+            return Ok(result);
+        }
+        let Ok(mut value) = serde_json::from_str::<Value>(result.get()) else {
+            return Ok(result);
+        };
+        let hits = match mode {
+            ScanMode::Block => self.scanner.find(&value),
+            ScanMode::Redact => self.scanner.redact(&mut value),
+        };
+        if hits.is_empty() {
+            return Ok(result);
+        }
+        let rules = hits.join(", ");
+        tracing::warn!(profile, tool, ?mode, rules, "secret in a tool result");
+        match mode {
+            ScanMode::Block => Err(GatewayError::SecretInResult {
+                tool: tool.to_owned(),
+                rules,
+            }),
+            ScanMode::Redact => Ok(jsonrpc::to_raw(&value)),
+        }
     }
 
     /// Routes `completion/complete` by its `ref`: a prompt name or a resource (template) URI.

@@ -30,6 +30,7 @@ mod logtail;
 mod names;
 mod notify;
 mod pool;
+mod scan;
 mod server;
 mod session;
 mod upstream;

@@ -229,6 +229,7 @@ mod tests {
         Profile {
             servers: vec!["a".into(), "b".into()],
             prefix: false,
+            scan: Default::default(),
             tools: allow.iter().map(|s| s.to_string()).collect(),
         }
     }

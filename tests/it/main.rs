@@ -3,4 +3,5 @@
 
 mod docker;
 mod fidelity;
+mod security;
 mod wire;

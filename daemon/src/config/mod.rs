@@ -108,6 +108,7 @@ impl ConfigStore {
                     servers,
                     prefix: false,
                     tools: Vec::new(),
+                    scan: Default::default(),
                 },
             );
             Ok(vec![File::Profiles])

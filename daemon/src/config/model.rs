@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::scan::ScanMode;
+
 /// The profile that exists without any file: every server of the catalog.
 pub const DEFAULT_PROFILE: &str = "default";
 
@@ -47,6 +49,13 @@ pub struct Profile {
     /// The tools clients may see and call, each `server.tool` or `server.*`; empty allows all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
+    /// What a tool call carrying a secret gets: `block` (the default) or `redact`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub scan: ScanMode,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl Profile {
@@ -78,6 +87,7 @@ impl Config {
                 servers: self.catalog.servers.keys().cloned().collect(),
                 prefix: false,
                 tools: Vec::new(),
+                scan: ScanMode::Block,
             }),
             None => None,
         }

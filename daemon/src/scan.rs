@@ -1,0 +1,245 @@
+//! Secret scanning of what crosses a tool call: the arguments a client sends and the text a server
+//! answers with.
+//!
+//! A profile either blocks a call that carries a secret (the default: the client gets an error
+//! naming the rule, never the secret) or redacts it, replacing each match with `[REDACTED:rule]`.
+//! The rules are compiled once per process; the literal values of the gateway's own stored
+//! secrets are matched beside them.
+
+use std::sync::LazyLock;
+
+use regex::{Regex, RegexSet};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What a profile does with a call that carries a secret.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanMode {
+    #[default]
+    Block,
+    Redact,
+}
+
+/// Each rule: a name for people and the audit log, and the pattern.
+const RULES: &[(&str, &str)] = &[
+    ("aws-access-key-id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    (
+        "aws-secret-access-key",
+        r#"(?i)aws_?secret_?access_?key["']?\s*[:=]\s*["']?[A-Za-z0-9/+=]{40}"#,
+    ),
+    ("github-token", r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b"),
+    (
+        "github-fine-grained-token",
+        r"\bgithub_pat_[A-Za-z0-9_]{82}\b",
+    ),
+    ("gitlab-token", r"\bglpat-[A-Za-z0-9_-]{20,}"),
+    ("slack-token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    (
+        "slack-webhook",
+        r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+",
+    ),
+    (
+        "stripe-key",
+        r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,}\b",
+    ),
+    (
+        "google-service-account",
+        r#""type"\s*:\s*"service_account"|"private_key_id"\s*:\s*"[0-9a-f]{40}""#,
+    ),
+    (
+        "private-key",
+        r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----",
+    ),
+    (
+        "jwt",
+        r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+    ),
+    ("npm-token", r"\bnpm_[A-Za-z0-9]{36}\b"),
+    ("pypi-token", r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}"),
+];
+
+struct Rules {
+    set: RegexSet,
+    each: Vec<Regex>,
+}
+
+static COMPILED: LazyLock<Rules> = LazyLock::new(|| {
+    let patterns = RULES.iter().map(|(_, pattern)| *pattern);
+    Rules {
+        // The patterns are constants covered by the tests below.
+        set: RegexSet::new(patterns.clone()).expect("secret rules compile"),
+        each: patterns
+            .map(|p| Regex::new(p).expect("secret rule compiles"))
+            .collect(),
+    }
+});
+
+/// The rule name given to a stored secret found in the text.
+pub const STORED_SECRET: &str = "stored-secret";
+
+/// Stored secrets shorter than this are not matched: they would match ordinary words.
+const MIN_LITERAL: usize = 8;
+
+/// The rules plus the values of the gateway's stored secrets.
+#[derive(Default)]
+pub struct Scanner {
+    literals: Vec<String>,
+}
+
+impl Scanner {
+    pub fn new(stored: impl IntoIterator<Item = String>) -> Scanner {
+        Scanner {
+            literals: stored
+                .into_iter()
+                .filter(|s| s.len() >= MIN_LITERAL)
+                .collect(),
+        }
+    }
+
+    /// Whether raw JSON text may hold a secret: one pass over the bytes, so that clean results
+    /// (nearly all of them) are never parsed.
+    pub fn may_match(&self, json: &str) -> bool {
+        COMPILED.set.is_match(json)
+            || self.literals.iter().any(|literal| {
+                let escaped = Value::from(literal.as_str()).to_string();
+                json.contains(literal.as_str()) || json.contains(&escaped[1..escaped.len() - 1])
+            })
+    }
+
+    /// The names of the rules that match anywhere in `value`'s strings, sorted and unique.
+    pub fn find(&self, value: &Value) -> Vec<&'static str> {
+        let mut hits = Vec::new();
+        for_each_string(value, &mut |text| {
+            hits.extend(COMPILED.set.matches(text).iter().map(|i| RULES[i].0));
+            if self.literals.iter().any(|l| text.contains(l.as_str())) {
+                hits.push(STORED_SECRET);
+            }
+        });
+        hits.sort_unstable();
+        hits.dedup();
+        hits
+    }
+
+    /// Replaces every match in `value`'s strings with `[REDACTED:rule]`; returns the rules hit.
+    pub fn redact(&self, value: &mut Value) -> Vec<&'static str> {
+        let hits = self.find(value);
+        if !hits.is_empty() {
+            for_each_string_mut(value, &mut |text| {
+                for (index, regex) in COMPILED.each.iter().enumerate() {
+                    let label = format!("[REDACTED:{}]", RULES[index].0);
+                    if let std::borrow::Cow::Owned(done) = regex.replace_all(text, label.as_str()) {
+                        *text = done;
+                    }
+                }
+                for literal in &self.literals {
+                    if text.contains(literal.as_str()) {
+                        *text = text.replace(literal.as_str(), "[REDACTED:stored-secret]");
+                    }
+                }
+            });
+        }
+        hits
+    }
+}
+
+fn for_each_string(value: &Value, visit: &mut impl FnMut(&str)) {
+    match value {
+        Value::String(text) => visit(text),
+        Value::Array(items) => items.iter().for_each(|v| for_each_string(v, visit)),
+        Value::Object(members) => members.values().for_each(|v| for_each_string(v, visit)),
+        _ => {}
+    }
+}
+
+fn for_each_string_mut(value: &mut Value, visit: &mut impl FnMut(&mut String)) {
+    match value {
+        Value::String(text) => visit(text),
+        Value::Array(items) => items.iter_mut().for_each(|v| for_each_string_mut(v, visit)),
+        Value::Object(members) => members
+            .values_mut()
+            .for_each(|v| for_each_string_mut(v, visit)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// One sample per rule, assembled at run time so this file holds no literal secret.
+    fn samples() -> Vec<(&'static str, String)> {
+        let a = |n: usize| "A".repeat(n);
+        let x = |n: usize| "x1".repeat(n / 2);
+        vec![
+            ("aws-access-key-id", format!("AKIA{}", "Q".repeat(16))),
+            (
+                "aws-secret-access-key",
+                format!("aws_secret_access_key = {}", "k".repeat(40)),
+            ),
+            ("github-token", format!("ghp_{}", x(36))),
+            ("github-fine-grained-token", format!("github_pat_{}", x(82))),
+            ("gitlab-token", format!("glpat-{}", x(20))),
+            ("slack-token", format!("xoxb-{}", x(24))),
+            (
+                "slack-webhook",
+                format!(
+                    "https://hooks.slack.com/services/T{}/B{}/{}",
+                    a(8),
+                    a(8),
+                    x(24)
+                ),
+            ),
+            ("stripe-key", format!("sk_live_{}", x(24))),
+            (
+                "google-service-account",
+                r#"{"type": "service_account", "project_id": "p"}"#.to_owned(),
+            ),
+            (
+                "private-key",
+                format!("-----BEGIN RSA PRIVATE KEY-----\n{}\n", a(64)),
+            ),
+            ("jwt", format!("eyJ{}.eyJ{}.{}", x(20), x(20), x(20))),
+            ("npm-token", format!("npm_{}", x(36))),
+            ("pypi-token", format!("pypi-AgEIcHlwaS5vcmc{}", x(60))),
+        ]
+    }
+
+    #[test]
+    fn every_rule_finds_its_kind_and_nothing_else() {
+        assert_eq!(samples().len(), RULES.len());
+        let scanner = Scanner::default();
+        for (rule, secret) in samples() {
+            let hits =
+                scanner.find(&json!({"deep": ["text", {"value": format!("see {secret} here")}]}));
+            assert_eq!(hits, [rule], "{rule}");
+        }
+        let clean =
+            json!({"text": "AKIA is a prefix; ghp_ alone; sk_live_short; eyJhbGci", "n": 42});
+        assert!(scanner.find(&clean).is_empty());
+    }
+
+    #[test]
+    fn redaction_removes_every_secret_and_keeps_the_rest() {
+        let scanner = Scanner::new([
+            "correct horse battery staple".to_owned(),
+            "short".to_owned(),
+        ]);
+        let samples = samples();
+        let mut value = json!({
+            "a": format!("key {} and {}", samples[0].1, samples[7].1),
+            "b": ["my passphrase is correct horse battery staple", "short stays"],
+        });
+        let hits = scanner.redact(&mut value);
+        assert_eq!(hits, ["aws-access-key-id", STORED_SECRET, "stripe-key"]);
+        assert_eq!(
+            value["a"],
+            "key [REDACTED:aws-access-key-id] and [REDACTED:stripe-key]"
+        );
+        assert_eq!(value["b"][0], "my passphrase is [REDACTED:stored-secret]");
+        assert_eq!(value["b"][1], "short stays");
+        assert!(scanner.find(&value).is_empty());
+    }
+}
