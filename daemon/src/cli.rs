@@ -26,7 +26,12 @@ pub struct Cli {
     pub idle_timeout: u64,
 
     /// Seconds to wait for an MCP server's answer before failing the request
-    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "MCP_GATEWAY_REQUEST_TIMEOUT",
+        default_value_t = 120,
+        value_name = "SECONDS"
+    )]
     pub request_timeout: u64,
 
     /// Items per page of the merged tools, prompts and resources lists

@@ -7,16 +7,20 @@ use std::time::Duration;
 use mcp_gateway_tests::{Daemon, RawClient, Start, first_text, require_docker};
 use serde_json::{Value, json};
 
-/// A socket-activated daemon serving `alpha` and `beta` (both the fixture) in the active profile
-/// `duo`, with list pages of `page_size` items so that the gateway's own cursors are exercised.
+/// A socket-activated daemon serving `alpha` and `beta` (both the fixture, speaking the two legacy
+/// revisions: 2025-11-25 and 2025-06-18) in the active profile `duo`, with list pages of
+/// `page_size` items so that the gateway's own cursors are exercised.
 fn duo(page_size: usize) -> Daemon {
+    duo_with(page_size, &[])
+}
+
+fn duo_with(page_size: usize, env: &[(&str, &str)]) -> Daemon {
     let size = page_size.to_string();
-    let daemon = Daemon::start_with_env(
-        Start::SocketActivated,
-        &[("MCP_GATEWAY_LIST_PAGE_SIZE", &size)],
-    );
-    daemon.add_fixture("alpha");
-    daemon.add_fixture("beta");
+    let mut env = env.to_vec();
+    env.push(("MCP_GATEWAY_LIST_PAGE_SIZE", &size));
+    let daemon = Daemon::start_with_env(Start::SocketActivated, &env);
+    daemon.add_fixture_with_env("alpha", &["MCP_FIXTURE_PROTOCOL=2025-11-25"]);
+    daemon.add_fixture_with_env("beta", &["MCP_FIXTURE_PROTOCOL=2025-06-18"]);
     daemon.ctl_ok(&[
         "profile", "create", "duo", "--server", "alpha", "--server", "beta",
     ]);
@@ -70,8 +74,10 @@ fn lists_merge_across_servers_and_requests_route_back() {
         {"op": "complete", "ref": {"type": "ref/resource", "uri": "fixture://beta/items/{id}"},
          "argument": {"name": "id", "value": ""}},
         call("beta__add", json!({"a": 1, "b": 2})),
+        {"op": "read_resource", "uri": "mcp-gateway://beta/fixture://shared/notes/rust"},
     ]);
     let report = daemon.python_run(&steps, &[]);
+    assert_eq!(report["initialize"]["protocolVersion"], "2025-11-25");
     let steps = &report["steps"];
 
     let tools = keys(&steps[0], "name");
@@ -114,10 +120,17 @@ fn lists_merge_across_servers_and_requests_route_back() {
     }
     assert!(!resources.contains(&"fixture://shared/readme".to_owned()));
     let templates = keys(&steps[3], "uriTemplate");
-    assert_eq!(
-        templates,
-        ["fixture://alpha/items/{id}", "fixture://beta/items/{id}"]
-    );
+    for template in [
+        "fixture://alpha/items/{id}",
+        "fixture://beta/items/{id}",
+        "mcp-gateway://alpha/fixture://shared/notes/{topic}",
+        "mcp-gateway://beta/fixture://shared/notes/{topic}",
+    ] {
+        assert!(
+            templates.contains(&template.to_owned()),
+            "{template} missing from {templates:?}"
+        );
+    }
 
     assert_eq!(
         steps[4]["messages"][0]["content"]["text"], "Hello, Ann!",
@@ -152,6 +165,15 @@ fn lists_merge_across_servers_and_requests_route_back() {
     );
     assert_eq!(steps[11]["completion"]["values"], json!(["1", "2", "3"]));
     assert_eq!(steps[12]["structuredContent"], json!({"sum": 3}));
+    assert_eq!(
+        steps[13]["contents"][0]["text"], "note on rust from beta",
+        "{}",
+        steps[13]
+    );
+    assert_eq!(
+        steps[13]["contents"][0]["uri"],
+        "mcp-gateway://beta/fixture://shared/notes/rust"
+    );
 }
 
 /// Sampling, elicitation (form and URL) and roots asked by a server during a call reach the
@@ -421,4 +443,52 @@ fn allow_lists_hide_tools_and_refuse_their_calls() {
     assert_eq!(first_text(&steps[1]), "beta");
     assert_eq!(first_text(&steps[2]), "allowed");
     assert_eq!(steps[3]["error"]["code"], -32602, "{}", steps[3]);
+}
+
+/// A server that never answers costs its caller a timeout error, and nobody else anything.
+#[test]
+fn a_silent_server_times_out_without_holding_up_other_sessions() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = duo_with(100, &[("MCP_GATEWAY_REQUEST_TIMEOUT", "2")]);
+    let mut stuck = daemon.raw_client(&[]);
+    let mut other = daemon.raw_client(&[]);
+    stuck.initialize("2025-11-25", json!({}));
+    other.initialize("2025-06-18", json!({}));
+    assert_eq!(
+        text_of(&tool_call(
+            &mut other,
+            json!(0),
+            "alpha__echo",
+            json!({"text": "warm"})
+        )),
+        "warm"
+    );
+    stuck.request(
+        json!(1),
+        "tools/call",
+        json!({"name": "alpha__sleep", "arguments": {"ms": 60000}}),
+    );
+    let started = std::time::Instant::now();
+    for id in 1..=5 {
+        let answer = tool_call(
+            &mut other,
+            json!(id),
+            "alpha__echo",
+            json!({"text": "meanwhile"}),
+        );
+        assert_eq!(text_of(&answer), "meanwhile");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the other session waited"
+    );
+    let timed_out = stuck.response(&json!(1));
+    assert_eq!(timed_out["error"]["code"], -32603, "{timed_out}");
+    let message = timed_out["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("alpha") && message.contains("2 s"),
+        "{message}"
+    );
 }

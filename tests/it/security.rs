@@ -22,6 +22,9 @@ fn a_secret_in_tool_arguments_is_blocked_by_rule_name() {
     assert_eq!(blocked["code"], -32602, "{}", report["steps"][0]);
     let message = blocked["message"].as_str().unwrap();
     assert!(message.contains("aws-access-key-id"), "{message}");
-    assert!(!message.contains(&key), "the error repeats the secret: {message}");
+    assert!(
+        !message.contains(&key),
+        "the error repeats the secret: {message}"
+    );
     assert_eq!(first_text(&report["steps"][1]), "nothing to see");
 }

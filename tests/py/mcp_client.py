@@ -215,10 +215,8 @@ async def run(command: list[str], steps: list[Any], callbacks: list[str]) -> dic
         else:
             notifications.append(dump(message))
 
-    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
-        notifications.append({"method": "notifications/message", "params": dump(params)})
-
-    options: dict[str, Any] = {"message_handler": on_message, "logging_callback": on_log}
+    # Log messages reach message_handler too, so no logging_callback is needed.
+    options: dict[str, Any] = {"message_handler": on_message}
     for name in callbacks:
         if name not in CALLBACKS:
             raise ScenarioError(f"unknown callback {name!r}")
