@@ -262,3 +262,57 @@ impl Downstream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn declaring(capabilities: Value) -> Downstream {
+        let (out, _) = mpsc::channel(1);
+        let client = Downstream::new(1, None, out);
+        client.initialize(Some(&json!({ "capabilities": capabilities })));
+        client
+    }
+
+    fn can(client: &Downstream, method: &str, params: Value) -> bool {
+        client.can_answer(method, Some(&jsonrpc::to_raw(&params)))
+    }
+
+    #[test]
+    fn server_requests_need_the_matching_declared_capability() {
+        let bare = declaring(json!({}));
+        assert!(!can(&bare, "sampling/createMessage", json!({})));
+        assert!(!can(&bare, "roots/list", json!({})));
+        assert!(!can(&bare, "elicitation/create", json!({"mode": "form"})));
+        assert!(can(&bare, "vendor/ask", json!({})));
+
+        // 2025-06-18 clients declare form elicitation as an empty object.
+        let old = declaring(json!({"elicitation": {}, "sampling": {}, "roots": {}}));
+        assert!(can(&old, "sampling/createMessage", json!({})));
+        assert!(can(&old, "roots/list", json!({})));
+        assert!(can(
+            &old,
+            "elicitation/create",
+            json!({"message": "form by default"})
+        ));
+        assert!(!can(&old, "elicitation/create", json!({"mode": "url"})));
+
+        let url_only = declaring(json!({"elicitation": {"url": {}}}));
+        assert!(can(&url_only, "elicitation/create", json!({"mode": "url"})));
+        assert!(!can(
+            &url_only,
+            "elicitation/create",
+            json!({"mode": "form"})
+        ));
+    }
+
+    #[test]
+    fn log_levels_order_by_severity() {
+        assert!(LogLevel::parse("debug") < LogLevel::parse("warning"));
+        assert!(LogLevel::parse("emergency") > LogLevel::parse("alert"));
+        assert_eq!(LogLevel::parse("loud"), None);
+        assert_eq!(LogLevel::Notice.name(), "notice");
+    }
+}

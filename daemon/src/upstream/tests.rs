@@ -350,3 +350,55 @@ async fn server_requests_name_the_clients_in_flight_and_their_answers_return() {
         json!({"jsonrpc": "2.0", "id": "s-1", "result": {"role": "assistant"}})
     );
 }
+
+#[tokio::test]
+async fn a_server_withdrawing_its_request_withdraws_it_from_the_client() {
+    let (upstream, mut events) = {
+        let (gateway_in, mut server_out) = tokio::io::duplex(1 << 16);
+        let (_server_in, gateway_out) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            let ask = json!({"jsonrpc": "2.0", "id": 5, "method": "roots/list"});
+            server_out
+                .write_all(format!("{ask}\n").as_bytes())
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5}});
+            server_out
+                .write_all(format!("{cancel}\n").as_bytes())
+                .await
+                .unwrap();
+            std::future::pending::<()>().await;
+        });
+        spawn_fake(
+            gateway_out,
+            gateway_in,
+            Arc::new(LogTail::new("fake")),
+            1 << 20,
+        )
+    };
+    let (client, mut lines) = client(3);
+    let Some(ServerEvent::Request {
+        upstream: up,
+        id,
+        method,
+        params,
+        owners,
+    }) = events.recv().await
+    else {
+        panic!("expected a server request");
+    };
+    assert!(owners.is_empty());
+    let relayed = tokio::spawn(up.relay_to_client(id, method, params, Ok(Arc::clone(&client))));
+    let asked = next_json(&mut lines).await;
+    assert_eq!(asked["method"], "roots/list");
+    let withdrawn = next_json(&mut lines).await;
+    assert_eq!(withdrawn["method"], "notifications/cancelled");
+    assert_eq!(withdrawn["params"]["requestId"], asked["id"]);
+    relayed.await.unwrap();
+    assert!(
+        !client.forget(asked["id"].as_u64().unwrap()),
+        "still waiting for an answer"
+    );
+    drop(upstream);
+}
