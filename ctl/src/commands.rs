@@ -4,14 +4,19 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use mcp_gateway_proto::{Request, Response};
+use mcp_gateway_proto::{Request, Response, SecretSource, SecretValue};
 use serde_json::{Map, Value};
 
-use crate::cli::{Cli, Command, ProfileCommand, ServerCommand, ToolsCommand};
+use crate::cli::{Cli, Command, ProfileCommand, SecretCommand, ServerCommand, ToolsCommand};
 use crate::client::Client;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let request = request_for(cli.command)?;
+    // Clients' files are edited here, without the daemon: they are not the daemon's files.
+    let command = match cli.command {
+        Command::Client(command) => return crate::client_commands::run(command, cli.json),
+        command => command,
+    };
+    let request = request_for(command)?;
     let socket = match cli.socket {
         Some(path) => path,
         None => mcp_gateway_proto::default_socket_path().map_err(anyhow::Error::msg)?,
@@ -33,11 +38,13 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
             image,
             command,
             env,
+            secrets,
         }) => Request::ServerAdd {
             name,
             image,
             command,
             env: parse_env(&env)?,
+            secrets,
         },
         Command::Server(ServerCommand::Ls) => Request::ServerList,
         Command::Profile(ProfileCommand::Create { name, servers }) => {
@@ -58,6 +65,17 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
             name,
             arguments: parse_arguments(&arguments)?,
         },
+        Command::Secret(SecretCommand::Set { name }) => {
+            // A bad name is refused before the user types the value in vain.
+            mcp_gateway_proto::validate_secret_name(&name).map_err(anyhow::Error::msg)?;
+            Request::SecretSet {
+                value: SecretValue::new(crate::secret_input::read(&name)?),
+                name,
+            }
+        }
+        Command::Secret(SecretCommand::Ls) => Request::SecretList,
+        Command::Secret(SecretCommand::Rm { name }) => Request::SecretRemove { name },
+        Command::Client(_) => bail!("client commands do not go to the daemon"),
     })
 }
 
@@ -163,11 +181,41 @@ fn print_text(response: &Response) {
             }
         }
         Response::ToolResult { result } => print_tool_result(result),
+        Response::Secrets { secrets } => {
+            if secrets.is_empty() {
+                println!("no secrets; set one with: mcpctl secret set NAME < FILE");
+            }
+            for secret in secrets {
+                let mut source = secret
+                    .source
+                    .map_or_else(|| "missing".to_owned(), source_name);
+                if !secret.shadowed.is_empty() {
+                    let hidden: Vec<_> = secret.shadowed.iter().copied().map(source_name).collect();
+                    source = format!("{source} (also {})", hidden.join(", "));
+                }
+                let used_by = if secret.used_by.is_empty() {
+                    "(no server)".to_owned()
+                } else {
+                    secret.used_by.join(", ")
+                };
+                println!("{:<32} {source:<28} {used_by}", secret.name);
+            }
+        }
         other => println!(
             "{}",
             serde_json::to_string_pretty(other).unwrap_or_default()
         ),
     }
+}
+
+fn source_name(source: SecretSource) -> String {
+    match source {
+        SecretSource::Store => "store",
+        SecretSource::Credential => "credential",
+        SecretSource::Env => "env",
+        _ => "other",
+    }
+    .to_owned()
 }
 
 /// Text content is printed as text; anything else (images, structured content) as JSON.
