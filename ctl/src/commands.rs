@@ -16,12 +16,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(command) => return crate::client_commands::run(command, cli.json),
         command => command,
     };
-    let request = request_for(command)?;
-    let socket = match cli.socket {
-        Some(path) => path,
-        None => mcp_gateway_proto::default_socket_path().map_err(anyhow::Error::msg)?,
+    let socket = || match &cli.socket {
+        Some(path) => Ok(path.clone()),
+        None => mcp_gateway_proto::default_socket_path().map_err(anyhow::Error::msg),
     };
-    let response = Client::connect(&socket)?.request(&request)?;
+    let (mut client, request) = match command {
+        // The value is asked for only once the daemon is there to take it, and a bad name is
+        // refused before anything is typed in vain.
+        Command::Secret(SecretCommand::Set { name }) => {
+            mcp_gateway_proto::validate_secret_name(&name).map_err(anyhow::Error::msg)?;
+            let client = Client::connect(&socket()?)?;
+            let value = SecretValue::new(crate::secret_input::read(&name)?);
+            (client, Request::SecretSet { name, value })
+        }
+        command => {
+            let request = request_for(command)?;
+            (Client::connect(&socket()?)?, request)
+        }
+    };
+    let response = client.request(&request)?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&response)?);
     } else {
@@ -65,17 +78,12 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
             name,
             arguments: parse_arguments(&arguments)?,
         },
-        Command::Secret(SecretCommand::Set { name }) => {
-            // A bad name is refused before the user types the value in vain.
-            mcp_gateway_proto::validate_secret_name(&name).map_err(anyhow::Error::msg)?;
-            Request::SecretSet {
-                value: SecretValue::new(crate::secret_input::read(&name)?),
-                name,
-            }
-        }
         Command::Secret(SecretCommand::Ls) => Request::SecretList,
         Command::Secret(SecretCommand::Rm { name }) => Request::SecretRemove { name },
-        Command::Client(_) => bail!("client commands do not go to the daemon"),
+        // Both are handled in `run`, which does not come here with them.
+        Command::Secret(SecretCommand::Set { .. }) | Command::Client(_) => {
+            bail!("this command is not a single request")
+        }
     })
 }
 

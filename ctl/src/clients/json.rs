@@ -30,7 +30,8 @@ fn options() -> ParseOptions {
 pub fn parse(text: &str) -> Result<Value, Syntax> {
     jsonc_parser::parse_to_serde_value(text, &options()).map_err(|err| Syntax {
         line: Some(err.line_display()),
-        reason: err.kind().to_string(),
+        // The parser's messages are sentences ("Expected comma"); ours are lowercase.
+        reason: lowercase_first(&err.kind().to_string()),
     })
 }
 
@@ -58,6 +59,14 @@ pub fn remove(text: &str, key: &str) -> Result<String, String> {
         prop.remove();
     }
     Ok(root.to_string())
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// A document mcpctl created from nothing ends with a newline, as files written by people do.
@@ -147,6 +156,7 @@ mod tests {
     fn parse_errors_have_a_line() {
         let err = parse("{\n  \"a\": 1,\n  \"b\": @\n}").unwrap_err();
         assert_eq!(err.line, Some(3), "{}", err.reason);
+        assert!(err.reason.starts_with("unexpected"), "{}", err.reason);
         assert!(parse("{'a': 1}").is_err(), "single quotes are not JSON");
         assert_eq!(parse("// nothing yet\n").unwrap(), Value::Null);
     }
