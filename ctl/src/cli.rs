@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use mcp_gateway_proto::SOCKET_ENV;
 
 /// Manage mcp-gateway: servers, profiles, tools and the daemon.
@@ -34,6 +34,12 @@ pub enum Command {
     /// List and call the tools a profile exposes
     #[command(subcommand)]
     Tools(ToolsCommand),
+    /// Connect AI clients to mcp-gateway by editing their configuration files
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage the secrets servers receive as environment variables
+    #[command(subcommand)]
+    Secret(SecretCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +56,10 @@ pub enum ServerCommand {
         /// An environment variable for the server (repeat for more)
         #[arg(long = "env", value_name = "K=V")]
         env: Vec<String>,
+        /// A secret the server receives as the environment variable of the same name (repeat
+        /// for more); set its value with `mcpctl secret set NAME`
+        #[arg(long = "secret", value_name = "NAME")]
+        secrets: Vec<String>,
     },
     /// List the servers in the catalog and where they run
     Ls,
@@ -93,6 +103,48 @@ pub enum ToolsCommand {
         #[command(flatten)]
         profile: ProfileArg,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Show each known client: its configuration file, and whether and how mcp-gateway is in it
+    Ls,
+    /// Add mcp-gateway (an `mcp-shim` entry) to a client's configuration file
+    Connect {
+        client: ClientName,
+        /// The profile the client is served [default: the active one, at each start]
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Remove mcp-gateway from a client's configuration file, leaving everything else
+    Disconnect { client: ClientName },
+}
+
+/// The AI clients `mcpctl client` knows how to configure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientName {
+    ClaudeDesktop,
+    ClaudeCode,
+    Cursor,
+    Vscode,
+    Zed,
+    Codex,
+    Gemini,
+    Continue,
+    Goose,
+    Lmstudio,
+    Opencode,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret; the value is read from standard input (one line from a terminal, without
+    /// echo), never from the command line
+    Set { name: String },
+    /// List secrets by name, with where each comes from; never their values
+    Ls,
+    /// Remove a secret from the store
+    Rm { name: String },
 }
 
 #[derive(Debug, Args)]

@@ -4,19 +4,37 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use mcp_gateway_proto::{Request, Response};
+use mcp_gateway_proto::{Request, Response, SecretSource, SecretValue};
 use serde_json::{Map, Value};
 
-use crate::cli::{Cli, Command, ProfileCommand, ServerCommand, ToolsCommand};
+use crate::cli::{Cli, Command, ProfileCommand, SecretCommand, ServerCommand, ToolsCommand};
 use crate::client::Client;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let request = request_for(cli.command)?;
-    let socket = match cli.socket {
-        Some(path) => path,
-        None => mcp_gateway_proto::default_socket_path().map_err(anyhow::Error::msg)?,
+    // Clients' files are edited here, without the daemon: they are not the daemon's files.
+    let command = match cli.command {
+        Command::Client(command) => return crate::client_commands::run(command, cli.json),
+        command => command,
     };
-    let response = Client::connect(&socket)?.request(&request)?;
+    let socket = || match &cli.socket {
+        Some(path) => Ok(path.clone()),
+        None => mcp_gateway_proto::default_socket_path().map_err(anyhow::Error::msg),
+    };
+    let (mut client, request) = match command {
+        // The value is asked for only once the daemon is there to take it, and a bad name is
+        // refused before anything is typed in vain.
+        Command::Secret(SecretCommand::Set { name }) => {
+            mcp_gateway_proto::validate_secret_name(&name).map_err(anyhow::Error::msg)?;
+            let client = Client::connect(&socket()?)?;
+            let value = SecretValue::new(crate::secret_input::read(&name)?);
+            (client, Request::SecretSet { name, value })
+        }
+        command => {
+            let request = request_for(command)?;
+            (Client::connect(&socket()?)?, request)
+        }
+    };
+    let response = client.request(&request)?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&response)?);
     } else {
@@ -33,11 +51,13 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
             image,
             command,
             env,
+            secrets,
         }) => Request::ServerAdd {
             name,
             image,
             command,
             env: parse_env(&env)?,
+            secrets,
         },
         Command::Server(ServerCommand::Ls) => Request::ServerList,
         Command::Profile(ProfileCommand::Create { name, servers }) => {
@@ -61,6 +81,12 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
             name,
             arguments: parse_arguments(&arguments)?,
         },
+        Command::Secret(SecretCommand::Ls) => Request::SecretList,
+        Command::Secret(SecretCommand::Rm { name }) => Request::SecretRemove { name },
+        // Both are handled in `run`, which does not come here with them.
+        Command::Secret(SecretCommand::Set { .. }) | Command::Client(_) => {
+            bail!("this command is not a single request")
+        }
     })
 }
 
@@ -169,11 +195,41 @@ fn print_text(response: &Response) {
             }
         }
         Response::ToolResult { result } => print_tool_result(result),
+        Response::Secrets { secrets } => {
+            if secrets.is_empty() {
+                println!("no secrets; set one with: mcpctl secret set NAME < FILE");
+            }
+            for secret in secrets {
+                let mut source = secret
+                    .source
+                    .map_or_else(|| "missing".to_owned(), source_name);
+                if !secret.shadowed.is_empty() {
+                    let hidden: Vec<_> = secret.shadowed.iter().copied().map(source_name).collect();
+                    source = format!("{source} (also {})", hidden.join(", "));
+                }
+                let used_by = if secret.used_by.is_empty() {
+                    "(no server)".to_owned()
+                } else {
+                    secret.used_by.join(", ")
+                };
+                println!("{:<32} {source:<28} {used_by}", secret.name);
+            }
+        }
         other => println!(
             "{}",
             serde_json::to_string_pretty(other).unwrap_or_default()
         ),
     }
+}
+
+fn source_name(source: SecretSource) -> String {
+    match source {
+        SecretSource::Store => "store",
+        SecretSource::Credential => "credential",
+        SecretSource::Env => "env",
+        _ => "other",
+    }
+    .to_owned()
 }
 
 /// Text content is printed as text; anything else (images, structured content) as JSON.

@@ -1,9 +1,13 @@
 //! `mcpctl`: administers `mcp-gatewayd` over its socket. Parsing lives in `cli`, the connection in
-//! `client`, and each command's logic and output in `commands`.
+//! `client`, and each command's logic and output in `commands`; `client_commands` and `clients`
+//! edit AI clients' configuration files, without the daemon.
 
 mod cli;
 mod client;
+mod client_commands;
+mod clients;
 mod commands;
+mod secret_input;
 
 use std::process::ExitCode;
 

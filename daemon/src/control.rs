@@ -2,11 +2,12 @@
 //! or the gateway; this module only translates between those and the wire types.
 
 use mcp_gateway_proto::{
-    ErrorKind, ProfileInfo, Request, Response, ServerInfo, StatusInfo, ToolInfo,
+    ErrorKind, ProfileInfo, Request, Response, SecretInfo, SecretSource, ServerInfo, StatusInfo,
+    ToolInfo,
 };
 use serde_json::Value;
 
-use crate::config::{ConfigError, DEFAULT_PROFILE, ServerDef};
+use crate::config::{self, ConfigError, DEFAULT_PROFILE, SecretError, ServerDef};
 use crate::gateway::{Gateway, GatewayError};
 use crate::jsonrpc;
 use crate::lists::ListKind;
@@ -37,6 +38,7 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             image,
             command,
             env,
+            secrets,
         } => {
             let replaced = gateway.config.get().catalog.servers.contains_key(&name);
             match gateway.config.add_server(
@@ -45,6 +47,7 @@ async fn answer(shared: &Shared, request: Request) -> Response {
                     image,
                     command,
                     env,
+                    secrets,
                 },
             ) {
                 Ok(()) if replaced => done(format!("replaced server {name}")),
@@ -137,6 +140,24 @@ async fn answer(shared: &Shared, request: Request) -> Response {
                 Err(err) => gateway_error(err),
             }
         }
+        // Values stay out of every message: only names are ever echoed.
+        Request::SecretSet { name, value } => {
+            match gateway.config.secrets.set(&name, value.expose()) {
+                Ok(()) => {
+                    gateway.secrets_changed();
+                    done(format!("stored secret {name}"))
+                }
+                Err(err) => secret_error(err),
+            }
+        }
+        Request::SecretRemove { name } => match gateway.config.secrets.remove(&name) {
+            Ok(()) => {
+                gateway.secrets_changed();
+                done(format!("removed secret {name} from the store"))
+            }
+            Err(err) => secret_error(err),
+        },
+        Request::SecretList => secret_list(gateway),
         _ => error(
             ErrorKind::UnsupportedRequest,
             "this daemon does not support that request; is it older than mcpctl?".into(),
@@ -174,6 +195,7 @@ async fn server_list(gateway: &Gateway) -> Response {
             image: def.image.clone(),
             command: def.command.clone(),
             env: def.env.keys().cloned().collect(),
+            secrets: def.secrets.clone(),
             running_in: running
                 .iter()
                 .filter(|(_, s)| s == name)
@@ -182,6 +204,53 @@ async fn server_list(gateway: &Gateway) -> Response {
         })
         .collect();
     Response::Servers { servers }
+}
+
+/// Every secret a source holds or a server declares, with its sources and users.
+fn secret_list(gateway: &Gateway) -> Response {
+    let sources = match gateway.config.secrets.list() {
+        Ok(sources) => sources,
+        Err(err) => return secret_error(err),
+    };
+    let config = gateway.config.get();
+    let mut secrets: std::collections::BTreeMap<String, SecretInfo> = sources
+        .into_iter()
+        .map(|(name, sources)| {
+            let mut sources = sources.into_iter().map(wire_source);
+            let info = SecretInfo {
+                name: name.clone(),
+                source: sources.next(),
+                shadowed: sources.collect(),
+                used_by: Vec::new(),
+            };
+            (name, info)
+        })
+        .collect();
+    for (server, def) in &config.catalog.servers {
+        for name in &def.secrets {
+            secrets
+                .entry(name.clone())
+                .or_insert_with(|| SecretInfo {
+                    name: name.clone(),
+                    source: None,
+                    shadowed: Vec::new(),
+                    used_by: Vec::new(),
+                })
+                .used_by
+                .push(server.clone());
+        }
+    }
+    Response::Secrets {
+        secrets: secrets.into_values().collect(),
+    }
+}
+
+fn wire_source(source: config::SecretSource) -> SecretSource {
+    match source {
+        config::SecretSource::Store => SecretSource::Store,
+        config::SecretSource::Credential => SecretSource::Credential,
+        config::SecretSource::Env => SecretSource::Env,
+    }
 }
 
 fn profile_info(gateway: &Gateway, name: &str) -> Option<ProfileInfo> {
@@ -210,6 +279,16 @@ fn config_error(err: ConfigError) -> Response {
         ConfigError::UnknownProfile(_) => ErrorKind::NotFound,
         ConfigError::Invalid(_) => ErrorKind::InvalidConfig,
         ConfigError::File(_) => ErrorKind::Internal,
+        ConfigError::Secret(err) => return secret_error(err),
+    };
+    error(kind, err.to_string())
+}
+
+fn secret_error(err: SecretError) -> Response {
+    let kind = match err {
+        SecretError::InvalidName(_) => ErrorKind::InvalidConfig,
+        SecretError::NotInStore(_) | SecretError::Missing(_) => ErrorKind::NotFound,
+        SecretError::File(_) => ErrorKind::Internal,
     };
     error(kind, err.to_string())
 }

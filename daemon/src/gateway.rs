@@ -106,7 +106,6 @@ impl Gateway {
         page_size: usize,
     ) -> Gateway {
         Gateway {
-            config,
             pool,
             request_timeout,
             page_size,
@@ -115,8 +114,14 @@ impl Gateway {
             sessions: Mutex::default(),
             subscriptions: Mutex::default(),
             debouncing: Mutex::default(),
-            scanner: Scanner::default(),
+            scanner: Scanner::new(stored_secrets(&config)),
+            config,
         }
+    }
+
+    /// Makes the secret scanner look for the stored secrets as they are now.
+    pub fn secrets_changed(&self) {
+        self.scanner.remember(stored_secrets(&self.config));
     }
 
     /// A page of the profile's merged list of `kind`.
@@ -489,6 +494,13 @@ impl Gateway {
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
     }
+}
+
+fn stored_secrets(config: &ConfigStore) -> Vec<String> {
+    config.secrets.values().unwrap_or_else(|err| {
+        tracing::warn!("the secret scanner cannot read the stored secrets: {err}");
+        Vec::new()
+    })
 }
 
 fn parse_params(params: Option<&RawValue>) -> Result<Map<String, Value>, GatewayError> {

@@ -95,6 +95,7 @@ pub async fn run(
             scope: listener.description.clone(),
             start_timeout: settings.start_timeout,
             max_line: settings.max_mcp_line,
+            secrets: Arc::clone(&config.secrets),
         },
         events,
     ));

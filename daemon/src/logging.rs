@@ -11,8 +11,13 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs the global subscriber; `RUST_LOG` overrides the default level (`info`).
+///
+/// bollard logs whole request bodies at debug and trace level, and a container's create request
+/// holds its environment, secrets included: bollard is held at `info` whatever `RUST_LOG` says.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive(BOLLARD_CAP.parse().expect("a valid directive"));
     let journald = stderr_is_journal()
         .then(|| tracing_journald::layer().ok())
         .flatten()
@@ -30,6 +35,8 @@ pub fn init() {
         .try_init();
 }
 
+const BOLLARD_CAP: &str = "bollard=info";
+
 fn stderr_is_journal() -> bool {
     let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
         return false;
@@ -38,4 +45,18 @@ fn stderr_is_journal() -> bool {
         return false;
     };
     stream.to_string_lossy() == format!("{}:{}", stat.st_dev, stat.st_ino)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bollard_cap_parses() {
+        assert!(
+            BOLLARD_CAP
+                .parse::<tracing_subscriber::filter::Directive>()
+                .is_ok()
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::config::ServerDef;
+use crate::config::{Secrets, ServerDef};
 use crate::docker::{self, ContainerSpec, Engine, EngineError};
 use crate::logtail::LogTail;
 use crate::upstream::{ServerEvent, Upstream, UpstreamError};
@@ -34,6 +34,8 @@ pub struct PoolSettings {
     pub scope: String,
     pub start_timeout: Duration,
     pub max_line: usize,
+    /// Where the secrets a server declares are looked up, each time its container starts.
+    pub secrets: Arc<Secrets>,
 }
 
 pub struct Pool {
@@ -148,6 +150,16 @@ impl Pool {
         def: &ServerDef,
     ) -> Result<Running, PoolError> {
         let engine = self.engine().await?;
+        // Secrets reach the container's environment and nothing else: not its command, labels or
+        // name, and not this error, which names only the secret.
+        let secrets =
+            self.settings
+                .secrets
+                .resolve(&def.secrets)
+                .map_err(|err| PoolError::Start {
+                    server: server.to_owned(),
+                    reason: err.to_string(),
+                })?;
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let spec = ContainerSpec {
             name: format!("mcp-gw-{profile}-{server}-{}-{seq}", self.instance),
@@ -157,6 +169,7 @@ impl Pool {
                 .env
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
+                .chain(secrets)
                 .collect(),
             labels: vec![
                 (docker::LABEL_MANAGED, "true".into()),

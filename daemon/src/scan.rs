@@ -6,7 +6,7 @@
 //! The rules are compiled once per process; the literal values of the gateway's own stored
 //! secrets are matched beside them.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, RwLock};
 
 use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
@@ -84,24 +84,33 @@ const MIN_LITERAL: usize = 8;
 /// The rules plus the values of the gateway's stored secrets.
 #[derive(Default)]
 pub struct Scanner {
-    literals: Vec<String>,
+    literals: RwLock<Vec<String>>,
 }
 
 impl Scanner {
     pub fn new(stored: impl IntoIterator<Item = String>) -> Scanner {
-        Scanner {
-            literals: stored
-                .into_iter()
-                .filter(|s| s.len() >= MIN_LITERAL)
-                .collect(),
-        }
+        let scanner = Scanner::default();
+        scanner.remember(stored);
+        scanner
+    }
+
+    /// Replaces the stored secrets looked for (after `mcpctl secret set` or `rm`).
+    pub fn remember(&self, stored: impl IntoIterator<Item = String>) {
+        *self.literals.write().unwrap_or_else(|e| e.into_inner()) = stored
+            .into_iter()
+            .filter(|s| s.len() >= MIN_LITERAL)
+            .collect();
+    }
+
+    fn literals(&self) -> std::sync::RwLockReadGuard<'_, Vec<String>> {
+        self.literals.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether raw JSON text may hold a secret: one pass over the bytes, so that clean results
     /// (nearly all of them) are never parsed.
     pub fn may_match(&self, json: &str) -> bool {
         COMPILED.set.is_match(json)
-            || self.literals.iter().any(|literal| {
+            || self.literals().iter().any(|literal| {
                 let escaped = Value::from(literal.as_str()).to_string();
                 json.contains(literal.as_str()) || json.contains(&escaped[1..escaped.len() - 1])
             })
@@ -112,7 +121,7 @@ impl Scanner {
         let mut hits = Vec::new();
         for_each_string(value, &mut |text| {
             hits.extend(COMPILED.set.matches(text).iter().map(|i| RULES[i].0));
-            if self.literals.iter().any(|l| text.contains(l.as_str())) {
+            if self.literals().iter().any(|l| text.contains(l.as_str())) {
                 hits.push(STORED_SECRET);
             }
         });
@@ -132,7 +141,7 @@ impl Scanner {
                         *text = done;
                     }
                 }
-                for literal in &self.literals {
+                for literal in self.literals().iter() {
                     if text.contains(literal.as_str()) {
                         *text = text.replace(literal.as_str(), "[REDACTED:stored-secret]");
                     }

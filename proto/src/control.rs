@@ -23,6 +23,9 @@ pub enum Request {
         command: Vec<String>,
         #[serde(default)]
         env: BTreeMap<String, String>,
+        /// Names of the secrets the server receives as environment variables.
+        #[serde(default)]
+        secrets: Vec<String>,
     },
     /// Every server in the catalog, with its running containers.
     ServerList,
@@ -59,9 +62,42 @@ pub enum Request {
         #[serde(default)]
         arguments: Map<String, Value>,
     },
+    /// Store a secret, replacing one of the same name.
+    SecretSet {
+        name: String,
+        value: SecretValue,
+    },
+    /// The secrets the daemon can see or a server needs: names and sources, never values.
+    SecretList,
+    /// Remove a secret from the daemon's store.
+    SecretRemove {
+        name: String,
+    },
     /// A request this daemon does not know, from a newer `mcpctl`.
     #[serde(other)]
     Unknown,
+}
+
+/// A secret's value on its way to the daemon. Its `Debug` prints no value, so that logging a
+/// request never leaks one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    pub fn new(value: String) -> SecretValue {
+        SecretValue(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
 }
 
 /// The answer to a [`Request`].
@@ -88,6 +124,9 @@ pub enum Response {
     /// The raw MCP `CallToolResult` as the server sent it.
     ToolResult {
         result: Value,
+    },
+    Secrets {
+        secrets: Vec<SecretInfo>,
     },
     Error {
         kind: ErrorKind,
@@ -145,6 +184,9 @@ pub struct ServerInfo {
     /// Names of the environment variables set for the server; values are not sent.
     #[serde(default)]
     pub env: Vec<String>,
+    /// Names of the secrets the server receives.
+    #[serde(default)]
+    pub secrets: Vec<String>,
     /// The profiles in which a container of this server is running now.
     #[serde(default)]
     pub running_in: Vec<String>,
@@ -173,4 +215,81 @@ pub struct ToolInfo {
     pub server: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// A secret as `mcpctl secret ls` shows it: never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    pub name: String,
+    /// Where the value servers get comes from; `None` when a server needs it and none is set.
+    #[serde(default)]
+    pub source: Option<SecretSource>,
+    /// Other places that also hold a value for this name, hidden by `source`.
+    #[serde(default)]
+    pub shadowed: Vec<SecretSource>,
+    /// The servers of the catalog that declare this secret.
+    #[serde(default)]
+    pub used_by: Vec<String>,
+}
+
+/// Secret names become environment variable names inside containers, so they keep to the portable
+/// form of those: a letter or `_`, then letters, digits or `_`, 128 characters at most.
+pub fn validate_secret_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') && name.len() <= 128 {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid secret name {name:?}: use up to 128 letters, digits or '_', not starting with a digit"
+        ))
+    }
+}
+
+/// Where a secret's value can come from, in the order the daemon looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SecretSource {
+    /// The daemon's store, written by `mcpctl secret set`.
+    Store,
+    /// A systemd credential: a file in `$CREDENTIALS_DIRECTORY`.
+    Credential,
+    /// The daemon's environment variable `MCP_GATEWAY_SECRET_<NAME>`.
+    Env,
+    /// A source from a newer daemon.
+    #[serde(other)]
+    Unknown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_values_travel_as_strings_and_never_print() {
+        let request = Request::SecretSet {
+            name: "TOKEN".into(),
+            value: SecretValue::new("hunter2".into()),
+        };
+        let line = serde_json::to_string(&request).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"secret_set","name":"TOKEN","value":"hunter2"}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), request);
+        assert!(!format!("{request:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn secret_names_are_environment_variable_names() {
+        for good in ["GITHUB_TOKEN", "_x", "a1"] {
+            assert_eq!(validate_secret_name(good), Ok(()));
+        }
+        for bad in ["", "1A", "A-B", "A B", "A=B", "é", &"A".repeat(129)] {
+            assert!(validate_secret_name(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -20,7 +20,10 @@ mod framing;
 mod paths;
 
 pub use client::{ConnectError, Connection, connect};
-pub use control::{ErrorKind, ProfileInfo, Request, Response, ServerInfo, StatusInfo, ToolInfo};
+pub use control::{
+    ErrorKind, ProfileInfo, Request, Response, SecretInfo, SecretSource, SecretValue, ServerInfo,
+    StatusInfo, ToolInfo, validate_secret_name,
+};
 pub use framing::{LineError, MAX_CONTROL_LINE, MAX_MCP_LINE, decode, encode};
 pub use paths::{SOCKET_ENV, default_socket_path};
 

@@ -3,5 +3,6 @@
 
 mod docker;
 mod fidelity;
+mod secrets;
 mod security;
 mod wire;

@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+mod clients;
+
 #[test]
 fn an_unreachable_daemon_is_exit_69_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();

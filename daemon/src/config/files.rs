@@ -1,7 +1,9 @@
 //! Reading and writing configuration files: atomic writes, and parse errors that name the file,
 //! the line and the reason.
 
+use std::fs::Permissions;
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -64,19 +66,41 @@ pub fn write_toml<T: Serialize>(path: &Path, value: &T) -> Result<(), FileError>
 /// Writes through a temporary file in the same directory, fsynced, then renamed over the target,
 /// and fsyncs the directory: a crash at any point leaves either the old or the new file.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), FileError> {
+    replace(path, contents, false)
+}
+
+/// [`write_atomic`] for what only the user may read: the file is 0600 from its first byte and its
+/// directory is made 0700.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), FileError> {
+    replace(path, contents, true)
+}
+
+fn replace(path: &Path, contents: &[u8], private: bool) -> Result<(), FileError> {
     let io_err = |source| FileError::Io {
         path: path.to_owned(),
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err)?;
+    if private {
+        std::fs::set_permissions(dir, Permissions::from_mode(0o700)).map_err(io_err)?;
+    }
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        if private {
+            options.mode(0o600);
+        }
+        let mut file = options.open(&temp)?;
+        if private {
+            // A temporary file left by a crash keeps its mode through `truncate`.
+            file.set_permissions(Permissions::from_mode(0o600))?;
+        }
         file.write_all(contents)?;
         file.sync_all()?;
         std::fs::rename(&temp, path)?;

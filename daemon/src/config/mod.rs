@@ -1,18 +1,21 @@
-//! The user's configuration: the catalog of servers, the profiles, and the active profile.
+//! The user's configuration: the catalog of servers, the profiles, the active profile, and the
+//! secrets.
 //!
 //! Catalog and profiles are TOML files under `$XDG_CONFIG_HOME/mcp-gateway/` that people may edit
 //! by hand; the active profile is state under `$XDG_STATE_HOME/mcp-gateway/`. [`ConfigStore`] owns
 //! them: `mcpctl` changes go through it, each change is validated, written atomically, and only
-//! then becomes the configuration in force.
+//! then becomes the configuration in force. Secrets (`secrets`) live apart from all of these.
 
 mod files;
 mod model;
+mod secrets;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use files::FileError;
 pub use model::{Catalog, Config, DEFAULT_PROFILE, Profile, Profiles, ServerDef, validate_name};
+pub use secrets::{SecretError, Secrets, Source as SecretSource};
 
 use crate::dirs::Dirs;
 
@@ -24,11 +27,15 @@ pub enum ConfigError {
     UnknownProfile(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 /// The configuration in force, and the files behind it.
 pub struct ConfigStore {
     dirs: Dirs,
+    /// `secrets.toml` beside the other files, `$CREDENTIALS_DIRECTORY` and the environment.
+    pub secrets: Arc<Secrets>,
     current: RwLock<Arc<Config>>,
     /// Serialises read-modify-write cycles so that two concurrent `mcpctl` changes both land.
     writer: Mutex<()>,
@@ -70,7 +77,12 @@ impl ConfigStore {
         if let Err(err) = config.validate() {
             problems.push(ConfigError::Invalid(err));
         }
+        let secrets = Arc::new(Secrets::from_process(dirs.config.join("secrets.toml")));
+        if let Err(err) = secrets.check() {
+            problems.push(err.into());
+        }
         let store = ConfigStore {
+            secrets,
             dirs,
             current: RwLock::new(Arc::new(config)),
             writer: Mutex::new(()),

@@ -27,6 +27,10 @@ pub struct ServerDef {
     pub command: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Names of secrets the server gets as environment variables of the same names; the values
+    /// are looked up when its container starts (`secrets`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 /// `profiles.toml`: `[profiles.NAME]` tables.
@@ -107,6 +111,15 @@ impl Config {
             validate_name("server", name)?;
             if def.image.trim().is_empty() {
                 return Err(format!("server {name:?} has an empty image"));
+            }
+            for secret in &def.secrets {
+                mcp_gateway_proto::validate_secret_name(secret)
+                    .map_err(|err| format!("server {name:?}: {err}"))?;
+                if def.env.contains_key(secret) {
+                    return Err(format!(
+                        "server {name:?} sets {secret} both as a plain variable and as a secret"
+                    ));
+                }
             }
         }
         for (name, profile) in &self.profiles.profiles {

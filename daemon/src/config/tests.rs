@@ -15,6 +15,7 @@ fn def(image: &str) -> ServerDef {
         image: image.into(),
         command: vec![],
         env: Default::default(),
+        secrets: vec![],
     }
 }
 

@@ -15,8 +15,9 @@ use serde_json::Value;
 mod raw;
 pub use raw::{ANSWER_TIMEOUT, RawClient};
 
-/// The fixture image the tests run; `tests/run.sh` builds it, and [`fixture_image`] builds it if
-/// it is missing.
+/// The fixture image the tests run, unless `MCP_TEST_FIXTURE_IMAGE` names another (a developer
+/// testing a changed fixture on an engine others share); `tests/run.sh` builds it, and
+/// [`fixture_image`] builds it if it is missing.
 pub const FIXTURE_IMAGE: &str = "mcp-gateway-fixture:test";
 
 /// The workspace root.
@@ -70,23 +71,27 @@ pub fn require_docker() -> bool {
 
 /// Makes sure the fixture image exists, building it once per test run if needed.
 pub fn fixture_image() -> &'static str {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let image = std::env::var("MCP_TEST_FIXTURE_IMAGE")
+            .ok()
+            .filter(|image| !image.is_empty())
+            .unwrap_or_else(|| FIXTURE_IMAGE.to_owned());
         let present = Command::new("docker")
-            .args(["image", "inspect", FIXTURE_IMAGE])
+            .args(["image", "inspect", &image])
             .output();
         if present.is_ok_and(|o| o.status.success()) {
-            return;
+            return image;
         }
         let status = Command::new("bash")
             .arg(workspace().join("tests/fixture/build-image.sh"))
-            .arg(FIXTURE_IMAGE)
+            .arg(&image)
             .current_dir(workspace())
             .status()
             .expect("run build-image.sh");
-        assert!(status.success(), "building {FIXTURE_IMAGE} failed");
-    });
-    FIXTURE_IMAGE
+        assert!(status.success(), "building {image} failed");
+        image
+    })
 }
 
 /// How the daemon is started.
@@ -104,6 +109,8 @@ pub struct Daemon {
     pub socket: PathBuf,
     child: Option<Child>,
     extra_env: Vec<(String, String)>,
+    /// Whether the daemon's stderr goes to [`Daemon::log_path`] instead of the test's stderr.
+    capture_stderr: bool,
 }
 
 impl Daemon {
@@ -112,6 +119,16 @@ impl Daemon {
     }
 
     pub fn start_with_env(how: Start, env: &[(&str, &str)]) -> Daemon {
+        Daemon::launch(how, env, false)
+    }
+
+    /// Like [`Daemon::start_with_env`], with the daemon's stderr kept in a file for
+    /// [`Daemon::log`], so a test can check what it logged.
+    pub fn start_capturing_stderr(how: Start, env: &[(&str, &str)]) -> Daemon {
+        Daemon::launch(how, env, true)
+    }
+
+    fn launch(how: Start, env: &[(&str, &str)], capture_stderr: bool) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("mcp-gw-test-")
             .tempdir()
@@ -128,6 +145,7 @@ impl Daemon {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            capture_stderr,
         };
         daemon.relaunch(how);
         daemon
@@ -158,8 +176,27 @@ impl Daemon {
             .envs(daemon.env())
             .env_remove(mcp_gateway_proto::SOCKET_ENV)
             .stdin(Stdio::null());
+        if daemon.capture_stderr {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(daemon.log_path())
+                .expect("the daemon's log file");
+            command.stderr(log);
+        }
         daemon.child = Some(command.spawn().expect("start the daemon"));
         wait_for(Duration::from_secs(10), || daemon.socket.exists());
+    }
+
+    /// Where a daemon started with [`Daemon::start_capturing_stderr`] writes its stderr, across
+    /// relaunches.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.log")
+    }
+
+    /// What the daemon wrote to stderr so far (with [`Daemon::start_capturing_stderr`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     /// The environment every process of this test gets: private XDG directories and socket.
@@ -190,6 +227,24 @@ impl Daemon {
             .envs(self.env())
             .output()
             .expect("run mcpctl")
+    }
+
+    /// Runs `mcpctl ARGS` with `input` as its standard input.
+    pub fn ctl_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(bin("mcpctl"))
+            .args(args)
+            .envs(self.env())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run mcpctl");
+        let mut stdin = child.stdin.take().expect("mcpctl's stdin");
+        // mcpctl may refuse before reading (a bad name); a closed pipe is its answer, not ours.
+        let _ = stdin.write_all(input);
+        drop(stdin);
+        child.wait_with_output().expect("wait for mcpctl")
     }
 
     /// Runs `mcpctl ARGS` and returns its stdout, failing the test if it fails.
@@ -337,6 +392,14 @@ pub fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) {
 }
 
 /// The text of a CallToolResult's first content block.
+/// What the fixture's `getenv` answers for `value`: its FNV-1a (64-bit) fingerprint in hex.
+pub fn fingerprint(value: &str) -> String {
+    let hash = value.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
 pub fn first_text(result: &Value) -> &str {
     result["content"][0]["text"]
         .as_str()
