@@ -7,7 +7,7 @@
 //! because a server's request may only go to a client that can answer it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
@@ -27,8 +27,10 @@ pub struct Downstream {
     out: mpsc::Sender<String>,
     /// The client's `capabilities` from `initialize`.
     capabilities: OnceLock<Value>,
-    /// Set once the client may receive notifications (after its `initialize`).
-    initialized: AtomicBool,
+    /// Which protocol era the client speaks, once it has said: see [`Era`].
+    era: AtomicU8,
+    /// Open `subscriptions/listen` streams (modern clients).
+    listens: Mutex<Vec<Listen>>,
     /// Requests sent to the client for servers, by the id the gateway gave them.
     waiting: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     next_id: AtomicU64,
@@ -37,6 +39,23 @@ pub struct Downstream {
     pub subscriptions: Mutex<HashSet<String>>,
     /// The level the client set with `logging/setLevel`.
     log_level: Mutex<Option<LogLevel>>,
+}
+
+/// The protocol era of a client; notifications wait until it is known.
+#[repr(u8)]
+enum Era {
+    Unknown,
+    Legacy,
+    Modern,
+}
+
+/// One `subscriptions/listen` stream: its request id and the notifications it accepted.
+pub struct Listen {
+    pub id: Value,
+    /// The list-changed notifications it takes, by method.
+    pub changes: Vec<&'static str>,
+    /// Resource URIs (as the client knows them) whose updates it takes.
+    pub uris: Vec<String>,
 }
 
 /// Syslog severities as MCP names them, least severe first.
@@ -93,7 +112,8 @@ impl Downstream {
             named_profile,
             out,
             capabilities: OnceLock::new(),
-            initialized: AtomicBool::new(false),
+            era: AtomicU8::new(Era::Unknown as u8),
+            listens: Mutex::default(),
             waiting: Mutex::default(),
             next_id: AtomicU64::new(1),
             last_active: AtomicU64::new(CLOCK.fetch_add(1, Ordering::Relaxed)),
@@ -116,7 +136,48 @@ impl Downstream {
             .cloned()
             .unwrap_or(Value::Null);
         let _ = self.capabilities.set(capabilities);
-        self.initialized.store(true, Ordering::Release);
+        self.era.store(Era::Legacy as u8, Ordering::Release);
+    }
+
+    /// Records that the client speaks 2026-07-28 (its requests carry their own `_meta`). It
+    /// declared no capability to the gateway, so servers' requests are never sent to it.
+    pub fn serve_modern(&self) {
+        let _ = self.era.compare_exchange(
+            Era::Unknown as u8,
+            Era::Modern as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    fn era(&self) -> u8 {
+        self.era.load(Ordering::Acquire)
+    }
+
+    /// Whether the client completed the legacy handshake, so it hears list changes and logs.
+    pub fn is_legacy(&self) -> bool {
+        self.era() == Era::Legacy as u8
+    }
+
+    pub fn add_listen(&self, listen: Listen) {
+        self.lock_listens().push(listen);
+    }
+
+    pub fn remove_listen(&self, id: &Value) {
+        self.lock_listens().retain(|l| &l.id != id);
+    }
+
+    /// The ids of the open listen streams that `wanted` picks.
+    pub fn listens_where(&self, wanted: impl Fn(&Listen) -> bool) -> Vec<Value> {
+        self.lock_listens()
+            .iter()
+            .filter(|l| wanted(l))
+            .map(|l| l.id.clone())
+            .collect()
+    }
+
+    fn lock_listens(&self) -> std::sync::MutexGuard<'_, Vec<Listen>> {
+        self.listens.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether the client declared what a server's request needs: `sampling` for
@@ -163,10 +224,6 @@ impl Downstream {
         self.last_active.load(Ordering::Relaxed)
     }
 
-    pub fn is_initialized(&self) -> bool {
-        self.initialized.load(Ordering::Acquire)
-    }
-
     pub fn log_level(&self) -> Option<LogLevel> {
         *self.log_level.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -183,7 +240,7 @@ impl Downstream {
     /// Fails every server request waiting for this client's answer and stops notifications; for
     /// a client that has gone.
     pub fn close(&self) {
-        self.initialized.store(false, Ordering::Release);
+        self.era.store(Era::Unknown as u8, Ordering::Release);
         self.waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -193,7 +250,7 @@ impl Downstream {
     /// Queues a line for the client. A client that does not read its notifications loses them
     /// rather than holding up the server they came from.
     pub fn notify(&self, method: &str, params: Option<&RawValue>) {
-        if !self.is_initialized() {
+        if self.era() == Era::Unknown as u8 {
             return;
         }
         if self

@@ -27,6 +27,7 @@ pub mod listener;
 mod lists;
 pub mod logging;
 mod logtail;
+mod modern;
 mod names;
 mod notify;
 mod pool;

@@ -20,11 +20,12 @@ use tokio::task::JoinSet;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::downstream::Downstream;
+use crate::downstream::{Downstream, Listen};
 use crate::gateway::{Gateway, GatewayError};
 use crate::jsonrpc::{self, Kind, Message, ParseError, Reply, code};
 use crate::lines::{Line, LineCodec, Reject, sniff_id};
 use crate::lists::ListKind;
+use crate::modern;
 use crate::upstream::{Caller, UpstreamError};
 
 /// Protocol revisions a legacy client may negotiate with the gateway, newest first.
@@ -37,6 +38,8 @@ struct Session {
     gateway: Arc<Gateway>,
     /// Requests in flight, by the client's id (as JSON text), so the client can cancel them.
     in_flight: Mutex<HashMap<String, CancellationToken>>,
+    /// Fires when the client's input ends: listen streams end then, other requests finish.
+    closing: CancellationToken,
 }
 
 /// Serves the session until the client closes its side or the daemon shuts down. `profile` is the
@@ -63,6 +66,7 @@ pub async fn serve<R, W>(
         peer: Arc::clone(&peer),
         gateway: Arc::clone(&gateway),
         in_flight: Mutex::default(),
+        closing: CancellationToken::new(),
     });
     let mut requests = JoinSet::new();
     loop {
@@ -93,6 +97,7 @@ pub async fn serve<R, W>(
     }
     // A client that closed its input may still wait for answers to what it already sent, unless
     // the daemon is shutting down.
+    session.closing.cancel();
     tokio::select! {
         () = async { while requests.join_next().await.is_some() {} } => {}
         () = shutdown.cancelled() => requests.abort_all(),
@@ -161,12 +166,22 @@ impl Session {
     async fn handle_request(&self, message: Message, cancel: CancellationToken) -> Option<Reply> {
         let method = message.method.as_deref().unwrap_or_default();
         let params = message.params.as_deref();
-        let profile = self.peer.profile(&self.gateway.config.get());
         let caller = Caller {
             owner: Some(Arc::clone(&self.peer)),
             cancel,
             timeout: self.gateway.request_timeout(),
         };
+        // Only a request that mentions the protocol key pays for parsing its params here.
+        if method == "server/discover"
+            || params.is_some_and(|p| p.get().contains(modern::PROTOCOL_KEY))
+        {
+            let parsed = params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok());
+            if modern::is_modern(method, parsed.as_ref()) {
+                let id = message.id.clone().unwrap_or_default();
+                return self.handle_modern(method, &id, parsed, caller).await;
+            }
+        }
+        let profile = self.peer.profile(&self.gateway.config.get());
         let gateway = &self.gateway;
         let outcome = match method {
             "initialize" => {
@@ -201,6 +216,121 @@ impl Session {
             Err(GatewayError::Upstream(UpstreamError::Cancelled)) => None,
             Err(err) => Some(Err(err.to_jsonrpc())),
         }
+    }
+
+    /// A 2026-07-28 request: checked on its own, answered without any handshake.
+    async fn handle_modern(
+        &self,
+        method: &str,
+        id: &Value,
+        params: Option<Value>,
+        caller: Caller,
+    ) -> Option<Reply> {
+        if let Err(error) = modern::check(params.as_ref()) {
+            return Some(Err(error));
+        }
+        self.peer.serve_modern();
+        let profile = self.peer.profile(&self.gateway.config.get());
+        let gateway = &self.gateway;
+        let relayed = modern::for_legacy_server(params.as_ref());
+        let outcome = match method {
+            "server/discover" => return Some(Ok(modern::discover())),
+            "subscriptions/listen" => return self.listen(id, params, caller.cancel).await,
+            "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => gateway
+                .call(&profile, method, relayed.as_deref(), &caller)
+                .await
+                .map(|reply| reply.map(|r| modern::complete(r, method == "resources/read"))),
+            _ => match ListKind::from_method(method) {
+                Some(kind) => gateway
+                    .list(&profile, kind, relayed.as_deref())
+                    .await
+                    .map(|page| Ok(modern::complete(jsonrpc::to_raw(&page), true))),
+                None => {
+                    let error =
+                        format!("method not found: {method} (protocol {})", modern::VERSION);
+                    return Some(Err(jsonrpc::error(code::METHOD_NOT_FOUND, error)));
+                }
+            },
+        };
+        let reply = match outcome {
+            Ok(reply) => reply,
+            Err(GatewayError::Upstream(UpstreamError::Cancelled)) => return None,
+            Err(err) => Err(err.to_jsonrpc()),
+        };
+        Some(reply.map_err(modern::translate_error))
+    }
+
+    /// `subscriptions/listen`: acknowledges what it can deliver, then keeps the stream open
+    /// (notifications tagged with its id) until the client cancels it or goes away.
+    async fn listen(
+        &self,
+        id: &Value,
+        params: Option<Value>,
+        cancel: CancellationToken,
+    ) -> Option<Reply> {
+        let profile = self.peer.profile(&self.gateway.config.get());
+        let wanted = params
+            .as_ref()
+            .and_then(|p| p.get("notifications"))
+            .cloned()
+            .unwrap_or_default();
+        let mut accepted = serde_json::Map::new();
+        let mut changes = Vec::new();
+        for (key, kind) in [
+            ("toolsListChanged", ListKind::Tools),
+            ("promptsListChanged", ListKind::Prompts),
+            ("resourcesListChanged", ListKind::Resources),
+        ] {
+            if wanted.get(key).and_then(Value::as_bool) == Some(true) {
+                accepted.insert(key.into(), Value::Bool(true));
+                changes.push(kind.changed_notification());
+            }
+        }
+        let requested = wanted
+            .get("resourceSubscriptions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str);
+        let mut uris = Vec::new();
+        for uri in requested {
+            let params = jsonrpc::to_raw(&json!({ "uri": uri }));
+            let caller = Caller::gateway(self.gateway.request_timeout());
+            let subscribed = self
+                .gateway
+                .subscription(&self.peer, &profile, true, Some(&params), &caller)
+                .await;
+            if matches!(subscribed, Ok(Ok(_))) {
+                uris.push(uri.to_owned());
+            }
+        }
+        if !uris.is_empty() {
+            accepted.insert("resourceSubscriptions".into(), json!(uris));
+        }
+        let ack = jsonrpc::to_raw(&json!({ "notifications": accepted }));
+        self.peer.notify(
+            "notifications/subscriptions/acknowledged",
+            Some(&modern::tagged(Some(&ack), id)),
+        );
+        self.peer.add_listen(Listen {
+            id: id.clone(),
+            changes,
+            uris: uris.clone(),
+        });
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = self.closing.cancelled() => {}
+        }
+        self.peer.remove_listen(id);
+        for uri in uris {
+            let params = jsonrpc::to_raw(&json!({ "uri": uri }));
+            let caller = Caller::gateway(self.gateway.request_timeout());
+            let _ = self
+                .gateway
+                .subscription(&self.peer, &profile, false, Some(&params), &caller)
+                .await;
+        }
+        None
     }
 
     async fn handle_notification(&self, message: Message) {

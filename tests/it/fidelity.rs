@@ -191,7 +191,8 @@ fn server_requests_reach_the_calling_client_only_if_it_can_answer() {
         call("alpha__elicit", json!({"mode": "url"})),
         call("beta__roots", json!({})),
     ]);
-    let report = daemon.python_run_with(&steps, &["sampling", "elicitation", "roots"], &[]);
+    let report =
+        daemon.python_run_with(&steps, &["--callbacks", "sampling,elicitation,roots"], &[]);
     let steps = &report["steps"];
     assert_eq!(first_text(&steps[0]), "sampled: hi", "{}", steps[0]);
     let form: Value = serde_json::from_str(first_text(&steps[1])).unwrap();

@@ -3,6 +3,7 @@
 
 mod docker;
 mod fidelity;
+mod modern;
 mod secrets;
 mod security;
 mod wire;

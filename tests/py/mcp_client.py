@@ -10,7 +10,11 @@ prints a single JSON document to stdout:
 
 Usage:
     python3 mcp_client.py --steps STEPS_JSON [--callbacks sampling,elicitation,roots]
-                          -- COMMAND [ARG...]
+                          [--mode legacy|2026-07-28] -- COMMAND [ARG...]
+
+--mode 2026-07-28 speaks the current protocol with the SDK's `Client` (no
+handshake; every request carries its `_meta`); "initialize" then reports the
+protocol version the client adopted. The default is the legacy handshake.
 
 With --callbacks the client declares those capabilities and answers: sampling
 with the text "sampled: <first message text>", elicitation by accepting (form
@@ -50,7 +54,7 @@ import sys
 from typing import Any
 
 import mcp.types as types
-from mcp import ClientSession, MCPError, StdioServerParameters
+from mcp import Client, ClientSession, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 
@@ -76,21 +80,26 @@ async def list_all_tools(session: ClientSession) -> dict[str, Any]:
 
 
 LISTS = {
-    "tools": (ClientSession.list_tools, "tools"),
-    "prompts": (ClientSession.list_prompts, "prompts"),
-    "resources": (ClientSession.list_resources, "resources"),
-    "templates": (ClientSession.list_resource_templates, "resource_templates"),
+    "tools": ("list_tools", "tools"),
+    "prompts": ("list_prompts", "prompts"),
+    "resources": ("list_resources", "resources"),
+    "templates": ("list_resource_templates", "resource_templates"),
 }
 
 
-async def list_all(session: ClientSession, kind: str) -> dict[str, Any]:
-    method, field = LISTS[kind]
+async def list_all(session: Any, kind: str) -> dict[str, Any]:
+    name, field = LISTS[kind]
+    method = getattr(session, name)
     items: list[Any] = []
     pages = 0
     cursor: str | None = None
     while True:
-        params = types.PaginatedRequestParams(cursor=cursor) if cursor is not None else None
-        page = await method(session, params=params)
+        if isinstance(session, Client):
+            # The modern client caches lists; the tests want what the gateway says now.
+            page = await method(cursor=cursor, cache_mode="refresh")
+        else:
+            params = types.PaginatedRequestParams(cursor=cursor) if cursor is not None else None
+            page = await method(params=params)
         pages += 1
         items.extend(dump(item) for item in getattr(page, field))
         cursor = page.next_cursor
@@ -202,7 +211,7 @@ CALLBACKS = {
 }
 
 
-async def run(command: list[str], steps: list[Any], callbacks: list[str]) -> dict[str, Any]:
+async def run(command: list[str], steps: list[Any], callbacks: list[str], mode: str) -> dict[str, Any]:
     # The SDK passes only a few safe variables to the server by default; the
     # tests need the whole environment (for example MCP_FIXTURE_NAME or the
     # shim's socket path) to reach the command.
@@ -222,6 +231,11 @@ async def run(command: list[str], steps: list[Any], callbacks: list[str]) -> dic
             raise ScenarioError(f"unknown callback {name!r}")
         keyword, function = CALLBACKS[name]
         options[keyword] = function
+    if mode != "legacy":
+        async with Client(server, mode=mode, **options) as client:
+            initialize = {"protocolVersion": client.protocol_version}
+            results = [await run_step(client, step) for step in steps]
+        return {"initialize": initialize, "steps": results, "notifications": notifications}
     async with stdio_client(server) as (read_stream, write_stream):
         async with ClientSession(read_stream, write_stream, **options) as session:
             initialize = dump(await session.initialize())
@@ -229,10 +243,11 @@ async def run(command: list[str], steps: list[Any], callbacks: list[str]) -> dic
     return {"initialize": initialize, "steps": results, "notifications": notifications}
 
 
-def parse_args(argv: list[str]) -> tuple[list[Any], list[str], list[str]]:
+def parse_args(argv: list[str]) -> tuple[list[Any], list[str], list[str], str]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", required=True, help="JSON array of steps")
     parser.add_argument("--callbacks", default="", help="comma-separated: sampling,elicitation,roots")
+    parser.add_argument("--mode", default="legacy", help="legacy (initialize) or a modern protocol version")
     parser.add_argument("command", nargs="+", help="the stdio MCP server to launch, after --")
     args = parser.parse_args(argv)
     try:
@@ -242,7 +257,7 @@ def parse_args(argv: list[str]) -> tuple[list[Any], list[str], list[str]]:
     if not isinstance(steps, list):
         parser.error("--steps must be a JSON array")
     callbacks = [name for name in args.callbacks.split(",") if name]
-    return steps, args.command, callbacks
+    return steps, args.command, callbacks, args.mode
 
 
 def describe(error: BaseException) -> str:
@@ -253,9 +268,9 @@ def describe(error: BaseException) -> str:
 
 
 def main() -> int:
-    steps, command, callbacks = parse_args(sys.argv[1:])
+    steps, command, callbacks, mode = parse_args(sys.argv[1:])
     try:
-        document = asyncio.run(run(command, steps, callbacks))
+        document = asyncio.run(run(command, steps, callbacks, mode))
     except Exception as error:
         print(f"mcp_client.py: {describe(error)}", file=sys.stderr)
         return 1

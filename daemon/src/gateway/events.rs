@@ -18,8 +18,8 @@ use super::{Gateway, GatewayError, parse_params, string_member};
 use crate::downstream::{Downstream, LogLevel};
 use crate::jsonrpc::{self, Reply, code};
 use crate::lists::ListKind;
-use crate::names;
 use crate::upstream::{Caller, ServerEvent};
+use crate::{modern, names};
 
 /// How long a burst of list changes is collected before clients hear of it once.
 const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -52,14 +52,21 @@ impl Gateway {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The initialized clients currently served from `profile`.
-    fn sessions_of(&self, profile: &str) -> Vec<Arc<Downstream>> {
+    /// The clients currently served from `profile`, both eras.
+    fn clients_of(&self, profile: &str) -> Vec<Arc<Downstream>> {
         let config = self.config.get();
         self.lock_sessions()
             .values()
-            .filter(|s| s.is_initialized() && s.profile(&config) == profile)
+            .filter(|s| s.profile(&config) == profile)
             .cloned()
             .collect()
+    }
+
+    /// The legacy clients currently served from `profile`: those that hear every change.
+    fn sessions_of(&self, profile: &str) -> Vec<Arc<Downstream>> {
+        let mut clients = self.clients_of(profile);
+        clients.retain(|s| s.is_legacy());
+        clients
     }
 
     /// Tells every client that the configuration changed what it may see.
@@ -67,7 +74,7 @@ impl Gateway {
         let sessions: Vec<_> = self.lock_sessions().values().cloned().collect();
         for session in sessions {
             for kind in [ListKind::Tools, ListKind::Prompts, ListKind::Resources] {
-                session.notify(kind.changed_notification(), None);
+                announce(&session, kind.changed_notification());
             }
         }
     }
@@ -334,7 +341,8 @@ impl Gateway {
             return;
         };
         let rewritten = format!("{}{server}/{uri}", names::URI_PREFIX);
-        for session in self.sessions_of(profile) {
+        let method = "notifications/resources/updated";
+        for session in self.clients_of(profile) {
             let known = {
                 let mine = session
                     .subscriptions
@@ -345,10 +353,14 @@ impl Gateway {
                     .find(|u| mine.contains(*u))
                     .cloned()
             };
-            if let Some(known) = known {
-                params.insert("uri".into(), Value::from(known));
-                let params = jsonrpc::to_raw(&Value::Object(params.clone()));
-                session.notify("notifications/resources/updated", Some(&params));
+            let Some(known) = known else { continue };
+            params.insert("uri".into(), Value::from(known.clone()));
+            let params = jsonrpc::to_raw(&Value::Object(params.clone()));
+            if session.is_legacy() {
+                session.notify(method, Some(&params));
+            }
+            for id in session.listens_where(|l| l.uris.contains(&known)) {
+                session.notify(method, Some(&modern::tagged(Some(&params), &id)));
             }
         }
     }
@@ -380,8 +392,8 @@ impl Gateway {
                     tracing::warn!(profile, "refreshing {}: {err}", kind.field());
                 }
             }
-            for session in gateway.sessions_of(&profile) {
-                session.notify(&method, None);
+            for session in gateway.clients_of(&profile) {
+                announce(&session, &method);
             }
         });
     }
@@ -413,5 +425,16 @@ impl Gateway {
                 format!("no connected client can answer {method}"),
             )
         })
+    }
+}
+
+/// Tells a client that a list changed: a legacy client directly, a modern one on each of its
+/// listen streams that asked for that change.
+fn announce(session: &Downstream, method: &str) {
+    if session.is_legacy() {
+        session.notify(method, None);
+    }
+    for id in session.listens_where(|l| l.changes.contains(&method)) {
+        session.notify(method, Some(&modern::tagged(None, &id)));
     }
 }

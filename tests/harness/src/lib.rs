@@ -283,20 +283,14 @@ impl Daemon {
         self.python_client_with(steps, &[], shim_args)
     }
 
-    /// [`Daemon::python_client`] with the client callbacks (`sampling`, `elicitation`, `roots`)
-    /// that it declares and answers.
-    pub fn python_client_with(
-        &self,
-        steps: &Value,
-        callbacks: &[&str],
-        shim_args: &[&str],
-    ) -> Child {
+    /// [`Daemon::python_client`] with options for `tests/py/mcp_client.py` (`--callbacks
+    /// sampling,elicitation,roots`, `--mode 2026-07-28`).
+    pub fn python_client_with(&self, steps: &Value, options: &[&str], shim_args: &[&str]) -> Child {
         Command::new("python3")
             .arg(workspace().join("tests/py/mcp_client.py"))
             .arg("--steps")
             .arg(steps.to_string())
-            .arg("--callbacks")
-            .arg(callbacks.join(","))
+            .args(options)
             .arg("--")
             .arg(bin("mcp-shim"))
             .args(shim_args)
@@ -312,9 +306,9 @@ impl Daemon {
         client_report(self.python_client(steps, shim_args))
     }
 
-    /// [`Daemon::python_run`] with client callbacks, as [`Daemon::python_client_with`].
-    pub fn python_run_with(&self, steps: &Value, callbacks: &[&str], shim_args: &[&str]) -> Value {
-        client_report(self.python_client_with(steps, callbacks, shim_args))
+    /// [`Daemon::python_run`] with client options, as [`Daemon::python_client_with`].
+    pub fn python_run_with(&self, steps: &Value, options: &[&str], shim_args: &[&str]) -> Value {
+        client_report(self.python_client_with(steps, options, shim_args))
     }
 
     /// Sends SIGTERM and waits for the daemon to exit; returns whether it exited successfully.

@@ -1,0 +1,233 @@
+//! The 2026-07-28 protocol as clients speak it to the gateway: requests that describe themselves
+//! in `_meta` instead of an `initialize` handshake.
+//!
+//! A request is modern when it carries `io.modelcontextprotocol/protocolVersion` in its `_meta`
+//! (or is `server/discover`). Each one is checked on its own: a missing key is `-32602`, an
+//! unknown version `-32022` with the versions the gateway serves. Servers are legacy for now, so
+//! what is relayed loses the modern `_meta` keys on the way up (a dual-era server would otherwise
+//! answer in the modern era on a legacy session) and results gain what modern clients require
+//! (`resultType`, and `ttlMs`/`cacheScope` on cacheable ones) on the way down.
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use crate::jsonrpc::{self, code};
+
+pub const VERSION: &str = "2026-07-28";
+pub const PROTOCOL_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+pub const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
+pub const SUBSCRIPTION_KEY: &str = "io.modelcontextprotocol/subscriptionId";
+const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
+/// The prefix reserved for per-request protocol fields.
+const RESERVED_PREFIX: &str = "io.modelcontextprotocol/";
+
+/// The 2026 error for a protocol version the receiver does not speak.
+pub const UNSUPPORTED_VERSION: i64 = -32022;
+/// The 2026 code for an unknown resource (legacy servers say `-32002`).
+const RESOURCE_NOT_FOUND: i64 = code::INVALID_PARAMS;
+const LEGACY_RESOURCE_NOT_FOUND: i64 = -32002;
+
+/// Whether a request belongs to the 2026-07-28 protocol.
+pub fn is_modern(method: &str, params: Option<&Value>) -> bool {
+    method == "server/discover" || meta(params).is_some_and(|m| m.contains_key(PROTOCOL_KEY))
+}
+
+fn meta(params: Option<&Value>) -> Option<&Map<String, Value>> {
+    params?.get("_meta")?.as_object()
+}
+
+/// Checks the `_meta` keys every modern request must carry.
+pub fn check(params: Option<&Value>) -> Result<(), Box<RawValue>> {
+    let meta = meta(params);
+    let version = meta
+        .and_then(|m| m.get(PROTOCOL_KEY))
+        .and_then(Value::as_str);
+    let Some(version) = version else {
+        return Err(jsonrpc::error(
+            code::INVALID_PARAMS,
+            format!("missing _meta key {PROTOCOL_KEY}"),
+        ));
+    };
+    if version != VERSION {
+        return Err(jsonrpc::to_raw(&json!({
+            "code": UNSUPPORTED_VERSION,
+            "message": format!("protocol version {version} is not supported"),
+            "data": {"supported": [VERSION], "requested": version},
+        })));
+    }
+    if !meta.is_some_and(|m| m.get(CAPABILITIES_KEY).is_some_and(Value::is_object)) {
+        return Err(jsonrpc::error(
+            code::INVALID_PARAMS,
+            format!("missing _meta key {CAPABILITIES_KEY}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `params` for a legacy server: the modern protocol keys taken out of `_meta` (and `_meta`
+/// dropped when nothing else was in it); everything else as sent.
+pub fn for_legacy_server(params: Option<&Value>) -> Option<Box<RawValue>> {
+    let mut params = params?.clone();
+    if let Some(object) = params.as_object_mut() {
+        let emptied = object
+            .get_mut("_meta")
+            .and_then(Value::as_object_mut)
+            .map(|meta| {
+                meta.retain(|key, _| !key.starts_with(RESERVED_PREFIX));
+                meta.is_empty()
+            });
+        if emptied == Some(true) {
+            object.remove("_meta");
+        }
+    }
+    Some(jsonrpc::to_raw(&params))
+}
+
+/// A result as a modern client expects it: `resultType` when the server gave none, and for
+/// lists the caching fields. The gateway marks its answers uncacheable (`ttlMs` 0, `private`):
+/// lists change with the configuration and the servers, and a cache cannot know when.
+pub fn complete(result: Box<RawValue>, cacheable: bool) -> Box<RawValue> {
+    let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(result.get()) else {
+        return result;
+    };
+    object
+        .entry("resultType")
+        .or_insert_with(|| Value::from("complete"));
+    if cacheable {
+        object.entry("ttlMs").or_insert_with(|| Value::from(0));
+        object
+            .entry("cacheScope")
+            .or_insert_with(|| Value::from("private"));
+    }
+    jsonrpc::to_raw(&Value::Object(object))
+}
+
+/// A legacy error as a modern client expects it: resource-not-found is `-32602` now.
+pub fn translate_error(error: Box<RawValue>) -> Box<RawValue> {
+    let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(error.get()) else {
+        return error;
+    };
+    if object.get("code").and_then(Value::as_i64) != Some(LEGACY_RESOURCE_NOT_FOUND) {
+        return error;
+    }
+    object.insert("code".into(), Value::from(RESOURCE_NOT_FOUND));
+    jsonrpc::to_raw(&Value::Object(object))
+}
+
+/// The gateway's `server/discover` answer, with the capabilities it offers modern clients.
+pub fn discover() -> Box<RawValue> {
+    jsonrpc::to_raw(&json!({
+        "resultType": "complete",
+        "supportedVersions": [VERSION, "2025-11-25", "2025-06-18", "2025-03-26"],
+        "capabilities": {
+            "tools": {"listChanged": true},
+            "prompts": {"listChanged": true},
+            "resources": {"subscribe": true, "listChanged": true},
+            "completions": {},
+        },
+        "ttlMs": 0,
+        "cacheScope": "private",
+        "_meta": {
+            SERVER_INFO_KEY: {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
+        },
+    }))
+}
+
+/// The params of a notification on a `subscriptions/listen` stream.
+pub fn tagged(params: Option<&RawValue>, subscription: &Value) -> Box<RawValue> {
+    let mut params = params
+        .and_then(|p| serde_json::from_str::<Map<String, Value>>(p.get()).ok())
+        .unwrap_or_default();
+    let meta = params
+        .entry("_meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(meta) = meta.as_object_mut() {
+        meta.insert(SUBSCRIPTION_KEY.into(), subscription.clone());
+    }
+    jsonrpc::to_raw(&Value::Object(params))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn modern_params(version: &str) -> Value {
+        json!({"name": "x", "_meta": {
+            PROTOCOL_KEY: version,
+            CAPABILITIES_KEY: {},
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+            "vendor.example/trace": "t-1",
+        }})
+    }
+
+    #[test]
+    fn requests_are_checked_for_their_version_and_keys() {
+        assert!(is_modern("tools/list", Some(&modern_params(VERSION))));
+        assert!(is_modern("server/discover", None));
+        assert!(!is_modern(
+            "tools/list",
+            Some(&json!({"_meta": {"progressToken": 1}}))
+        ));
+        assert!(check(Some(&modern_params(VERSION))).is_ok());
+
+        let wrong: Value =
+            serde_json::from_str(check(Some(&modern_params("2031-01-01"))).unwrap_err().get())
+                .unwrap();
+        assert_eq!(wrong["code"], UNSUPPORTED_VERSION);
+        assert_eq!(wrong["data"]["supported"], json!([VERSION]));
+        assert_eq!(wrong["data"]["requested"], "2031-01-01");
+
+        let mut missing = modern_params(VERSION);
+        missing["_meta"]
+            .as_object_mut()
+            .unwrap()
+            .remove(CAPABILITIES_KEY);
+        let missing: Value =
+            serde_json::from_str(check(Some(&missing)).unwrap_err().get()).unwrap();
+        assert_eq!(missing["code"], code::INVALID_PARAMS);
+        assert!(
+            missing["message"]
+                .as_str()
+                .unwrap()
+                .contains(CAPABILITIES_KEY)
+        );
+    }
+
+    #[test]
+    fn legacy_servers_get_only_the_keys_that_are_not_the_protocols() {
+        let stripped = for_legacy_server(Some(&modern_params(VERSION))).unwrap();
+        let stripped: Value = serde_json::from_str(stripped.get()).unwrap();
+        assert_eq!(
+            stripped,
+            json!({"name": "x", "_meta": {"vendor.example/trace": "t-1"}})
+        );
+        let only_protocol = json!({"_meta": {PROTOCOL_KEY: VERSION}, "uri": "a://b"});
+        let stripped = for_legacy_server(Some(&only_protocol)).unwrap();
+        assert_eq!(stripped.get(), r#"{"uri":"a://b"}"#);
+    }
+
+    #[test]
+    fn results_and_errors_take_the_modern_shape() {
+        let list = complete(jsonrpc::to_raw(&json!({"tools": []})), true);
+        let list: Value = serde_json::from_str(list.get()).unwrap();
+        assert_eq!(
+            list,
+            json!({"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private"})
+        );
+        let kept = complete(
+            jsonrpc::to_raw(&json!({"resultType": "input_required"})),
+            false,
+        );
+        assert_eq!(kept.get(), r#"{"resultType":"input_required"}"#);
+        let error = translate_error(jsonrpc::to_raw(
+            &json!({"code": -32002, "message": "no", "data": {"uri": "u"}}),
+        ));
+        let error: Value = serde_json::from_str(error.get()).unwrap();
+        assert_eq!(
+            error,
+            json!({"code": -32602, "message": "no", "data": {"uri": "u"}})
+        );
+        let tagged: Value = serde_json::from_str(tagged(None, &json!(7)).get()).unwrap();
+        assert_eq!(tagged, json!({"_meta": {SUBSCRIPTION_KEY: 7}}));
+    }
+}
