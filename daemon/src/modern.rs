@@ -18,6 +18,7 @@ pub const PROTOCOL_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 pub const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 pub const SUBSCRIPTION_KEY: &str = "io.modelcontextprotocol/subscriptionId";
 const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
+const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
 /// The prefix reserved for per-request protocol fields.
 const RESERVED_PREFIX: &str = "io.modelcontextprotocol/";
 
@@ -131,6 +132,27 @@ pub fn discover() -> Box<RawValue> {
             SERVER_INFO_KEY: {"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")},
         },
     }))
+}
+
+/// `params` for a modern server: the gateway's own protocol keys added to `_meta`. It declares
+/// no client capability, so a server never answers with `input_required` the gateway could not
+/// bridge.
+pub fn describe(params: Option<&RawValue>) -> Box<RawValue> {
+    let mut params = params
+        .and_then(|p| serde_json::from_str::<Map<String, Value>>(p.get()).ok())
+        .unwrap_or_default();
+    let meta = params
+        .entry("_meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(meta) = meta.as_object_mut() {
+        meta.insert(PROTOCOL_KEY.into(), Value::from(VERSION));
+        meta.insert(CAPABILITIES_KEY.into(), json!({}));
+        meta.insert(
+            CLIENT_INFO_KEY.into(),
+            json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")}),
+        );
+    }
+    jsonrpc::to_raw(&Value::Object(params))
 }
 
 /// The params of a notification on a `subscriptions/listen` stream.

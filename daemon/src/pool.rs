@@ -204,11 +204,14 @@ impl Pool {
         };
         if let Err(err) = running
             .upstream
-            .initialize(self.settings.start_timeout)
+            .handshake(self.settings.start_timeout)
             .await
         {
             self.stop(running).await;
             return Err(err.into());
+        }
+        if let Some(era) = running.upstream.era() {
+            tracing::info!(profile, server, "speaks {}", era.name());
         }
         Ok(running)
     }

@@ -29,9 +29,32 @@ use crate::downstream::Downstream;
 use crate::jsonrpc::{self, Kind, Message, Reply, code};
 use crate::lines::{Line, LineCodec, sniff_id};
 use crate::logtail::LogTail;
+use crate::modern;
 
 /// The protocol revision the gateway asks legacy servers for.
 pub const LEGACY_PROTOCOL: &str = "2025-11-25";
+
+/// How long a server may take to answer the `server/discover` probe before it is taken for a
+/// legacy server (rmcp's client waits as long).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which protocol era a server speaks, found once per container by [`Upstream::handshake`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// 2025-06-18 / 2025-11-25: one `initialize`d session for the container.
+    Legacy,
+    /// 2026-07-28: every request describes itself; changes come on a listen stream.
+    Modern,
+}
+
+impl Era {
+    pub fn name(self) -> &'static str {
+        match self {
+            Era::Legacy => "legacy",
+            Era::Modern => "2026-07-28",
+        }
+    }
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
@@ -110,6 +133,7 @@ pub struct Upstream {
     stderr: Arc<LogTail>,
     /// The server's `capabilities`, once initialized.
     capabilities: OnceLock<Value>,
+    era: OnceLock<Era>,
     events: mpsc::Sender<ServerEvent>,
 }
 
@@ -168,6 +192,7 @@ impl Upstream {
             closed: CancellationToken::new(),
             stderr,
             capabilities: OnceLock::new(),
+            era: OnceLock::new(),
             events,
         });
         tokio::spawn(jsonrpc::write_lines(Box::pin(stdin), queue));
@@ -185,6 +210,11 @@ impl Upstream {
 
     pub fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
+    }
+
+    /// The server's era, once the handshake found it.
+    pub fn era(&self) -> Option<Era> {
+        self.era.get().copied()
     }
 
     /// Whether the server declared `capability` (e.g. `prompts`, `logging`) at `initialize`.
@@ -213,6 +243,10 @@ impl Upstream {
                 (Some(params), token)
             }
             _ => (params.map(Cow::Borrowed), None),
+        };
+        let params = match self.era() {
+            Some(Era::Modern) => Some(Cow::Owned(modern::describe(params.as_deref()))),
+            _ => params,
         };
         let (tx, rx) = oneshot::channel();
         self.lock_pending().insert(
@@ -262,10 +296,82 @@ impl Upstream {
             .await;
     }
 
+    /// Finds the server's era: a `server/discover` probe answered with a result that lists
+    /// 2026-07-28 makes it modern; any error or silence makes it legacy, and it gets the
+    /// `initialize` handshake. A modern server is then asked for its list changes on a listen
+    /// stream, which stays open as long as the server runs.
+    pub async fn handshake(self: &Arc<Self>, timeout: Duration) -> Result<(), UpstreamError> {
+        // The probe describes itself like every modern request; a modern server refuses one
+        // that does not.
+        let probe = self
+            .request(
+                "server/discover",
+                Some(&modern::describe(None)),
+                &Caller::gateway(timeout.min(PROBE_TIMEOUT)),
+            )
+            .await;
+        let discovered = match probe {
+            Ok(Ok(result)) => serde_json::from_str::<Value>(result.get())
+                .ok()
+                .filter(|r| {
+                    r.get("supportedVersions")
+                        .and_then(Value::as_array)
+                        .is_some_and(|v| v.contains(&Value::from(modern::VERSION)))
+                }),
+            Ok(Err(_)) | Err(UpstreamError::Timeout { .. }) => None,
+            Err(err) => return Err(err),
+        };
+        let Some(discovered) = discovered else {
+            let _ = self.era.set(Era::Legacy);
+            return self.initialize(timeout).await;
+        };
+        let _ = self.capabilities.set(
+            discovered
+                .get("capabilities")
+                .cloned()
+                .unwrap_or(Value::Null),
+        );
+        let _ = self.era.set(Era::Modern);
+        let changes = ["tools", "prompts", "resources"]
+            .into_iter()
+            .filter(|kind| {
+                self.capabilities
+                    .get()
+                    .and_then(|c| c.get(kind)?.get("listChanged")?.as_bool())
+                    == Some(true)
+            })
+            .map(|kind| (format!("{kind}ListChanged"), Value::Bool(true)))
+            .collect::<Map<String, Value>>();
+        if !changes.is_empty() {
+            tokio::spawn(Arc::clone(self).listen_for_changes(changes));
+        }
+        Ok(())
+    }
+
+    /// Keeps a `subscriptions/listen` stream open on a modern server; its list changes arrive as
+    /// ordinary notifications and are routed like a legacy server's.
+    async fn listen_for_changes(self: Arc<Self>, changes: Map<String, Value>) {
+        let params = jsonrpc::to_raw(&json!({ "notifications": changes }));
+        let caller = Caller {
+            owner: None,
+            cancel: self.closed.clone(),
+            timeout: Duration::MAX,
+        };
+        match self
+            .request("subscriptions/listen", Some(&params), &caller)
+            .await
+        {
+            Ok(Err(error)) => {
+                tracing::warn!(server = %self.name, "the server refused to listen: {}", error.get())
+            }
+            Ok(Ok(_)) | Err(_) => {}
+        }
+    }
+
     /// The legacy handshake: `initialize`, then `notifications/initialized`. The gateway declares
     /// every client capability it can relay; whether a client can really answer is checked per
     /// request.
-    pub async fn initialize(&self, timeout: Duration) -> Result<(), UpstreamError> {
+    async fn initialize(&self, timeout: Duration) -> Result<(), UpstreamError> {
         let params = json!({
             "protocolVersion": LEGACY_PROTOCOL,
             "capabilities": {

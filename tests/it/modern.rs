@@ -75,7 +75,11 @@ fn a_modern_python_client_and_a_legacy_one_share_the_servers() {
     );
     assert_eq!(first_text(&steps[1]), "modern");
     assert_eq!(steps[2]["structuredContent"], json!({"sum": 42}));
-    assert!(steps[3]["items"].as_array().unwrap().len() >= 4, "{}", steps[3]);
+    assert!(
+        steps[3]["items"].as_array().unwrap().len() >= 4,
+        "{}",
+        steps[3]
+    );
     assert_eq!(steps[4]["messages"][0]["content"]["text"], "Hello, Mo!");
     assert_eq!(steps[5]["contents"][0]["text"], "item 3 of beta");
     assert_eq!(steps[6]["error"]["code"], -32602, "{}", steps[6]);
@@ -235,4 +239,50 @@ fn listen_streams_carry_tagged_changes_and_updates() {
             .wait(Duration::from_millis(300), |m| m["id"] == json!("listen-1"))
             .is_none()
     );
+}
+
+/// A server that answers `server/discover` is spoken to in 2026-07-28: legacy and modern
+/// clients both use it, and its list changes (from the gateway's listen stream on it) reach a
+/// legacy client as `list_changed`.
+#[test]
+fn a_modern_server_serves_both_kinds_of_clients() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = Daemon::start_capturing_stderr(Start::SocketActivated, &[]);
+    daemon.add_fixture_with_env("alpha", &["MCP_FIXTURE_PROTOCOL=2025-11-25"]);
+    daemon.add_fixture("gamma");
+    daemon.ctl_ok(&[
+        "profile", "create", "mixed", "--server", "alpha", "--server", "gamma",
+    ]);
+    daemon.ctl_ok(&["profile", "use", "mixed"]);
+    let steps = json!([
+        {"op": "call_tool", "name": "gamma__echo", "arguments": {"text": "from legacy"}},
+        {"op": "call_tool", "name": "gamma__change", "arguments": {"what": "tools"}},
+        {"op": "sleep", "ms": 1000},
+        {"op": "list", "kind": "tools"},
+        {"op": "call_tool", "name": "alpha__echo", "arguments": {"text": "old server"}},
+    ]);
+    let report = daemon.python_run(&steps, &[]);
+    assert_eq!(first_text(&report["steps"][0]), "from legacy");
+    let changes = report["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["method"] == "notifications/tools/list_changed")
+        .count();
+    assert_eq!(changes, 1, "{}\n{}", report["notifications"], daemon.log());
+    let tools = report["steps"][3]["items"].to_string();
+    assert!(tools.contains("\"added_1\""), "{tools}");
+    assert_eq!(first_text(&report["steps"][4]), "old server");
+
+    let modern = daemon.python_run_with(
+        &json!([{"op": "call_tool", "name": "gamma__echo", "arguments": {"text": "from modern"}}]),
+        &["--mode", VERSION],
+        &[],
+    );
+    assert_eq!(first_text(&modern["steps"][0]), "from modern");
+    let log = daemon.log();
+    assert!(log.contains("speaks 2026-07-28 profile=\"mixed\" server=\"gamma\""), "{log}");
+    assert!(log.contains("speaks legacy profile=\"mixed\" server=\"alpha\""), "{log}");
 }

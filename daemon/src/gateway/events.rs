@@ -18,7 +18,7 @@ use super::{Gateway, GatewayError, parse_params, string_member};
 use crate::downstream::{Downstream, LogLevel};
 use crate::jsonrpc::{self, Reply, code};
 use crate::lists::ListKind;
-use crate::upstream::{Caller, ServerEvent};
+use crate::upstream::{Caller, Era, ServerEvent};
 use crate::{modern, names};
 
 /// How long a burst of list changes is collected before clients hear of it once.
@@ -235,7 +235,8 @@ impl Gateway {
         let params = json!({"level": wanted.name()});
         futures_util::future::join_all(servers.iter().map(|server| async {
             let upstream = self.upstream(profile, server).await?;
-            if upstream.supports("logging") {
+            // Modern servers take a log level per request instead; the method is gone there.
+            if upstream.supports("logging") && upstream.era() == Some(Era::Legacy) {
                 let params = jsonrpc::to_raw(&params);
                 upstream
                     .request(
