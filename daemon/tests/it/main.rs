@@ -1,5 +1,8 @@
-//! The daemon binary on its own: binding, the hello, refusing a second instance, and leaving no
-//! socket behind. No container engine is needed (it points at one that does not exist).
+//! The daemon binary on its own: binding, the hello, refusing a second instance, leaving no socket
+//! behind, and the systemd side (`activation`: sockets passed as fd 3, idle exit). No container
+//! engine is needed (it points at one that does not exist).
+
+mod activation;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -7,6 +10,9 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A control client's hello.
+const HELLO: &str = "{\"type\":\"hello\",\"proto\":1,\"role\":\"control\",\"client\":\"test\"}\n";
 
 fn start(dir: &Path) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_mcp-gatewayd"))
@@ -57,10 +63,7 @@ fn binds_a_private_socket_answers_hellos_and_removes_it_at_exit() {
         .mode();
     assert_eq!(mode & 0o077, 0, "socket mode {mode:o} lets others in");
 
-    let accepted = say(
-        dir.path(),
-        "{\"type\":\"hello\",\"proto\":1,\"role\":\"control\",\"client\":\"test\"}\n",
-    );
+    let accepted = say(dir.path(), HELLO);
     assert!(
         accepted.starts_with("{\"type\":\"hello\",\"proto\":1,"),
         "{accepted}"
@@ -141,10 +144,7 @@ fn socket_activated_daemon_notifies_pings_and_exits_when_idle() {
         std::thread::sleep(Duration::from_millis(10));
     }
     // The first connection makes the activator start the daemon.
-    let answer = say(
-        dir.path(),
-        "{\"type\":\"hello\",\"proto\":1,\"role\":\"control\",\"client\":\"test\"}\n",
-    );
+    let answer = say(dir.path(), HELLO);
     assert!(answer.contains("\"type\":\"hello\""), "{answer}");
 
     let mut seen = Vec::new();
