@@ -2,4 +2,5 @@
 //! running the fixture MCP server, and the official Python SDK as the client.
 
 mod docker;
+mod lifecycle;
 mod wire;
