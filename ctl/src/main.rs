@@ -1,7 +1,7 @@
 //! `mcpctl`: administers `mcp-gatewayd` over its socket. Parsing lives in `cli`, the connection in
 //! `client`, and each command's logic and output in `commands`.
 
-mod cli;
+use mcpctl::cli;
 mod client;
 mod commands;
 
