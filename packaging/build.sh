@@ -15,11 +15,14 @@ CARGO_GENERATE_RPM_VERSION=0.21.1
 # `cargo install` only when the pinned version is not the one on PATH.
 ensure_tool() {
     local crate=$1 version=$2
-    if ! "$crate" --version 2>/dev/null | grep -qF "$version"; then
-        cargo install --locked --quiet "$crate@$version"
+    shift 2
+    if ! "$crate" --version 2>/dev/null | grep -qxF "$crate $version"; then
+        cargo install --locked --quiet "$@" "$crate@$version"
     fi
 }
-ensure_tool cargo-deb "$CARGO_DEB_VERSION"
+# Without its default features cargo-deb compresses with the system's xz instead of a bundled
+# liblzma, which saves compiling C on a fresh machine.
+ensure_tool cargo-deb "$CARGO_DEB_VERSION" --no-default-features
 ensure_tool cargo-generate-rpm "$CARGO_GENERATE_RPM_VERSION"
 
 out="${CARGO_TARGET_DIR:-target}/dist"

@@ -24,8 +24,7 @@ The daemon tells systemd when it accepts connections, reports its state in words
 .RB ( "systemctl \-\-user status mcp-gateway" ),
 pings the watchdog when the unit sets
 .BR WatchdogSec= ,
-and on SIGTERM stops accepting, lets sessions finish for a few seconds, removes its containers and
-exits 0.
+and on SIGTERM stops accepting, ends its sessions, removes its containers and exits 0.
 .PP
 When socket-activated, it also exits after
 .B \-\-idle\-timeout

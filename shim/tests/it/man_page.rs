@@ -46,7 +46,7 @@ fn accepted() -> BTreeSet<String> {
     literals
         .into_iter()
         .filter(|literal| !literal.contains(char::is_whitespace))
-        .flat_map(|literal| flags(literal))
+        .flat_map(flags)
         .collect()
 }
 
