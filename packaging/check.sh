@@ -8,8 +8,8 @@
 #   3. the .rpm: `rpm -qip`, `rpm -qlp --scripts`, its requirements, rpmlint;
 #   4. an install of the .deb into a fresh root (`dpkg --root` with a new dpkg database), the
 #      installed binaries run from there (`--version`; the daemon socket-activated on a temporary
-#      socket, answering the installed `mcpctl status`), `systemd-analyze --user verify` of the
-#      installed units with the installed man pages, then a purge that leaves nothing behind.
+#      socket, answering the installed `mcpctl status`), the installed units verified and driven
+#      through a systemd user manager (check-units.sh), then a purge that leaves nothing behind.
 # Tools it lacks (lintian, rpm, rpmlint, systemd, man-db) are installed with apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -177,16 +177,8 @@ kill -TERM "$daemon_pid"
 wait "$daemon_pid" || { cat "$work/daemon.log"; fail "the daemon did not exit cleanly on SIGTERM"; }
 daemon_pid=
 
-step "systemd-analyze --user verify, installed units and man pages"
-# A private mount namespace lays the root's /usr over the host's, so the units see
-# /usr/bin/mcp-gatewayd and man finds mcp-gatewayd(1) where the package put them.
-mkdir -p "$work/xdg" && chmod 0700 "$work/xdg"
-unshare --mount sh -c '
-    mount -t overlay overlay -o "lowerdir=$1/usr:/usr" /usr &&
-    XDG_RUNTIME_DIR="$2" systemd-analyze --user verify \
-        /usr/lib/systemd/user/mcp-gateway.socket /usr/lib/systemd/user/mcp-gateway.service
-' sh "$root" "$work/xdg"
-echo "the units verify"
+step "the installed units: systemd-analyze --user verify, then under a systemd user manager"
+unshare --mount bash packaging/check-units.sh "$root" "$work/units"
 
 step "purge"
 dpkg --root="$root" --force-script-chrootless --log=/dev/null --purge mcp-gateway
