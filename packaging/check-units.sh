@@ -6,12 +6,14 @@
 #   1. `systemd-analyze --user verify` of the installed units, with the installed man pages;
 #   2. `systemctl --user enable --now mcp-gateway.socket` starts nothing until the first
 #      connection, which starts the daemon (Type=notify: ready, its status in words, the
-#      watchdog), with the unit's hardening in force, serving `mcpctl` and an `mcp-shim` session;
+#      watchdog), with the unit's hardening in force, logging to the journal (a stand-in that
+#      records what it gets), serving `mcpctl` and an `mcp-shim` session;
 #   3. `systemctl --user stop` stops it cleanly, and the next connection starts it again;
 #   4. with a short idle time (a drop-in), it exits by itself, cleanly, and the next connection
 #      starts it again.
 # The manager is this script's own: a tmpfs over /run/systemd with an empty system/ in it is all
-# it needs to believe systemd booted, and nothing of it leaves the namespace.
+# it needs to believe systemd booted, and it starts in a cgroup of its own; nothing else of it
+# leaves the namespace.
 set -euo pipefail
 root=$1
 work=$2
@@ -66,6 +68,62 @@ done
 [ -d /run/systemd ] || mkdir /run/systemd
 mount -t tmpfs tmpfs /run/systemd
 mkdir /run/systemd/system
+
+# A stand-in journald on the two sockets units log through: the stream a service's stdout and
+# stderr are connected to (whose device:inode systemd puts in JOURNAL_STREAM), and the datagram
+# socket of the native protocol. Both record what they receive.
+cat >"$work/journald.py" <<'EOF'
+import os, socket, sys, threading
+
+out_dir = sys.argv[1]
+os.makedirs("/run/systemd/journal", exist_ok=True)
+native = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+native.bind("/run/systemd/journal/socket")
+streams = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+streams.bind("/run/systemd/journal/stdout")
+streams.listen(16)
+
+
+def record_stream(conn):
+    with open(os.path.join(out_dir, "journal-stream.log"), "ab") as out:
+        while data := conn.recv(65536):
+            out.write(data)
+            out.flush()
+
+
+def accept_streams():
+    while True:
+        conn, _ = streams.accept()
+        threading.Thread(target=record_stream, args=(conn,), daemon=True).start()
+
+
+def fields(entry):
+    """KEY=VALUE lines of an entry in the native protocol: `KEY=VALUE\\n`, or `KEY\\n`, a 64-bit
+    little-endian length, the value and `\\n` for values that may hold newlines."""
+    while entry:
+        line_end = entry.find(b"\n")
+        equals = entry.find(b"=", 0, line_end)
+        if equals >= 0:
+            yield entry[:line_end] + b"\n"
+            entry = entry[line_end + 1 :]
+        else:
+            size = int.from_bytes(entry[line_end + 1 : line_end + 9], "little")
+            value = entry[line_end + 9 : line_end + 9 + size]
+            yield entry[:line_end] + b"=" + value + b"\n"
+            entry = entry[line_end + 10 + size :]
+
+
+threading.Thread(target=accept_streams, daemon=True).start()
+with open(os.path.join(out_dir, "journal.log"), "ab") as out:
+    while True:
+        out.writelines(fields(native.recv(1 << 20)))
+        out.flush()
+EOF
+python3 "$work/journald.py" "$work" &
+journald=$!
+for _ in $(seq 100); do [ -S /run/systemd/journal/stdout ] && break; sleep 0.1; done
+[ -S /run/systemd/journal/stdout ] || fail "the stand-in journald did not start"
+
 (
     for cgroup in "${cgroups[@]}"; do echo "$BASHPID" >"$cgroup/cgroup.procs"; done
     exec /lib/systemd/systemd --user --log-target=console
@@ -74,6 +132,7 @@ manager=$!
 stop_manager() {
     kill "$manager" 2>/dev/null || true
     wait "$manager" 2>/dev/null || true
+    kill "$journald" 2>/dev/null || true
     for cgroup in "${cgroups[@]}"; do
         find "$cgroup" -depth -type d -exec rmdir {} + 2>/dev/null || true
     done
@@ -105,6 +164,17 @@ status=$(prop StatusText)
 [ "$(prop NoNewPrivileges)" = yes ] || fail "the unit's hardening is not in force"
 first=$(prop MainPID)
 echo "activated: pid $first, status \"$status\""
+# The stand-in reads its socket on its own time: give it a moment.
+for _ in $(seq 50); do
+    grep -q "^MESSAGE=listening on $XDG_RUNTIME_DIR/mcp-gateway.sock$" "$work/journal.log" && break
+    sleep 0.1
+done
+grep -q "^MESSAGE=listening on $XDG_RUNTIME_DIR/mcp-gateway.sock$" "$work/journal.log" &&
+    grep -q '^SYSLOG_IDENTIFIER=mcp-gatewayd$' "$work/journal.log" ||
+    fail "the daemon did not log to the journal: $(cat "$work/journal.log")"
+! grep -q "listening on" "$work/journal-stream.log" ||
+    fail "the daemon wrote plain lines to a stderr that is the journal stream"
+echo "logs reach the journal as native entries, not as plain lines"
 
 initialize='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"check","version":"0"}}}'
 answer=$(echo "$initialize" | timeout 10 mcp-shim --client check-units)

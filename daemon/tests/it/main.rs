@@ -1,8 +1,9 @@
 //! The daemon binary on its own: binding, the hello, refusing a second instance, leaving no socket
-//! behind, and the systemd side (`activation`: sockets passed as fd 3, idle exit). No container
-//! engine is needed (it points at one that does not exist).
+//! behind, and the systemd side (`activation`: sockets passed as fd 3, idle exit; `journal`: where
+//! logs go). No container engine is needed (it points at one that does not exist).
 
 mod activation;
+mod journal;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -15,14 +16,21 @@ use std::time::{Duration, Instant};
 const HELLO: &str = "{\"type\":\"hello\",\"proto\":1,\"role\":\"control\",\"client\":\"test\"}\n";
 
 fn start(dir: &Path) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_mcp-gatewayd"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-gatewayd"));
+    command.stderr(Stdio::piped());
+    start_with(dir, command)
+}
+
+/// Starts `command` (the daemon) on `dir/gw.sock` with private directories and an engine that
+/// does not exist, and waits until it accepts connections.
+fn start_with(dir: &Path, mut command: Command) -> Child {
+    let child = command
         .arg("--socket")
         .arg(dir.join("gw.sock"))
         .env("XDG_CONFIG_HOME", dir.join("config"))
         .env("XDG_STATE_HOME", dir.join("state"))
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .env_remove("LISTEN_FDS")
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let start = Instant::now();
