@@ -2,7 +2,7 @@
 //! `client`, and each command's logic and output in `commands`; `client_commands` and `clients`
 //! edit AI clients' configuration files, without the daemon.
 
-mod cli;
+use mcpctl::cli;
 mod client;
 mod client_commands;
 mod clients;

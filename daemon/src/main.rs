@@ -6,10 +6,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mcp_gatewayd::{Cli, listener, logging};
+use nix::sys::signal::{SigSet, Signal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
+    // A stop signal that arrives before tokio's handlers exist would kill the daemon without its
+    // cleanup (a socket it bound would stay behind): hold SIGTERM and SIGINT until they exist.
+    // The runtime's threads inherit the mask, so the signals reach the main thread afterwards.
+    let stop_signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
+    if let Err(err) = stop_signals.thread_block() {
+        tracing::warn!("cannot hold stop signals during startup: {err}");
+    }
     let listener = match listener::take_or_bind(cli.socket.as_deref()) {
         Ok(listener) => listener,
         Err(err) => {
@@ -27,11 +35,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(mcp_gatewayd::run(
-        listener,
-        cli.settings(),
-        shutdown_signal(),
-    )) {
+    let shutdown = {
+        let _context = runtime.enter();
+        match shutdown_signal() {
+            Ok(shutdown) => shutdown,
+            Err(err) => {
+                tracing::error!("cannot install signal handlers: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    if let Err(err) = stop_signals.thread_unblock() {
+        tracing::error!("cannot unblock stop signals: {err}");
+        return ExitCode::FAILURE;
+    }
+    match runtime.block_on(mcp_gatewayd::run(listener, cli.settings(), shutdown)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
@@ -40,18 +58,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on SIGTERM (systemd's stop) or SIGINT (Ctrl-C in a terminal).
-async fn shutdown_signal() {
+/// Resolves on SIGTERM (systemd's stop) or SIGINT (Ctrl-C in a terminal). The handlers are
+/// installed by this call, not when the future is first polled.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("received SIGTERM"),
-        _ = int.recv() => tracing::info!("received SIGINT"),
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("received SIGTERM"),
+            _ = int.recv() => tracing::info!("received SIGINT"),
+        }
+    })
 }

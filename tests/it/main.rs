@@ -3,6 +3,7 @@
 
 mod docker;
 mod fidelity;
+mod lifecycle;
 mod modern;
 mod secrets;
 mod security;

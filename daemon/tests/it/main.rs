@@ -1,5 +1,9 @@
-//! The daemon binary on its own: binding, the hello, refusing a second instance, and leaving no
-//! socket behind. No container engine is needed (it points at one that does not exist).
+//! The daemon binary on its own: binding, the hello, refusing a second instance, leaving no socket
+//! behind, and the systemd side (`activation`: sockets passed as fd 3, idle exit; `journal`: where
+//! logs go). No container engine is needed (it points at one that does not exist).
+
+mod activation;
+mod journal;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -8,15 +12,25 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A control client's hello.
+const HELLO: &str = "{\"type\":\"hello\",\"proto\":1,\"role\":\"control\",\"client\":\"test\"}\n";
+
 fn start(dir: &Path) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_mcp-gatewayd"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-gatewayd"));
+    command.stderr(Stdio::piped());
+    start_with(dir, command)
+}
+
+/// Starts `command` (the daemon) on `dir/gw.sock` with private directories and an engine that
+/// does not exist, and waits until it accepts connections.
+fn start_with(dir: &Path, mut command: Command) -> Child {
+    let child = command
         .arg("--socket")
         .arg(dir.join("gw.sock"))
         .env("XDG_CONFIG_HOME", dir.join("config"))
         .env("XDG_STATE_HOME", dir.join("state"))
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .env_remove("LISTEN_FDS")
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let start = Instant::now();
@@ -57,10 +71,7 @@ fn binds_a_private_socket_answers_hellos_and_removes_it_at_exit() {
         .mode();
     assert_eq!(mode & 0o077, 0, "socket mode {mode:o} lets others in");
 
-    let accepted = say(
-        dir.path(),
-        "{\"type\":\"hello\",\"proto\":1,\"role\":\"control\",\"client\":\"test\"}\n",
-    );
+    let accepted = say(dir.path(), HELLO);
     assert!(
         accepted.starts_with("{\"type\":\"hello\",\"proto\":1,"),
         "{accepted}"
@@ -141,10 +152,7 @@ fn socket_activated_daemon_notifies_pings_and_exits_when_idle() {
         std::thread::sleep(Duration::from_millis(10));
     }
     // The first connection makes the activator start the daemon.
-    let answer = say(
-        dir.path(),
-        "{\"type\":\"hello\",\"proto\":1,\"role\":\"control\",\"client\":\"test\"}\n",
-    );
+    let answer = say(dir.path(), HELLO);
     assert!(answer.contains("\"type\":\"hello\""), "{answer}");
 
     let mut seen = Vec::new();

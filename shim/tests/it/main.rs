@@ -1,6 +1,8 @@
 //! `mcp-shim` without a daemon: an MCP client must get an exit status and one stderr line, and
 //! never a byte on stdout that it would try to parse as MCP.
 
+mod man_page;
+
 use std::process::Command;
 
 #[test]

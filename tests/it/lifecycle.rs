@@ -1,0 +1,64 @@
+//! The daemon's life under systemd: stopped with SIGTERM while a client waits for an answer.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use mcp_gateway_tests::{Daemon, Start, require_docker, wait_for};
+use serde_json::json;
+
+/// `Settings::drain_timeout`: how long sessions get at shutdown before they are cut.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SIGTERM (what `systemctl --user stop` sends) during a `tools/call`: the client gets the answer
+/// or an error, not silence; the daemon exits 0 within the drain timeout; no container is left.
+/// The call is shorter than the drain timeout, so a daemon that lets it finish passes as well as
+/// one that cuts it.
+#[test]
+fn sigterm_during_a_call_answers_the_client_and_leaves_nothing_behind() {
+    if !require_docker() {
+        return;
+    }
+    let mut daemon = Daemon::start(Start::SocketActivated);
+    daemon.add_fixture("slow");
+    let steps = json!([
+        {"op": "call_tool", "name": "sleep", "arguments": {"ms": 4000}},
+    ]);
+    let client = daemon.python_client(&steps, &["--client", "lifecycle"]);
+    // The container starts on the call's first need, so once it exists the call is in flight.
+    wait_for(Duration::from_secs(30), || !daemon.containers().is_empty());
+    std::thread::sleep(Duration::from_millis(500));
+
+    let sent = Instant::now();
+    let (done, stopped) = mpsc::channel();
+    let stopper = std::thread::spawn(move || {
+        let clean = daemon.stop();
+        let _ = done.send(clean);
+        daemon
+    });
+    let clean = stopped
+        .recv_timeout(DRAIN_TIMEOUT)
+        .unwrap_or_else(|_| panic!("the daemon did not exit within {DRAIN_TIMEOUT:?} of SIGTERM"));
+    let elapsed = sent.elapsed();
+    let daemon = stopper.join().unwrap();
+    assert!(clean, "the daemon exits 0 on SIGTERM");
+
+    let output = client.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the client did not finish its run: {stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let result = &report["steps"][0];
+    let answered = result["content"][0]["text"] == "slept 4000";
+    let failed = result["error"]["message"]
+        .as_str()
+        .is_some_and(|message| !message.is_empty());
+    assert!(
+        answered || failed,
+        "the call got neither its answer nor an error: {result}"
+    );
+    eprintln!("SIGTERM during a call: exit after {elapsed:?}, the client got {result}");
+
+    wait_for(Duration::from_secs(10), || daemon.containers().is_empty());
+}
