@@ -357,14 +357,12 @@ impl Upstream {
             cancel: self.closed.clone(),
             timeout: Duration::MAX,
         };
-        match self
+        if let Ok(Err(error)) = self
             .request("subscriptions/listen", Some(&params), &caller)
             .await
         {
-            Ok(Err(error)) => {
-                tracing::warn!(server = %self.name, "the server refused to listen: {}", error.get())
-            }
-            Ok(Ok(_)) | Err(_) => {}
+            // Such a server may still send its changes unasked, which are routed all the same.
+            tracing::info!(server = %self.name, "the server refused to listen: {}", error.get());
         }
     }
 

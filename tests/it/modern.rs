@@ -283,6 +283,12 @@ fn a_modern_server_serves_both_kinds_of_clients() {
     );
     assert_eq!(first_text(&modern["steps"][0]), "from modern");
     let log = daemon.log();
-    assert!(log.contains("speaks 2026-07-28 profile=\"mixed\" server=\"gamma\""), "{log}");
-    assert!(log.contains("speaks legacy profile=\"mixed\" server=\"alpha\""), "{log}");
+    assert!(
+        log.contains("speaks 2026-07-28 profile=\"mixed\" server=\"gamma\""),
+        "{log}"
+    );
+    assert!(
+        log.contains("speaks legacy profile=\"mixed\" server=\"alpha\""),
+        "{log}"
+    );
 }
