@@ -100,7 +100,10 @@ pub async fn serve<R, W>(
     session.closing.cancel();
     tokio::select! {
         () = async { while requests.join_next().await.is_some() {} } => {}
-        () = shutdown.cancelled() => requests.abort_all(),
+        () = shutdown.cancelled() => {
+            requests.abort_all();
+            session.refuse_in_flight().await;
+        }
     }
     drop(requests);
     gateway.unregister(&peer).await;
@@ -155,6 +158,17 @@ impl Session {
                 );
                 self.send(&id, &Err(error)).await;
             }
+        }
+    }
+
+    /// Answers every request still in flight with an error, so that a client cut off by the
+    /// daemon's shutdown learns it at once instead of waiting for answers that will not come.
+    async fn refuse_in_flight(&self) {
+        let ids: Vec<String> = self.lock_in_flight().drain().map(|(id, _)| id).collect();
+        for id in ids {
+            let id = serde_json::from_str(&id).unwrap_or_default();
+            let error = jsonrpc::error(code::INTERNAL_ERROR, "mcp-gateway is shutting down");
+            self.send(&id, &Err(error)).await;
         }
     }
 
