@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::jsonrpc::{self, Message, Reply};
+use crate::upstream::Upstream;
 
 /// A source of recency shared by every client, so "the most recent session" is well defined.
 static CLOCK: AtomicU64 = AtomicU64::new(1);
@@ -25,12 +26,14 @@ pub struct Downstream {
     /// The profile named in the client's hello; `None` follows the active profile.
     pub named_profile: Option<String>,
     out: mpsc::Sender<String>,
-    /// The client's `capabilities` from `initialize`.
-    capabilities: OnceLock<Value>,
+    /// The client's `capabilities`: from `initialize`, or from a modern client's latest request.
+    capabilities: Mutex<Value>,
     /// Which protocol era the client speaks, once it has said: see [`Era`].
     era: AtomicU8,
     /// Open `subscriptions/listen` streams (modern clients).
     listens: Mutex<Vec<Listen>>,
+    /// Calls of a modern client waiting for servers' requests to turn into `input_required`.
+    asks: Mutex<Vec<(u64, mpsc::Sender<ServerAsk>)>>,
     /// Requests sent to the client for servers, by the id the gateway gave them.
     waiting: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     next_id: AtomicU64,
@@ -56,6 +59,14 @@ pub struct Listen {
     pub changes: Vec<&'static str>,
     /// Resource URIs (as the client knows them) whose updates it takes.
     pub uris: Vec<String>,
+}
+
+/// A server's request for a modern client, which its call answers with `input_required`.
+pub struct ServerAsk {
+    pub upstream: Arc<Upstream>,
+    pub id: Value,
+    pub method: String,
+    pub params: Option<Box<RawValue>>,
 }
 
 /// Syslog severities as MCP names them, least severe first.
@@ -111,7 +122,8 @@ impl Downstream {
             id,
             named_profile,
             out,
-            capabilities: OnceLock::new(),
+            capabilities: Mutex::new(Value::Null),
+            asks: Mutex::default(),
             era: AtomicU8::new(Era::Unknown as u8),
             listens: Mutex::default(),
             waiting: Mutex::default(),
@@ -135,19 +147,54 @@ impl Downstream {
             .and_then(|p| p.get("capabilities"))
             .cloned()
             .unwrap_or(Value::Null);
-        let _ = self.capabilities.set(capabilities);
+        *self.lock_capabilities() = capabilities;
         self.era.store(Era::Legacy as u8, Ordering::Release);
     }
 
-    /// Records that the client speaks 2026-07-28 (its requests carry their own `_meta`). It
-    /// declared no capability to the gateway, so servers' requests are never sent to it.
-    pub fn serve_modern(&self) {
+    /// Records that the client speaks 2026-07-28 (its requests carry their own `_meta`), with the
+    /// capabilities its latest request declared.
+    pub fn serve_modern(&self, capabilities: Value) {
         let _ = self.era.compare_exchange(
             Era::Unknown as u8,
             Era::Modern as u8,
             Ordering::AcqRel,
             Ordering::Acquire,
         );
+        *self.lock_capabilities() = capabilities;
+    }
+
+    fn lock_capabilities(&self) -> std::sync::MutexGuard<'_, Value> {
+        self.capabilities.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_modern(&self) -> bool {
+        self.era() == Era::Modern as u8
+    }
+
+    /// Opens a place where servers' requests for one of this modern client's calls arrive.
+    pub fn open_asks(&self) -> (u64, mpsc::Receiver<ServerAsk>) {
+        let (tx, rx) = mpsc::channel(4);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock_asks().push((id, tx));
+        (id, rx)
+    }
+
+    pub fn close_asks(&self, id: u64) {
+        self.lock_asks().retain(|(open, _)| *open != id);
+    }
+
+    /// Hands a server's request to the most recent call of this modern client that waits for
+    /// one; gives it back when none does.
+    pub fn hand_ask(&self, ask: ServerAsk) -> Result<(), ServerAsk> {
+        let sink = self.lock_asks().last().map(|(_, tx)| tx.clone());
+        match sink {
+            Some(tx) => tx.try_send(ask).map_err(|err| err.into_inner()),
+            None => Err(ask),
+        }
+    }
+
+    fn lock_asks(&self) -> std::sync::MutexGuard<'_, Vec<(u64, mpsc::Sender<ServerAsk>)>> {
+        self.asks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn era(&self) -> u8 {
@@ -184,8 +231,9 @@ impl Downstream {
     /// `sampling/createMessage`, `elicitation` (and `elicitation.url` for URL mode) for
     /// `elicitation/create`, `roots` for `roots/list`. Other methods need nothing declared.
     pub fn can_answer(&self, method: &str, params: Option<&RawValue>) -> bool {
+        let capabilities = self.lock_capabilities().clone();
         let declared = |path: &[&str]| {
-            let mut at = self.capabilities.get();
+            let mut at = Some(&capabilities);
             for key in path {
                 at = at.and_then(|v| v.get(key));
             }
@@ -203,7 +251,7 @@ impl Downstream {
                 } else {
                     // A client that declares only `url` cannot show a form; an empty object is
                     // how 2025-06-18 clients declare form support.
-                    let elicitation = self.capabilities.get().and_then(|c| c.get("elicitation"));
+                    let elicitation = capabilities.get("elicitation");
                     match elicitation.and_then(Value::as_object) {
                         Some(modes) => modes.is_empty() || modes.contains_key("form"),
                         None => false,

@@ -21,6 +21,7 @@ use crate::downstream::Downstream;
 use crate::jsonrpc::{self, Reply, code};
 use crate::lists::{ListKind, Listing, Route, Table};
 use crate::names;
+use crate::parking::Seal;
 use crate::pool::{Pool, PoolError};
 use crate::scan::{ScanMode, Scanner};
 use crate::upstream::{Caller, Upstream, UpstreamError};
@@ -96,6 +97,8 @@ pub struct Gateway {
     /// (profile, notification) pairs waiting out the list-changed debounce.
     debouncing: Mutex<HashSet<(String, String)>>,
     scanner: Scanner,
+    /// Seals the `requestState` of calls parked for a modern client's input.
+    pub seal: Seal,
 }
 
 impl Gateway {
@@ -115,6 +118,7 @@ impl Gateway {
             subscriptions: Mutex::default(),
             debouncing: Mutex::default(),
             scanner: Scanner::new(stored_secrets(&config)),
+            seal: Seal::new(),
             config,
         }
     }

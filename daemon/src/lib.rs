@@ -30,6 +30,7 @@ mod logtail;
 mod modern;
 mod names;
 mod notify;
+mod parking;
 mod pool;
 mod scan;
 mod server;

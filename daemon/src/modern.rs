@@ -65,6 +65,14 @@ pub fn check(params: Option<&Value>) -> Result<(), Box<RawValue>> {
     Ok(())
 }
 
+/// The capabilities a modern request declares.
+pub fn capabilities(params: Option<&Value>) -> Value {
+    meta(params)
+        .and_then(|m| m.get(CAPABILITIES_KEY))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 /// `params` for a legacy server: the modern protocol keys taken out of `_meta` (and `_meta`
 /// dropped when nothing else was in it); everything else as sent.
 pub fn for_legacy_server(params: Option<&Value>) -> Option<Box<RawValue>> {

@@ -414,8 +414,14 @@ impl Upstream {
         }
     }
 
-    async fn respond(&self, id: &Value, reply: &Reply) {
+    /// Answers the server's request `id`.
+    pub async fn respond(&self, id: &Value, reply: &Reply) {
         let _ = self.outgoing.send(jsonrpc::response_line(id, reply)).await;
+    }
+
+    /// Answers the server's request `id` without waiting, for code that cannot (a drop).
+    pub fn respond_now(&self, id: &Value, reply: &Reply) {
+        let _ = self.outgoing.try_send(jsonrpc::response_line(id, reply));
     }
 
     /// A request from the server: `ping` is answered here, the rest goes to the gateway, which

@@ -292,3 +292,84 @@ fn a_modern_server_serves_both_kinds_of_clients() {
         "{log}"
     );
 }
+
+/// A legacy server's sampling, elicitation and roots requests during a modern client's call come
+/// back to that client as `input_required`; the SDK answers them with its callbacks and retries,
+/// and the parked server request gets the answer. A tampered `requestState` is refused.
+#[test]
+fn legacy_server_requests_reach_a_modern_client_as_input_required() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = daemon();
+    let steps = json!([
+        {"op": "call_tool", "name": "alpha__sample", "arguments": {"prompt": "hi"}},
+        {"op": "call_tool", "name": "alpha__elicit", "arguments": {"mode": "form"}},
+        {"op": "call_tool", "name": "beta__roots", "arguments": {}},
+    ]);
+    let report = daemon.python_run_with(
+        &steps,
+        &[
+            "--mode",
+            VERSION,
+            "--callbacks",
+            "sampling,elicitation,roots",
+        ],
+        &[],
+    );
+    let steps = &report["steps"];
+    assert_eq!(first_text(&steps[0]), "sampled: hi", "{}", steps[0]);
+    let form: Value = serde_json::from_str(first_text(&steps[1])).unwrap();
+    assert_eq!(form["content"], json!({"name": "tester"}), "{form}");
+    let roots: Value = serde_json::from_str(first_text(&steps[2])).unwrap();
+    assert_eq!(roots, json!(["file:///work/a", "file:///work/b"]));
+
+    let mut client = daemon.raw_client(&[]);
+    let mut meta = meta();
+    meta["io.modelcontextprotocol/clientCapabilities"] = json!({"sampling": {}});
+    client.request(
+        json!(1),
+        "tools/call",
+        json!({"name": "alpha__sample", "arguments": {"prompt": "x"}, "_meta": meta}),
+    );
+    let asked = client.response(&json!(1));
+    let result = &asked["result"];
+    assert_eq!(result["resultType"], "input_required", "{asked}");
+    let request = result["inputRequests"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    assert_eq!(request["method"], "sampling/createMessage");
+    let state = result["requestState"].as_str().unwrap();
+    let mut tampered = state.to_owned().into_bytes();
+    tampered[3] ^= 1;
+    let tampered = String::from_utf8(tampered).unwrap();
+    client.request(
+        json!(2),
+        "tools/call",
+        json!({"name": "alpha__sample", "arguments": {"prompt": "x"}, "_meta": meta,
+               "requestState": tampered, "inputResponses": {}}),
+    );
+    let refused = client.response(&json!(2));
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    let key = result["inputRequests"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    client.request(
+        json!(3),
+        "tools/call",
+        json!({"name": "alpha__sample", "arguments": {"prompt": "x"}, "_meta": meta,
+               "requestState": state,
+               "inputResponses": {key: {"role": "assistant", "content": {"type": "text", "text": "raw answer"}, "model": "m"}}}),
+    );
+    let done = client.response(&json!(3));
+    assert_eq!(first_text(&done["result"]), "raw answer", "{done}");
+    assert_eq!(done["result"]["resultType"], "complete");
+}

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use super::{Gateway, GatewayError, parse_params, string_member};
-use crate::downstream::{Downstream, LogLevel};
+use crate::downstream::{Downstream, LogLevel, ServerAsk};
 use crate::jsonrpc::{self, Reply, code};
 use crate::lists::ListKind;
 use crate::upstream::{Caller, Era, ServerEvent};
@@ -286,6 +286,26 @@ impl Gateway {
                 } => {
                     let client =
                         self.pick_client(upstream.profile(), &method, params.as_deref(), &owners);
+                    // A modern client is not asked directly: its call turns the request into an
+                    // `input_required` result.
+                    let (id, method, params, client) = match client {
+                        Ok(client) if client.is_modern() => {
+                            let upstream = Arc::clone(&upstream);
+                            let ask = ServerAsk {
+                                upstream,
+                                id,
+                                method,
+                                params,
+                            };
+                            let Err(ask) = client.hand_ask(ask) else {
+                                continue;
+                            };
+                            let refusal = "no call of the client waits for input".to_owned();
+                            let refusal = Err((code::INTERNAL_ERROR, refusal));
+                            (ask.id, ask.method, ask.params, refusal)
+                        }
+                        other => (id, method, params, other),
+                    };
                     tokio::spawn(upstream.relay_to_client(id, method, params, client));
                 }
             }
