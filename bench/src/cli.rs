@@ -61,6 +61,17 @@ pub struct Cli {
     /// Connect/SIGKILL cycles for the leak figure [default: 1000; quick: 30]
     #[arg(long, global = true, value_name = "N")]
     pub cycles: Option<usize>,
+
+    /// Extra environment for the daemon, for experiments (e.g. TOKIO_WORKER_THREADS=1); repeatable
+    #[arg(long, global = true, value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub daemon_env: Vec<(String, String)>,
+}
+
+fn parse_env(pair: &str) -> Result<(String, String), String> {
+    match pair.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{pair:?} is not KEY=VALUE")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
@@ -95,6 +106,7 @@ pub struct Plan {
     pub cycles: usize,
     /// Repetitions of the small sequential measurements (shim start, tools/list).
     pub repeats: usize,
+    pub daemon_env: Vec<(String, String)>,
 }
 
 /// Tools each fixture has without filler: echo, whoami, add, sleep, NAME_info, crash.
@@ -121,6 +133,7 @@ impl Cli {
             sessions: pick(self.sessions, 100, 10),
             cycles: pick(self.cycles, 1000, 30),
             repeats: if self.quick { 20 } else { 200 },
+            daemon_env: self.daemon_env.clone(),
         };
         if plan.clients.is_empty()
             || plan.clients.contains(&0)

@@ -14,6 +14,8 @@ pub enum Unit {
     Kib,
     Bytes,
     Count,
+    /// A count per something, shown with one decimal.
+    Ratio,
 }
 
 impl Unit {
@@ -24,7 +26,7 @@ impl Unit {
             Unit::PerSecond => "calls/s",
             Unit::Kib => "KiB",
             Unit::Bytes => "bytes",
-            Unit::Count => "",
+            Unit::Count | Unit::Ratio => "",
         }
     }
 
@@ -33,7 +35,7 @@ impl Unit {
             Unit::Micros | Unit::PerSecond | Unit::Kib | Unit::Bytes | Unit::Count => {
                 format!("{value:.0}")
             }
-            Unit::Millis => format!("{value:.1}"),
+            Unit::Millis | Unit::Ratio => format!("{value:.1}"),
         };
         match self.name() {
             "" => number,

@@ -1,11 +1,20 @@
 //! A gateway under test: the harness's [`Daemon`] (temporary XDG directories, the real
 //! `mcp-gatewayd`), configured through the real `mcpctl`, with real `mcp-shim` clients.
 
+use std::time::Duration;
+
 use anyhow::{Context, bail};
+use mcp_gateway_proto::{Hello, Role};
 use mcp_gateway_tests::{Daemon, Start, bin};
+use tokio::io::BufReader;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::process::Command;
 
-use crate::mcp::ProcessClient;
+use crate::cli::Plan;
+use crate::mcp::{LineClient, ProcessClient};
+
+/// An MCP session on the daemon's socket without a shim in between.
+pub type SocketClient = LineClient<OwnedWriteHalf, BufReader<OwnedReadHalf>>;
 
 /// The daemon's log level: warnings only, so the benchmark's output stays readable and the
 /// daemon does not pay for logging every session.
@@ -23,9 +32,17 @@ pub struct Server<'a> {
 }
 
 impl Rig {
-    pub fn start(how: Start) -> Rig {
+    /// A daemon with the plan's extra environment (for experiments such as
+    /// `TOKIO_WORKER_THREADS`).
+    pub fn start(how: Start, plan: &Plan) -> Rig {
+        let mut env = vec![("RUST_LOG", DAEMON_LOG)];
+        env.extend(
+            plan.daemon_env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         Rig {
-            daemon: Daemon::start_with_env(how, &[("RUST_LOG", DAEMON_LOG)]),
+            daemon: Daemon::start_with_env(how, &env),
         }
     }
 
@@ -88,6 +105,24 @@ impl Rig {
     pub async fn session(&self, profile: Option<&str>) -> anyhow::Result<ProcessClient> {
         let mut client = self.shim(&bin("mcp-shim"), profile)?;
         client.io.handshake().await?;
+        Ok(client)
+    }
+
+    /// An initialised MCP session spoken by this process straight on the daemon's socket, after
+    /// the same hello the shim sends: the gateway path less the shim process.
+    pub async fn socket_session(&self) -> anyhow::Result<SocketClient> {
+        let socket = self.daemon.socket.clone();
+        let stream = tokio::task::spawn_blocking(move || {
+            let hello = Hello::new(Role::Mcp, "mcp-gateway-bench");
+            mcp_gateway_proto::connect(&socket, &hello, Duration::from_secs(30))
+                .map(|connection| connection.stream)
+                .map_err(|err| anyhow::anyhow!("{err}"))
+        })
+        .await??;
+        stream.set_nonblocking(true)?;
+        let (read, write) = tokio::net::UnixStream::from_std(stream)?.into_split();
+        let mut client = LineClient::new(write, BufReader::new(read));
+        client.handshake().await?;
         Ok(client)
     }
 

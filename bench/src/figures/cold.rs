@@ -2,6 +2,9 @@
 //! systemd holds it) to the first `tools/list` answer through `mcp-shim`, for one server and for
 //! a profile of several, against `docker run -i --rm IMAGE` with the same handshake and listing.
 //!
+//! For attribution, the same number of containers is also started at once straight through the
+//! engine API: what any gateway that starts them before answering must wait for.
+//!
 //! Each sample starts from nothing: the daemon is stopped (which removes its containers) before
 //! the next one, and samples of the three configurations alternate.
 
@@ -13,7 +16,7 @@ use mcp_gateway_tests::{Start, bin, wait_for};
 use tokio::process::Command;
 
 use crate::cli::{FIXTURE_TOOLS, Plan};
-use crate::direct::BENCH_LABEL;
+use crate::direct::{BENCH_LABEL, Engine};
 use crate::mcp::{self, ProcessClient};
 use crate::report::{Row, Unit};
 use crate::rig::{Rig, Server};
@@ -22,9 +25,9 @@ use crate::stats::{Samples, millis};
 /// How much slower than one `docker run` a cold start of the large profile may be.
 const MANY_RATIO: f64 = 1.5;
 
-pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
+pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
     // The configuration is written through a daemon of its own, which then exits.
-    let mut rig = Rig::start(Start::Bound);
+    let mut rig = Rig::start(Start::Bound, plan);
     let names: Vec<String> = (1..=plan.cold_servers)
         .map(|n| format!("c{n:02}"))
         .collect();
@@ -45,16 +48,19 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
     let mut docker_run = Vec::new();
     let mut one = Vec::new();
     let mut many = Vec::new();
+    let mut engine_many = Vec::new();
     for sample in 1..=plan.cold_samples {
         eprintln!("cold start: sample {sample} of {}", plan.cold_samples);
         docker_run.push(docker_run_sample(&plan.image).await?);
         one.push(gateway_sample(&mut rig, "one", FIXTURE_TOOLS).await?);
         many.push(gateway_sample(&mut rig, "many", FIXTURE_TOOLS * plan.cold_servers).await?);
+        engine_many.push(engine_sample(engine, &plan.image, plan.cold_servers).await?);
     }
     let samples = format!("median of {}", plan.cold_samples);
     let docker_run = Samples::new(docker_run).p50();
     let one = Samples::new(one).p50();
     let many = Samples::new(many).p50();
+    let engine_many = Samples::new(engine_many).p50();
     Ok(vec![
         Row::new("cold start → first tools/list, 1 server", Unit::Millis)
             .gateway(millis(one))
@@ -75,7 +81,16 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
             "≤ ×1.5 of one `docker run`",
             millis(many) <= millis(docker_run) * MANY_RATIO,
         )
-        .note(samples),
+        .note(samples.clone()),
+        Row::new(
+            format!("cold start → first tools/list, {} servers, against the engine", plan.cold_servers),
+            Unit::Millis,
+        )
+        .gateway(millis(many))
+        .baseline(millis(engine_many))
+        .note(format!(
+            "for attribution: baseline starts as many containers at once with bollard, initialises and lists them; {samples}"
+        )),
         Row::new(
             "first tools/list after activation, warm list cache",
             Unit::Millis,
@@ -106,6 +121,35 @@ async fn gateway_sample(rig: &mut Rig, profile: &str, tools: usize) -> anyhow::R
     // Stopping removes the containers; make sure the next sample starts from none.
     wait_for(Duration::from_secs(30), || rig.containers() == 0);
     Ok(elapsed)
+}
+
+/// `servers` containers started at once straight through the engine API, each initialised and
+/// listed: the floor for a gateway that must start them all before it answers.
+async fn engine_sample(engine: &Engine, image: &str, servers: usize) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let started = futures_util::future::join_all((1..=servers).map(|n| async move {
+        let mut server = engine
+            .start(image, &[format!("MCP_FIXTURE_NAME=e{n:02}")])
+            .await?;
+        let listed = server.io.tool_names(mcp::next_id()).await;
+        anyhow::Ok((server, listed))
+    }))
+    .await;
+    let elapsed = start.elapsed();
+    let mut failure = None;
+    for outcome in started {
+        match outcome {
+            Ok((server, listed)) => {
+                engine.remove(&server.id).await;
+                failure = failure.or(listed.err());
+            }
+            Err(err) => failure = failure.or(Some(err)),
+        }
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(elapsed),
+    }
 }
 
 /// One server run by hand, as a client would without the gateway.

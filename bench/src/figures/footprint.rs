@@ -25,7 +25,7 @@ const IDLE_TARGET_KIB: u64 = 15 * 1024;
 const SIZE_TARGET: u64 = 1024 * 1024;
 
 pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
-    let rig = Rig::start(Start::Bound);
+    let rig = Rig::start(Start::Bound, plan);
     rig.add(&Server {
         name: "fp",
         image: &plan.image,

@@ -49,7 +49,7 @@ impl Snapshot {
 }
 
 pub async fn run(plan: &Plan) -> anyhow::Result<Vec<Row>> {
-    let rig = Rig::start(Start::Bound);
+    let rig = Rig::start(Start::Bound, plan);
     rig.add(&Server {
         name: "leak",
         image: &plan.image,

@@ -39,7 +39,7 @@ async fn measure(figure: Figure, plan: &Plan, engine: &Engine) -> anyhow::Result
         rows.extend(latency::run(plan, engine).await.context("latency")?);
     }
     if all || figure == Figure::Cold {
-        rows.extend(cold::run(plan).await.context("cold start")?);
+        rows.extend(cold::run(plan, engine).await.context("cold start")?);
     }
     if all || figure == Figure::Scale {
         rows.extend(scale::run(plan, engine).await.context("scale")?);
