@@ -7,6 +7,10 @@
 //! distinct ids, driven from a single task that answers each response with that client's next
 //! call: the same sharing the gateway does, with nothing in between. Rounds alternate which path
 //! goes first, so drift on a shared machine falls on both.
+//!
+//! For attribution, a third path speaks to the daemon's socket from this process (the gateway
+//! less the shim), and the gateway rounds record the CPU time and context switches of the daemon
+//! and the shims per call.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
