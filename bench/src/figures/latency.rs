@@ -175,18 +175,6 @@ fn cell_rows(clients: usize, gateway: Tally, socket: Tally, baseline: Tally) -> 
         Row::new(format!("CPU per call, {label}: daemon"), Unit::Micros)
             .gateway(daemon_cpu)
             .note("for attribution: user + system time over the gateway rounds"),
-        Row::new(
-            format!("context switches per call, {label}: daemon"),
-            Unit::Ratio,
-        )
-        .gateway(daemon_switches)
-        .note("for attribution: every thread hand-off in the relay"),
-        Row::new(
-            format!("context switches per call, {label}: mcp-shim"),
-            Unit::Ratio,
-        )
-        .gateway(shim_switches)
-        .note("all shims together"),
     ];
     // `/proc` counts CPU time in 10 ms ticks per process: many shims that each run a few
     // milliseconds read as zero, so only a lone shim's figure means something.
@@ -197,6 +185,22 @@ fn cell_rows(clients: usize, gateway: Tally, socket: Tally, baseline: Tally) -> 
                 .note("for attribution, as above"),
         );
     }
+    rows.push(
+        Row::new(
+            format!("context switches per call, {label}: daemon"),
+            Unit::Ratio,
+        )
+        .gateway(daemon_switches)
+        .note("for attribution: each is a thread going to sleep or being preempted"),
+    );
+    rows.push(
+        Row::new(
+            format!("context switches per call, {label}: mcp-shim"),
+            Unit::Ratio,
+        )
+        .gateway(shim_switches)
+        .note("all shims together"),
+    );
     rows
 }
 
