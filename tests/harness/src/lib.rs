@@ -28,23 +28,39 @@ pub fn workspace() -> PathBuf {
         .expect("workspace root")
 }
 
-/// The directory holding the workspace's binaries (`target/debug`), next to this test binary.
+/// The workspace binary `name` from `target/PROFILE`, next to this test binary (or from
+/// `MCP_GATEWAY_BIN_DIR`); fails the test when it is missing.
 pub fn bin(name: &str) -> PathBuf {
+    find_bin(name).unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// Where [`bin`] looks for `name`, or why it is not there.
+pub fn find_bin(name: &str) -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("MCP_GATEWAY_BIN_DIR") {
-        return PathBuf::from(dir).join(name);
+        return Ok(PathBuf::from(dir).join(name));
     }
-    let exe = std::env::current_exe().expect("test binary path");
+    let exe = std::env::current_exe().map_err(|err| format!("cannot find this binary: {err}"))?;
+    // A test binary sits in `target/PROFILE/deps`, a workspace binary (the benchmark) in
+    // `target/PROFILE` itself, beside the binaries it runs.
     let dir = exe
         .parent()
-        .and_then(Path::parent)
-        .expect("target directory");
+        .and_then(|dir| {
+            if dir.ends_with("deps") {
+                dir.parent()
+            } else {
+                Some(dir)
+            }
+        })
+        .ok_or_else(|| format!("no target directory above {}", exe.display()))?;
     let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing; run `cargo build --workspace` first",
-        path.display()
-    );
-    path
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing; run `cargo build --workspace` first",
+            path.display()
+        ))
+    }
 }
 
 /// True when Docker tests should run; panics when they must run and cannot.
@@ -55,18 +71,22 @@ pub fn require_docker() -> bool {
             false
         }
         Ok("require") | Err(_) => {
-            let ok = Command::new("docker")
-                .args(["version", "--format", "{{.Server.Version}}"])
-                .output()
-                .is_ok_and(|o| o.status.success());
             assert!(
-                ok,
+                engine_answers(),
                 "no container engine answers `docker version`; start dockerd or set MCP_TEST_DOCKER=off"
             );
             true
         }
         Ok(other) => panic!("MCP_TEST_DOCKER={other:?}: use require or off"),
     }
+}
+
+/// Whether a container engine answers `docker version`.
+pub fn engine_answers() -> bool {
+    Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Makes sure the fixture image exists, building it once per test run if needed.
@@ -77,21 +97,26 @@ pub fn fixture_image() -> &'static str {
             .ok()
             .filter(|image| !image.is_empty())
             .unwrap_or_else(|| FIXTURE_IMAGE.to_owned());
-        let present = Command::new("docker")
-            .args(["image", "inspect", &image])
-            .output();
-        if present.is_ok_and(|o| o.status.success()) {
-            return image;
-        }
-        let status = Command::new("bash")
-            .arg(workspace().join("tests/fixture/build-image.sh"))
-            .arg(&image)
-            .current_dir(workspace())
-            .status()
-            .expect("run build-image.sh");
-        assert!(status.success(), "building {image} failed");
+        ensure_fixture_image(&image);
         image
     })
+}
+
+/// Builds the fixture as image `tag` with `tests/fixture/build-image.sh` unless it exists.
+pub fn ensure_fixture_image(tag: &str) {
+    let present = Command::new("docker")
+        .args(["image", "inspect", tag])
+        .output();
+    if present.is_ok_and(|o| o.status.success()) {
+        return;
+    }
+    let status = Command::new("bash")
+        .arg(workspace().join("tests/fixture/build-image.sh"))
+        .arg(tag)
+        .current_dir(workspace())
+        .status()
+        .expect("run build-image.sh");
+    assert!(status.success(), "building {tag} failed");
 }
 
 /// How the daemon is started.
@@ -184,6 +209,12 @@ impl Daemon {
                 .expect("the daemon's log file");
             command.stderr(log);
         }
+        // A socket file left by an earlier run would satisfy the wait below before
+        // systemd-socket-activate binds its own (it replaces the file), and an early client would
+        // be refused. A bound daemon's own handling of a stale socket is left for it to show.
+        if how == Start::SocketActivated {
+            let _ = std::fs::remove_file(&daemon.socket);
+        }
         daemon.child = Some(command.spawn().expect("start the daemon"));
         wait_for(Duration::from_secs(10), || daemon.socket.exists());
     }
@@ -197,6 +228,12 @@ impl Daemon {
     /// What the daemon wrote to stderr so far (with [`Daemon::start_capturing_stderr`]).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The daemon's process id while it runs. Under `systemd-socket-activate` it is the same
+    /// process, which execs the daemon on the first connection.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The environment every process of this test gets: private XDG directories and socket.

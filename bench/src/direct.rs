@@ -1,0 +1,163 @@
+//! The direct path, the floor the gateway is measured against: the same image, created with the
+//! same host configuration the daemon uses, reached over the engine's attach stream with bollard
+//! and no gateway in between.
+//!
+//! Benchmark containers carry the label [`BENCH_LABEL`] so that [`remove_leftovers`] can clean up
+//! after a run that failed half-way.
+
+use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
+
+use anyhow::Context;
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::io::{AsyncBufRead, AsyncWrite};
+use tokio_util::io::StreamReader;
+
+use crate::mcp::LineClient;
+
+/// Marks the containers this benchmark creates itself, with the benchmark's pid as the value.
+pub const BENCH_LABEL: &str = "io.mcp-gateway.bench";
+
+pub struct Engine {
+    docker: Docker,
+}
+
+/// The MCP client over an attach stream.
+pub type AttachClient =
+    LineClient<Pin<Box<dyn AsyncWrite + Send>>, Pin<Box<dyn AsyncBufRead + Send>>>;
+
+/// A started, initialised server with its stdio attached.
+pub struct DirectServer {
+    pub id: String,
+    pub io: AttachClient,
+}
+
+impl Engine {
+    /// Connects as the daemon does: `DOCKER_HOST` or the local default, version negotiated.
+    pub async fn connect() -> anyhow::Result<Engine> {
+        let docker = match std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
+            Some(host) => Docker::connect_with_host(&host),
+            None => Docker::connect_with_local_defaults(),
+        }
+        .context("cannot reach the container engine")?
+        .negotiate_version()
+        .await
+        .context("cannot negotiate the engine's API version")?;
+        Ok(Engine { docker })
+    }
+
+    /// Creates, attaches and starts `image` with `env`, then does the MCP handshake.
+    pub async fn start(&self, image: &str, env: &[String]) -> anyhow::Result<DirectServer> {
+        let labels = HashMap::from([(BENCH_LABEL.to_owned(), std::process::id().to_string())]);
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            env: Some(env.to_vec()),
+            labels: Some(labels),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            open_stdin: Some(true),
+            stdin_once: Some(true),
+            tty: Some(false),
+            host_config: Some(daemon_host_config()),
+            ..Default::default()
+        };
+        let id = self
+            .docker
+            .create_container(None, body)
+            .await
+            .with_context(|| format!("cannot create a container of {image}"))?
+            .id;
+        let options = AttachContainerOptionsBuilder::default()
+            .stream(true)
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let attach = self.docker.attach_container(&id, Some(options)).await;
+        let started = match attach {
+            Ok(attach) => self
+                .docker
+                .start_container(&id, None)
+                .await
+                .map(|()| attach),
+            Err(err) => Err(err),
+        };
+        let attach = match started {
+            Ok(attach) => attach,
+            Err(err) => {
+                self.remove(&id).await;
+                return Err(err).context("cannot attach to and start the container");
+            }
+        };
+        // The server's stderr is not part of the MCP stream; only stdout is read.
+        let stdout = attach.output.filter_map(|item| {
+            std::future::ready(match item {
+                Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                    Some(Ok(message))
+                }
+                Ok(_) => None,
+                Err(err) => Some(Err(io::Error::other(err))),
+            })
+        });
+        let mut server = DirectServer {
+            id,
+            io: LineClient::new(attach.input, Box::pin(StreamReader::new(stdout))),
+        };
+        if let Err(err) = server.io.handshake().await {
+            self.remove(&server.id).await;
+            return Err(err);
+        }
+        Ok(server)
+    }
+
+    /// Kills and removes a container; one already gone counts as removed.
+    pub async fn remove(&self, id: &str) {
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        let _ = self.docker.remove_container(id, Some(options)).await;
+    }
+
+    /// Removes containers this benchmark process labelled and did not remove (after a failure).
+    pub async fn remove_leftovers(&self) -> anyhow::Result<()> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{BENCH_LABEL}={}", std::process::id())],
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .context("cannot list the benchmark's containers")?;
+        for id in containers.into_iter().filter_map(|c| c.id) {
+            self.remove(&id).await;
+        }
+        Ok(())
+    }
+}
+
+/// The host configuration `daemon::docker` gives every server, so that the direct container
+/// differs from the gateway's only in who talks to it.
+fn daemon_host_config() -> HostConfig {
+    HostConfig {
+        init: Some(true),
+        auto_remove: Some(true),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        cap_drop: Some(vec!["ALL".into()]),
+        network_mode: Some("none".into()),
+        memory: Some(512 * 1024 * 1024),
+        pids_limit: Some(256),
+        nano_cpus: Some(1_000_000_000),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,137 @@
+//! A gateway under test: the harness's [`Daemon`] (temporary XDG directories, the real
+//! `mcp-gatewayd`), configured through the real `mcpctl`, with real `mcp-shim` clients.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use mcp_gateway_proto::{Hello, Role};
+use mcp_gateway_tests::{Daemon, Start, bin};
+use tokio::io::BufReader;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::process::Command;
+
+use crate::cli::Plan;
+use crate::mcp::{LineClient, ProcessClient};
+
+/// An MCP session on the daemon's socket without a shim in between.
+pub type SocketClient = LineClient<OwnedWriteHalf, BufReader<OwnedReadHalf>>;
+
+/// The daemon's log level: warnings only, so the benchmark's output stays readable and the
+/// daemon does not pay for logging every session.
+const DAEMON_LOG: &str = "warn";
+
+pub struct Rig {
+    pub daemon: Daemon,
+}
+
+/// A fixture server to configure: its name, and how many filler tools it adds to its six.
+pub struct Server<'a> {
+    pub name: &'a str,
+    pub image: &'a str,
+    pub extra_tools: usize,
+}
+
+impl Rig {
+    /// A daemon with the plan's extra environment (for experiments such as
+    /// `TOKIO_WORKER_THREADS`).
+    pub fn start(how: Start, plan: &Plan) -> Rig {
+        let mut env = vec![("RUST_LOG", DAEMON_LOG)];
+        env.extend(
+            plan.daemon_env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        Rig {
+            daemon: Daemon::start_with_env(how, &env),
+        }
+    }
+
+    /// Runs `mcpctl ARGS` and fails with its stderr if it fails.
+    pub fn ctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = self.daemon.ctl(args);
+        if !output.status.success() {
+            bail!(
+                "mcpctl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        String::from_utf8(output.stdout).context("mcpctl printed something that is not UTF-8")
+    }
+
+    /// Adds a fixture server to the catalog (and so to the implicit `default` profile).
+    pub fn add(&self, server: &Server) -> anyhow::Result<()> {
+        let name = format!("MCP_FIXTURE_NAME={}", server.name);
+        let extra = format!("MCP_FIXTURE_EXTRA_TOOLS={}", server.extra_tools);
+        self.ctl(&[
+            "server",
+            "add",
+            server.name,
+            "--image",
+            server.image,
+            "--env",
+            &name,
+            "--env",
+            &extra,
+        ])?;
+        Ok(())
+    }
+
+    /// Creates profile `name` holding `servers`.
+    pub fn profile(&self, name: &str, servers: &[&str]) -> anyhow::Result<()> {
+        let mut args = vec!["profile", "create", name];
+        for server in servers {
+            args.extend(["--server", server]);
+        }
+        self.ctl(&args)?;
+        Ok(())
+    }
+
+    /// An `mcp-shim` for `profile` (the active one when `None`), not yet initialised.
+    pub fn shim(
+        &self,
+        shim: &std::path::Path,
+        profile: Option<&str>,
+    ) -> anyhow::Result<ProcessClient> {
+        let mut command = Command::new(shim);
+        if let Some(profile) = profile {
+            command.args(["--profile", profile]);
+        }
+        command.envs(self.daemon.env());
+        ProcessClient::spawn(command)
+    }
+
+    /// An initialised `mcp-shim` client of the release shim beside the daemon.
+    pub async fn session(&self, profile: Option<&str>) -> anyhow::Result<ProcessClient> {
+        let mut client = self.shim(&bin("mcp-shim"), profile)?;
+        client.io.handshake().await?;
+        Ok(client)
+    }
+
+    /// An initialised MCP session spoken by this process straight on the daemon's socket, after
+    /// the same hello the shim sends: the gateway path less the shim process.
+    pub async fn socket_session(&self) -> anyhow::Result<SocketClient> {
+        let socket = self.daemon.socket.clone();
+        let stream = tokio::task::spawn_blocking(move || {
+            let hello = Hello::new(Role::Mcp, "mcp-gateway-bench");
+            mcp_gateway_proto::connect(&socket, &hello, Duration::from_secs(30))
+                .map(|connection| connection.stream)
+                .map_err(|err| anyhow::anyhow!("{err}"))
+        })
+        .await??;
+        stream.set_nonblocking(true)?;
+        let (read, write) = tokio::net::UnixStream::from_std(stream)?.into_split();
+        let mut client = LineClient::new(write, BufReader::new(read));
+        client.handshake().await?;
+        Ok(client)
+    }
+
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        self.daemon.pid().context("the daemon is not running")
+    }
+
+    /// This daemon's containers, by its scope label.
+    pub fn containers(&self) -> usize {
+        self.daemon.containers().len()
+    }
+}

@@ -1,0 +1,91 @@
+//! Smoke test of the benchmark: a quick run of every figure against the real binaries and engine,
+//! so the harness cannot rot. It checks that each figure is measured, not how fast it is, except
+//! for leaks, which must not happen at any speed.
+
+use std::process::Command;
+use std::time::Instant;
+
+use mcp_gateway_tests::require_docker;
+use serde_json::Value;
+
+fn row<'a>(rows: &'a [Value], prefix: &str) -> &'a Value {
+    rows.iter()
+        .find(|row| {
+            row["figure"]
+                .as_str()
+                .is_some_and(|f| f.starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("no figure starting with {prefix:?} in {rows:#?}"))
+}
+
+#[test]
+fn a_quick_run_measures_every_figure() {
+    if !require_docker() {
+        return;
+    }
+    let start = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_mcp-gateway-bench"))
+        .args([
+            "all",
+            "--quick",
+            "--json",
+            "--clients",
+            "1,4",
+            "--round-secs",
+            "0.2",
+        ])
+        .args([
+            "--cold-servers",
+            "2",
+            "--scale-servers",
+            "2",
+            "--sessions",
+            "5",
+        ])
+        .args(["--cycles", "10"])
+        .output()
+        .expect("run mcp-gateway-bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the benchmark failed: {stderr}");
+    let rows: Vec<Value> = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("not JSON ({err}): {stderr}"));
+
+    for prefix in [
+        "tools/call p50, 1 client",
+        "tools/call p99, 4 clients",
+        "throughput, 4 clients",
+        "cold start → first tools/list, 1 server",
+        "cold start → first tools/list, 2 servers",
+        "tools/list p50, 2 servers × 20 tools",
+        "daemon RSS, 2 servers × 20 tools",
+        "daemon RSS, idle",
+        "daemon RSS, 5 sessions",
+        "mcp-shim start → first answer",
+        "mcp-shim RSS",
+    ] {
+        let row = row(&rows, prefix);
+        let measured = row["gateway"].as_f64().unwrap_or_default();
+        assert!(measured > 0.0, "{prefix} was not measured: {row}");
+    }
+    for prefix in [
+        "tools/call p50",
+        "throughput",
+        "cold start → first tools/list, 2",
+    ] {
+        let row = row(&rows, prefix);
+        assert!(
+            row["baseline"].as_f64().unwrap_or_default() > 0.0,
+            "no baseline: {row}"
+        );
+    }
+    for prefix in [
+        "daemon's containers",
+        "daemon's child processes",
+        "daemon's zombie children",
+        "daemon's open files",
+    ] {
+        let row = row(&rows, prefix);
+        assert_eq!(row["met"], true, "a leak: {row}");
+    }
+    eprintln!("quick benchmark run took {:?}", start.elapsed());
+}
