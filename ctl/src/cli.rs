@@ -60,6 +60,26 @@ pub enum ServerCommand {
         /// for more); set its value with `mcpctl secret set NAME`
         #[arg(long = "secret", value_name = "NAME")]
         secrets: Vec<String>,
+        /// Memory limit, as in 512m or 1g [default: the daemon's, 512m]
+        #[arg(long, value_name = "SIZE")]
+        memory: Option<String>,
+        /// CPU limit in CPUs, as in 0.5 [default: the daemon's, 1]
+        #[arg(long, value_name = "N")]
+        cpus: Option<f64>,
+        /// Process limit [default: the daemon's, 256]
+        #[arg(long, value_name = "N")]
+        pids: Option<u32>,
+        /// Give the server a network: the engine's default one, or NAME (`none`: no network,
+        /// which is the default without this flag)
+        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "default")]
+        network: Option<String>,
+        /// Bind-mount a host path, read-only unless `:rw` follows (repeat for more)
+        #[arg(long = "mount", value_name = "SRC:DST[:rw]")]
+        mounts: Vec<String>,
+        /// Seconds without a request before the container is removed; 0 keeps it
+        /// [default: the daemon's, 1800]
+        #[arg(long, value_name = "SECONDS")]
+        idle_timeout: Option<u64>,
     },
     /// List the servers in the catalog and where they run
     Ls,

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use mcp_gateway_proto::{Request, Response, SecretSource, SecretValue};
+use mcp_gateway_proto::{
+    ContainerInfo, ContainerState, MountSpec, Network, Request, Response, RunInfo, SecretSource,
+    SecretValue,
+};
 use serde_json::{Map, Value};
 
 use crate::cli::{Cli, Command, ProfileCommand, SecretCommand, ServerCommand, ToolsCommand};
@@ -52,12 +55,31 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
             command,
             env,
             secrets,
+            memory,
+            cpus,
+            pids,
+            network,
+            mounts,
+            idle_timeout,
         }) => Request::ServerAdd {
             name,
             image,
             command,
             env: parse_env(&env)?,
             secrets,
+            memory,
+            cpus,
+            pids,
+            network: network.map(|name| match name.as_str() {
+                "default" => Network::Default,
+                "none" => Network::None,
+                _ => Network::Named(name),
+            }),
+            mounts: mounts
+                .iter()
+                .map(|mount| parse_mount(mount))
+                .collect::<anyhow::Result<_>>()?,
+            idle_timeout,
         },
         Command::Server(ServerCommand::Ls) => Request::ServerList,
         Command::Profile(ProfileCommand::Create { name, servers }) => {
@@ -98,6 +120,29 @@ fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
             _ => bail!("--env {pair:?}: expected KEY=VALUE"),
         })
         .collect()
+}
+
+/// `SRC:DST`, `SRC:DST:ro` or `SRC:DST:rw`; a relative SRC is taken from the current directory,
+/// since the daemon's is another. Which sources are allowed is the daemon's decision.
+fn parse_mount(text: &str) -> anyhow::Result<MountSpec> {
+    let (paths, writable) = match text.rsplit_once(':') {
+        Some((paths, "rw")) => (paths, true),
+        Some((paths, "ro")) => (paths, false),
+        _ => (text, false),
+    };
+    let Some((source, target)) = paths
+        .split_once(':')
+        .filter(|(s, t)| !s.is_empty() && !t.is_empty())
+    else {
+        bail!("--mount {text:?}: expected SRC:DST, SRC:DST:ro or SRC:DST:rw");
+    };
+    let source = std::path::absolute(source)
+        .with_context(|| format!("--mount {text:?}: cannot make {source} absolute"))?;
+    Ok(MountSpec {
+        source: source.display().to_string(),
+        target: target.to_owned(),
+        writable,
+    })
 }
 
 /// `KEY=VALUE` (JSON when VALUE parses as a non-string JSON value, else a string) and `KEY:=JSON`.
@@ -147,12 +192,11 @@ fn print_text(response: &Response) {
                 println!("no servers; add one with: mcpctl server add NAME --image IMAGE");
             }
             for server in servers {
-                let running = if server.running_in.is_empty() {
-                    "stopped".to_owned()
-                } else {
-                    format!("running in {}", server.running_in.join(", "))
-                };
-                println!("{:<20} {:<40} {running}", server.name, server.image);
+                let run = server.run.as_ref().map(run_summary).unwrap_or_default();
+                println!("{:<20} {:<40} {run}", server.name, server.image);
+                for container in &server.containers {
+                    println!("  {}", container_summary(container));
+                }
             }
         }
         Response::Profiles { profiles } => {
@@ -282,4 +326,58 @@ mod tests {
         assert_eq!(parse_env(&["A=b=c".into()]).unwrap()["A"], "b=c");
         assert!(parse_env(&["=x".into()]).is_err());
     }
+}
+
+/// `512m, 1 cpu, 256 pids, network none, idle 1800 s`, then the mounts.
+fn run_summary(run: &RunInfo) -> String {
+    let network = match &run.network {
+        Network::None => "none",
+        Network::Default => "default",
+        Network::Named(name) => name,
+    };
+    let idle = match run.idle_timeout {
+        Some(seconds) => format!("idle {seconds} s"),
+        None => "never idle".to_owned(),
+    };
+    let mut summary = format!(
+        "{}, {} cpu, {} pids, network {network}, {idle}",
+        run.memory, run.cpus, run.pids
+    );
+    for mount in &run.mounts {
+        let mode = if mount.writable { "rw" } else { "ro" };
+        summary.push_str(&format!(", {}:{}:{mode}", mount.source, mount.target));
+    }
+    summary
+}
+
+/// One line per profile: `work  running  up 12 s, used 3 s ago`, and the last failure.
+fn container_summary(container: &ContainerInfo) -> String {
+    let state = match container.state {
+        ContainerState::Starting => "starting",
+        ContainerState::Running => "running",
+        ContainerState::Backoff => "backoff",
+        ContainerState::Stopped => "stopped",
+        _ => "unknown",
+    };
+    let mut details = Vec::new();
+    if let Some(uptime) = container.uptime_secs {
+        details.push(format!("up {uptime} s"));
+    }
+    if let Some(used) = container.last_used_secs {
+        details.push(format!("used {used} s ago"));
+    }
+    if container.restarts > 0 {
+        details.push(format!("{} restarts", container.restarts));
+    }
+    if let Some(retry) = container.retry_in_secs {
+        details.push(format!("next start in {retry} s"));
+    }
+    if let Some(error) = &container.last_error {
+        details.push(format!("last error: {error}"));
+    }
+    format!(
+        "{:<18} {state:<9} {}",
+        container.profile,
+        details.join(", ")
+    )
 }

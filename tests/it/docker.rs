@@ -168,7 +168,13 @@ fn mcpctl_manages_servers_profiles_and_tools() {
         serde_json::from_str(&daemon.ctl_ok(&["--json", "tools", "ls", "--profile", "solo"]))
             .unwrap();
     assert_eq!(listed["profile"], "solo");
-    assert!(daemon.ctl_ok(&["server", "ls"]).contains("running in"));
+    let servers = daemon.ctl_ok(&["server", "ls"]);
+    assert!(
+        servers
+            .lines()
+            .any(|l| l.trim_start().starts_with("solo") && l.contains("running")),
+        "{servers}"
+    );
     let status = daemon.ctl_ok(&["status"]);
     assert!(
         status.contains("active profile:  solo") && status.contains("containers:      "),
