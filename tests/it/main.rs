@@ -3,6 +3,7 @@
 
 mod docker;
 mod fidelity;
+mod pool;
 mod secrets;
 mod security;
 mod wire;
