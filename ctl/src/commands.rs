@@ -10,7 +10,9 @@ use mcp_gateway_proto::{
 };
 use serde_json::{Map, Value};
 
-use crate::cli::{Cli, Command, ProfileCommand, SecretCommand, ServerCommand, ToolsCommand};
+use crate::cli::{
+    Cli, Command, ProfileCommand, SecretCommand, ServerAdd, ServerCommand, ToolsCommand,
+};
 use crate::client::Client;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -49,38 +51,41 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn request_for(command: Command) -> anyhow::Result<Request> {
     Ok(match command {
         Command::Status => Request::Status,
-        Command::Server(ServerCommand::Add {
-            name,
-            image,
-            command,
-            env,
-            secrets,
-            memory,
-            cpus,
-            pids,
-            network,
-            mounts,
-            idle_timeout,
-        }) => Request::ServerAdd {
-            name,
-            image,
-            command,
-            env: parse_env(&env)?,
-            secrets,
-            memory,
-            cpus,
-            pids,
-            network: network.map(|name| match name.as_str() {
-                "default" => Network::Default,
-                "none" => Network::None,
-                _ => Network::Named(name),
-            }),
-            mounts: mounts
-                .iter()
-                .map(|mount| parse_mount(mount))
-                .collect::<anyhow::Result<_>>()?,
-            idle_timeout,
-        },
+        Command::Server(ServerCommand::Add(add)) => {
+            let ServerAdd {
+                name,
+                image,
+                command,
+                env,
+                secrets,
+                memory,
+                cpus,
+                pids,
+                network,
+                mounts,
+                idle_timeout,
+            } = *add;
+            Request::ServerAdd {
+                name,
+                image,
+                command,
+                env: parse_env(&env)?,
+                secrets,
+                memory,
+                cpus,
+                pids,
+                network: network.map(|name| match name.as_str() {
+                    "default" => Network::Default,
+                    "none" => Network::None,
+                    _ => Network::Named(name),
+                }),
+                mounts: mounts
+                    .iter()
+                    .map(|mount| parse_mount(mount))
+                    .collect::<anyhow::Result<_>>()?,
+                idle_timeout,
+            }
+        }
         Command::Server(ServerCommand::Ls) => Request::ServerList,
         Command::Profile(ProfileCommand::Create { name, servers }) => {
             Request::ProfileCreate { name, servers }
@@ -299,35 +304,6 @@ fn print_tool_result(result: &Value) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn arguments_are_json_when_they_look_like_it() {
-        let args = parse_arguments(&[
-            "text=hello".into(),
-            "n=3".into(),
-            "flag=true".into(),
-            "id:=\"42\"".into(),
-            "s=\"q\"".into(),
-        ])
-        .unwrap();
-        assert_eq!(
-            Value::Object(args),
-            serde_json::json!({"text": "hello", "n": 3, "flag": true, "id": "42", "s": "\"q\""})
-        );
-        assert!(parse_arguments(&["novalue".into()]).is_err());
-        assert!(parse_arguments(&["x:={".into()]).is_err());
-    }
-
-    #[test]
-    fn env_pairs_need_a_key() {
-        assert_eq!(parse_env(&["A=b=c".into()]).unwrap()["A"], "b=c");
-        assert!(parse_env(&["=x".into()]).is_err());
-    }
-}
-
 /// `512m, 1 cpu, 256 pids, network none, idle 1800 s`, then the mounts.
 fn run_summary(run: &RunInfo) -> String {
     let network = match &run.network {
@@ -380,4 +356,33 @@ fn container_summary(container: &ContainerInfo) -> String {
         container.profile,
         details.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_json_when_they_look_like_it() {
+        let args = parse_arguments(&[
+            "text=hello".into(),
+            "n=3".into(),
+            "flag=true".into(),
+            "id:=\"42\"".into(),
+            "s=\"q\"".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            Value::Object(args),
+            serde_json::json!({"text": "hello", "n": 3, "flag": true, "id": "42", "s": "\"q\""})
+        );
+        assert!(parse_arguments(&["novalue".into()]).is_err());
+        assert!(parse_arguments(&["x:={".into()]).is_err());
+    }
+
+    #[test]
+    fn env_pairs_need_a_key() {
+        assert_eq!(parse_env(&["A=b=c".into()]).unwrap()["A"], "b=c");
+        assert!(parse_env(&["=x".into()]).is_err());
+    }
 }

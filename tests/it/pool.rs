@@ -68,7 +68,7 @@ fn a_crashing_server_is_restarted_after_a_backoff() {
     let first = container(&daemon, "alpha");
     assert_eq!(first["state"], "running", "{first}");
     let first_id = first["id"].as_str().unwrap().to_owned();
-    assert_eq!(daemon.containers(), [first_id.clone()]);
+    assert_eq!(daemon.containers(), std::slice::from_ref(&first_id));
     let processes_before = processes(&first_id);
 
     // The call in flight when the server dies fails at once, not after the request timeout.

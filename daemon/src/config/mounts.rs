@@ -121,7 +121,7 @@ impl HostPaths {
             if self
                 .home
                 .as_deref()
-                .is_some_and(|home| forms(home).iter().any(|home| *home == candidate))
+                .is_some_and(|home| forms(home).contains(&candidate))
             {
                 return refuse("it is the home directory as a whole".into());
             }
