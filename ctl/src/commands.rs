@@ -363,6 +363,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mounts_are_read_only_unless_rw_and_relative_sources_become_absolute() {
+        let mount = parse_mount("/srv/data:/data").unwrap();
+        assert_eq!(
+            (mount.source.as_str(), mount.target.as_str()),
+            ("/srv/data", "/data")
+        );
+        assert!(!mount.writable);
+        assert!(parse_mount("/srv/out:/out:rw").unwrap().writable);
+        assert!(!parse_mount("/srv/out:/out:ro").unwrap().writable);
+        let relative = parse_mount("data:/data").unwrap();
+        assert!(relative.source.starts_with('/') && relative.source.ends_with("/data"));
+        for bad in ["/srv/data", ":/data", "/srv/data:", "/srv:rw"] {
+            assert!(parse_mount(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
     fn arguments_are_json_when_they_look_like_it() {
         let args = parse_arguments(&[
             "text=hello".into(),
