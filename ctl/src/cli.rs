@@ -45,24 +45,48 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
     /// Add a server to the catalog, or replace one with the same name
-    Add {
-        name: String,
-        /// The container image that runs the server
-        #[arg(long)]
-        image: String,
-        /// One argument of the container's command (repeat for more)
-        #[arg(long = "command", value_name = "ARG", allow_hyphen_values = true)]
-        command: Vec<String>,
-        /// An environment variable for the server (repeat for more)
-        #[arg(long = "env", value_name = "K=V")]
-        env: Vec<String>,
-        /// A secret the server receives as the environment variable of the same name (repeat
-        /// for more); set its value with `mcpctl secret set NAME`
-        #[arg(long = "secret", value_name = "NAME")]
-        secrets: Vec<String>,
-    },
+    Add(Box<ServerAdd>),
     /// List the servers in the catalog and where they run
     Ls,
+}
+
+/// `mcpctl server add`: what the server runs and the limits it runs with.
+#[derive(Debug, Args)]
+pub struct ServerAdd {
+    pub name: String,
+    /// The container image that runs the server
+    #[arg(long)]
+    pub image: String,
+    /// One argument of the container's command (repeat for more)
+    #[arg(long = "command", value_name = "ARG", allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// An environment variable for the server (repeat for more)
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// A secret the server receives as the environment variable of the same name (repeat
+    /// for more); set its value with `mcpctl secret set NAME`
+    #[arg(long = "secret", value_name = "NAME")]
+    pub secrets: Vec<String>,
+    /// Memory limit, as in 512m or 1g [default: config.toml's, else 512m]
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPU limit in CPUs, as in 0.5 [default: config.toml's, else 1]
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
+    /// Process limit [default: config.toml's, else 256]
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u32>,
+    /// Give the server a network: the engine's default one, or NAME (`none`: no network,
+    /// which is the default without this flag)
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "default")]
+    pub network: Option<String>,
+    /// Bind-mount a host path, read-only unless `:rw` follows (repeat for more)
+    #[arg(long = "mount", value_name = "SRC:DST[:rw]")]
+    pub mounts: Vec<String>,
+    /// Seconds without a request before the container is removed; 0 keeps it
+    /// [default: config.toml's, else 1800]
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

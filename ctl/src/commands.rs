@@ -4,10 +4,15 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use mcp_gateway_proto::{Request, Response, SecretSource, SecretValue};
+use mcp_gateway_proto::{
+    ContainerInfo, ContainerState, MountSpec, Network, Request, Response, RunInfo, SecretSource,
+    SecretValue,
+};
 use serde_json::{Map, Value};
 
-use crate::cli::{Cli, Command, ProfileCommand, SecretCommand, ServerCommand, ToolsCommand};
+use crate::cli::{
+    Cli, Command, ProfileCommand, SecretCommand, ServerAdd, ServerCommand, ToolsCommand,
+};
 use crate::client::Client;
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -46,19 +51,41 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn request_for(command: Command) -> anyhow::Result<Request> {
     Ok(match command {
         Command::Status => Request::Status,
-        Command::Server(ServerCommand::Add {
-            name,
-            image,
-            command,
-            env,
-            secrets,
-        }) => Request::ServerAdd {
-            name,
-            image,
-            command,
-            env: parse_env(&env)?,
-            secrets,
-        },
+        Command::Server(ServerCommand::Add(add)) => {
+            let ServerAdd {
+                name,
+                image,
+                command,
+                env,
+                secrets,
+                memory,
+                cpus,
+                pids,
+                network,
+                mounts,
+                idle_timeout,
+            } = *add;
+            Request::ServerAdd {
+                name,
+                image,
+                command,
+                env: parse_env(&env)?,
+                secrets,
+                memory,
+                cpus,
+                pids,
+                network: network.map(|name| match name.as_str() {
+                    "default" => Network::Default,
+                    "none" => Network::None,
+                    _ => Network::Named(name),
+                }),
+                mounts: mounts
+                    .iter()
+                    .map(|mount| parse_mount(mount))
+                    .collect::<anyhow::Result<_>>()?,
+                idle_timeout,
+            }
+        }
         Command::Server(ServerCommand::Ls) => Request::ServerList,
         Command::Profile(ProfileCommand::Create { name, servers }) => {
             Request::ProfileCreate { name, servers }
@@ -98,6 +125,29 @@ fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
             _ => bail!("--env {pair:?}: expected KEY=VALUE"),
         })
         .collect()
+}
+
+/// `SRC:DST`, `SRC:DST:ro` or `SRC:DST:rw`; a relative SRC is taken from the current directory,
+/// since the daemon's is another. Which sources are allowed is the daemon's decision.
+fn parse_mount(text: &str) -> anyhow::Result<MountSpec> {
+    let (paths, writable) = match text.rsplit_once(':') {
+        Some((paths, "rw")) => (paths, true),
+        Some((paths, "ro")) => (paths, false),
+        _ => (text, false),
+    };
+    let Some((source, target)) = paths
+        .split_once(':')
+        .filter(|(s, t)| !s.is_empty() && !t.is_empty())
+    else {
+        bail!("--mount {text:?}: expected SRC:DST, SRC:DST:ro or SRC:DST:rw");
+    };
+    let source = std::path::absolute(source)
+        .with_context(|| format!("--mount {text:?}: cannot make {source} absolute"))?;
+    Ok(MountSpec {
+        source: source.display().to_string(),
+        target: target.to_owned(),
+        writable,
+    })
 }
 
 /// `KEY=VALUE` (JSON when VALUE parses as a non-string JSON value, else a string) and `KEY:=JSON`.
@@ -147,12 +197,11 @@ fn print_text(response: &Response) {
                 println!("no servers; add one with: mcpctl server add NAME --image IMAGE");
             }
             for server in servers {
-                let running = if server.running_in.is_empty() {
-                    "stopped".to_owned()
-                } else {
-                    format!("running in {}", server.running_in.join(", "))
-                };
-                println!("{:<20} {:<40} {running}", server.name, server.image);
+                let run = server.run.as_ref().map(run_summary).unwrap_or_default();
+                println!("{:<20} {:<40} {run}", server.name, server.image);
+                for container in &server.containers {
+                    println!("  {}", container_summary(container));
+                }
             }
         }
         Response::Profiles { profiles } => {
@@ -255,9 +304,80 @@ fn print_tool_result(result: &Value) {
     }
 }
 
+/// `512m, 1 cpu, 256 pids, network none, idle 1800 s`, then the mounts.
+fn run_summary(run: &RunInfo) -> String {
+    let network = match &run.network {
+        Network::None => "none",
+        Network::Default => "default",
+        Network::Named(name) => name,
+    };
+    let idle = match run.idle_timeout {
+        Some(seconds) => format!("idle {seconds} s"),
+        None => "never idle".to_owned(),
+    };
+    let mut summary = format!(
+        "{}, {} cpu, {} pids, network {network}, {idle}",
+        run.memory, run.cpus, run.pids
+    );
+    for mount in &run.mounts {
+        let mode = if mount.writable { "rw" } else { "ro" };
+        summary.push_str(&format!(", {}:{}:{mode}", mount.source, mount.target));
+    }
+    summary
+}
+
+/// One line per profile: `work  running  up 12 s, used 3 s ago`, and the last failure.
+fn container_summary(container: &ContainerInfo) -> String {
+    let state = match container.state {
+        ContainerState::Starting => "starting",
+        ContainerState::Running => "running",
+        ContainerState::Backoff => "backoff",
+        ContainerState::Stopped => "stopped",
+        _ => "unknown",
+    };
+    let mut details = Vec::new();
+    if let Some(uptime) = container.uptime_secs {
+        details.push(format!("up {uptime} s"));
+    }
+    if let Some(used) = container.last_used_secs {
+        details.push(format!("used {used} s ago"));
+    }
+    if container.restarts > 0 {
+        details.push(format!("{} restarts", container.restarts));
+    }
+    if let Some(retry) = container.retry_in_secs {
+        details.push(format!("next start in {retry} s"));
+    }
+    if let Some(error) = &container.last_error {
+        details.push(format!("last error: {error}"));
+    }
+    format!(
+        "{:<18} {state:<9} {}",
+        container.profile,
+        details.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mounts_are_read_only_unless_rw_and_relative_sources_become_absolute() {
+        let mount = parse_mount("/srv/data:/data").unwrap();
+        assert_eq!(
+            (mount.source.as_str(), mount.target.as_str()),
+            ("/srv/data", "/data")
+        );
+        assert!(!mount.writable);
+        assert!(parse_mount("/srv/out:/out:rw").unwrap().writable);
+        assert!(!parse_mount("/srv/out:/out:ro").unwrap().writable);
+        let relative = parse_mount("data:/data").unwrap();
+        assert!(relative.source.starts_with('/') && relative.source.ends_with("/data"));
+        for bad in ["/srv/data", ":/data", "/srv/data:", "/srv:rw"] {
+            assert!(parse_mount(bad).is_err(), "{bad} accepted");
+        }
+    }
 
     #[test]
     fn arguments_are_json_when_they_look_like_it() {

@@ -1,16 +1,22 @@
 //! Answers `mcpctl`'s control requests. Each request maps to one call into the configuration store
 //! or the gateway; this module only translates between those and the wire types.
 
+use std::num::NonZeroU32;
+
 use mcp_gateway_proto::{
-    ErrorKind, ProfileInfo, Request, Response, SecretInfo, SecretSource, ServerInfo, StatusInfo,
-    ToolInfo,
+    ContainerInfo, ContainerState, ErrorKind, MountSpec, ProfileInfo, Request, Response, RunInfo,
+    SecretInfo, SecretSource, ServerInfo, StatusInfo, ToolInfo,
 };
 use serde_json::Value;
 
-use crate::config::{self, ConfigError, DEFAULT_PROFILE, SecretError, ServerDef};
+use crate::config::{
+    self, ConfigError, Cpus, DEFAULT_PROFILE, Memory, Mount, Network, RunSettings, SecretError,
+    ServerDef,
+};
 use crate::gateway::{Gateway, GatewayError};
 use crate::jsonrpc;
 use crate::lists::ListKind;
+use crate::pool::{SlotPhase, SlotStatus};
 use crate::server::Shared;
 
 pub async fn handle(shared: &Shared, request: Request) -> Response {
@@ -39,17 +45,34 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             command,
             env,
             secrets,
+            memory,
+            cpus,
+            pids,
+            network,
+            mounts,
+            idle_timeout,
         } => {
             let replaced = gateway.config.get().catalog.servers.contains_key(&name);
-            match gateway.config.add_server(
-                &name,
+            let def = server_def(
                 ServerDef {
                     image,
                     command,
                     env,
                     secrets,
+                    memory: None,
+                    cpus: None,
+                    pids: None,
+                    network: None,
+                    mounts: Vec::new(),
+                    idle_timeout,
                 },
-            ) {
+                memory,
+                cpus,
+                pids,
+                network,
+                mounts,
+            );
+            match def.and_then(|def| gateway.config.add_server(&name, def)) {
                 Ok(()) if replaced => done(format!("replaced server {name}")),
                 Ok(()) => done(format!("added server {name}")),
                 Err(err) => config_error(err),
@@ -183,8 +206,40 @@ async fn status(shared: &Shared) -> Response {
     })
 }
 
+/// A catalog entry from `mcpctl`'s values, each checked as the catalog file's parser checks it.
+fn server_def(
+    mut def: ServerDef,
+    memory: Option<String>,
+    cpus: Option<f64>,
+    pids: Option<u32>,
+    network: Option<mcp_gateway_proto::Network>,
+    mounts: Vec<MountSpec>,
+) -> Result<ServerDef, ConfigError> {
+    let invalid = ConfigError::Invalid;
+    def.memory = memory.map(Memory::try_from).transpose().map_err(invalid)?;
+    def.cpus = cpus.map(Cpus::try_from).transpose().map_err(invalid)?;
+    def.pids = pids
+        .map(|pids| NonZeroU32::new(pids).ok_or_else(|| invalid("pids must be at least 1".into())))
+        .transpose()?;
+    def.network = match network {
+        None => None,
+        Some(mcp_gateway_proto::Network::None) => Some(Network::None),
+        Some(mcp_gateway_proto::Network::Default) => Some(Network::Default),
+        Some(mcp_gateway_proto::Network::Named(name)) => {
+            Some(Network::named(&name).map_err(invalid)?)
+        }
+    };
+    def.mounts = mounts
+        .into_iter()
+        .map(|m| Mount::new(m.source.into(), m.target.into(), m.writable))
+        .collect::<Result<_, _>>()
+        .map_err(invalid)?;
+    Ok(def)
+}
+
 async fn server_list(gateway: &Gateway) -> Response {
     let running = gateway.pool.running();
+    let statuses = gateway.pool.statuses();
     let config = gateway.config.get();
     let servers = config
         .catalog
@@ -201,9 +256,57 @@ async fn server_list(gateway: &Gateway) -> Response {
                 .filter(|(_, s)| s == name)
                 .map(|(p, _)| p.clone())
                 .collect(),
+            run: Some(run_info(&config.settings.defaults.resolve(def))),
+            containers: statuses
+                .iter()
+                .filter(|status| status.server == *name)
+                .map(container_info)
+                .collect(),
         })
         .collect();
     Response::Servers { servers }
+}
+
+fn run_info(run: &RunSettings) -> RunInfo {
+    RunInfo {
+        memory: Memory(run.memory).to_string(),
+        cpus: f64::from(Cpus(run.nano_cpus)),
+        pids: run.pids,
+        network: match &run.network {
+            Network::None => mcp_gateway_proto::Network::None,
+            Network::Default => mcp_gateway_proto::Network::Default,
+            Network::Named(name) => mcp_gateway_proto::Network::Named(name.clone()),
+        },
+        mounts: run
+            .mounts
+            .iter()
+            .map(|mount| MountSpec {
+                source: mount.source().display().to_string(),
+                target: mount.target().display().to_string(),
+                writable: mount.writable(),
+            })
+            .collect(),
+        idle_timeout: run.idle_timeout.map(|t| t.as_secs()),
+    }
+}
+
+fn container_info(status: &SlotStatus) -> ContainerInfo {
+    ContainerInfo {
+        profile: status.profile.clone(),
+        state: match status.state {
+            SlotPhase::Starting => ContainerState::Starting,
+            SlotPhase::Running => ContainerState::Running,
+            SlotPhase::Backoff => ContainerState::Backoff,
+            SlotPhase::Stopped => ContainerState::Stopped,
+        },
+        id: status.container.clone(),
+        uptime_secs: status.uptime.map(|d| d.as_secs()),
+        last_used_secs: status.last_used.map(|d| d.as_secs()),
+        restarts: status.restarts,
+        last_error: status.last_error.clone(),
+        // Rounded up, so a backoff never shows as 0 s while it lasts.
+        retry_in_secs: status.retry_in.map(|d| d.as_secs_f64().ceil() as u64),
+    }
 }
 
 /// Every secret a source holds or a server declares, with its sources and users.

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -53,6 +53,19 @@ pub struct ContainerSpec {
     pub command: Vec<String>,
     pub env: Vec<(String, String)>,
     pub labels: Vec<(&'static str, String)>,
+    pub memory: u64,
+    pub nano_cpus: u64,
+    pub pids: u32,
+    /// The network mode: `none`, a network's name, or `None` for the engine's default network.
+    pub network: Option<String>,
+    pub mounts: Vec<BindMount>,
+}
+
+/// A host path bind-mounted into a container.
+pub struct BindMount {
+    pub source: String,
+    pub target: String,
+    pub writable: bool,
 }
 
 /// A started container with its stdio attached. Dropping `stdin` closes the server's input, and
@@ -155,7 +168,7 @@ impl Engine {
             open_stdin: Some(true),
             stdin_once: Some(true),
             tty: Some(false),
-            host_config: Some(restricted_host_config()),
+            host_config: Some(restricted_host_config(spec)),
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default()
@@ -220,6 +233,24 @@ impl Engine {
         }
     }
 
+    /// Waits until the container stops and returns its exit status; `None` when the engine cannot
+    /// tell (the container was already removed, or the engine went away).
+    pub async fn wait(&self, id: &str) -> Option<i64> {
+        let options = WaitContainerOptionsBuilder::default()
+            .condition("not-running")
+            .build();
+        let mut stream = self.docker.wait_container(id, Some(options));
+        match stream.next().await? {
+            Ok(response) => Some(response.status_code),
+            // bollard reports a non-zero status as an error.
+            Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => Some(code),
+            Err(err) => {
+                tracing::debug!("cannot wait for container {id}: {err}");
+                None
+            }
+        }
+    }
+
     /// Ids of the containers of this user and scope not created by the daemon instance `keep`.
     pub async fn list_leftovers(
         &self,
@@ -254,19 +285,32 @@ impl Engine {
     }
 }
 
-/// The defaults that protect the host: an init process to reap zombies and forward signals, no
-/// privilege escalation, no capabilities, no network, bounded memory and processes, and removal
-/// by the engine itself once the server exits.
-fn restricted_host_config() -> HostConfig {
+/// The restrictions that protect the host: an init process to reap zombies and forward signals,
+/// no privilege escalation, no capabilities, the spec's network (`none` unless the catalog asks),
+/// memory, CPU and process limits, bind mounts read-only unless marked writable, and removal by
+/// the engine itself once the server exits.
+fn restricted_host_config(spec: &ContainerSpec) -> HostConfig {
+    let mounts = spec
+        .mounts
+        .iter()
+        .map(|mount| Mount {
+            source: Some(mount.source.clone()),
+            target: Some(mount.target.clone()),
+            typ: Some(MountType::BIND),
+            read_only: Some(!mount.writable),
+            ..Default::default()
+        })
+        .collect();
     HostConfig {
         init: Some(true),
         auto_remove: Some(true),
         security_opt: Some(vec!["no-new-privileges".into()]),
         cap_drop: Some(vec!["ALL".into()]),
-        network_mode: Some("none".into()),
-        memory: Some(512 * 1024 * 1024),
-        pids_limit: Some(256),
-        nano_cpus: Some(1_000_000_000),
+        network_mode: spec.network.clone(),
+        memory: Some(i64::try_from(spec.memory).unwrap_or(i64::MAX)),
+        pids_limit: Some(i64::from(spec.pids)),
+        nano_cpus: Some(i64::try_from(spec.nano_cpus).unwrap_or(i64::MAX)),
+        mounts: Some(mounts),
         ..Default::default()
     }
 }

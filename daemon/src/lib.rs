@@ -91,18 +91,20 @@ pub async fn run(
     for problem in &problems {
         tracing::error!("configuration: {problem}");
     }
+    let config = Arc::new(config);
     let (events, server_events) = tokio::sync::mpsc::channel(1024);
     let pool = Arc::new(pool::Pool::new(
         pool::PoolSettings {
             scope: listener.description.clone(),
             start_timeout: settings.start_timeout,
             max_line: settings.max_mcp_line,
-            secrets: Arc::clone(&config.secrets),
+            config: Arc::clone(&config),
         },
         events,
     ));
+    pool.spawn_idle_reaper();
     let gateway = Arc::new(gateway::Gateway::new(
-        Arc::new(config),
+        config,
         Arc::clone(&pool),
         settings.request_timeout,
         settings.list_page_size,

@@ -1,17 +1,29 @@
-//! The container pool: one running server per (profile, server), started on first need and shared
-//! by every session of that profile.
+//! The container pool: one running server per (profile, server), started on first need, shared
+//! by every session of that profile, and removed after its idle timeout.
 //!
 //! The pool owns the engine connection, which it (re)establishes lazily: the daemon must start and
 //! answer `status` while the engine is down, and pick the engine up once it appears.
+//!
+//! A server that exits while the pool holds it, or fails to start, is started again on the next
+//! need, but only after a backoff (`backoff`); until then requests fail at once with the reason
+//! and the server's last stderr lines. Each slot keeps what `mcpctl server ls` shows: its state,
+//! uptime, last use and last failure.
+
+mod backoff;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
-use crate::config::{Secrets, ServerDef};
-use crate::docker::{self, ContainerSpec, Engine, EngineError};
+use backoff::Backoff;
+
+use crate::config::{ConfigStore, Network, RunSettings, ServerDef};
+use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError};
 use crate::logtail::LogTail;
 use crate::upstream::{ServerEvent, Upstream, UpstreamError};
+
+/// How many stderr lines a failure report carries.
+const STDERR_LINES: usize = 5;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PoolError {
@@ -19,6 +31,15 @@ pub enum PoolError {
     Engine(String),
     #[error("cannot start server {server:?}: {reason}")]
     Start { server: String, reason: String },
+    #[error(
+        "server {server:?} failed and will be started again in {:.1} s: {reason}",
+        retry_in.as_secs_f64()
+    )]
+    Backoff {
+        server: String,
+        retry_in: Duration,
+        reason: String,
+    },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
@@ -34,8 +55,9 @@ pub struct PoolSettings {
     pub scope: String,
     pub start_timeout: Duration,
     pub max_line: usize,
-    /// Where the secrets a server declares are looked up, each time its container starts.
-    pub secrets: Arc<Secrets>,
+    /// The defaults of `config.toml`, and the secrets a server declares, looked up each time its
+    /// container starts.
+    pub config: Arc<ConfigStore>,
 }
 
 pub struct Pool {
@@ -48,19 +70,185 @@ pub struct Pool {
     seq: std::sync::atomic::AtomicU64,
     /// Where every server's unprompted messages go (the gateway).
     events: tokio::sync::mpsc::Sender<ServerEvent>,
+    /// Wakes the idle reaper when a container starts, so it learns the new deadline.
+    started: Arc<tokio::sync::Notify>,
 }
 
 /// One (profile, server) place in the pool. The async mutex makes concurrent first callers wait
-/// for the one start in progress instead of starting a container each.
-#[derive(Default)]
+/// for the one start in progress instead of starting a container each; `state` is what can be
+/// read without waiting for a start.
 struct Slot {
+    server: String,
     running: tokio::sync::Mutex<Option<Running>>,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    starting: bool,
+    /// The container running now, and since when.
+    container: Option<(String, Instant)>,
+    /// The run (container sequence number) whose exit is still to be recorded; cleared when the
+    /// pool removes the container itself, so a deliberate stop is not taken for a crash.
+    watching: Option<u64>,
+    last_used: Option<Instant>,
+    backoff: Backoff,
+    restarts: u32,
+    failure: Option<Failure>,
+    /// What the last start used; a changed definition lifts the backoff, since the user may
+    /// have fixed what made the server fail.
+    tried: Option<(ServerDef, RunSettings)>,
+}
+
+struct Failure {
+    cause: Cause,
+    /// No start before this; `None` for failures a retry may fix at once (engine, secrets).
+    retry_at: Option<Instant>,
+}
+
+enum Cause {
+    Exited {
+        seq: u64,
+        status: Option<i64>,
+        stderr: Vec<String>,
+    },
+    Start(String),
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::Exited { status, stderr, .. } => {
+                f.write_str("the server exited")?;
+                if let Some(status) = status {
+                    write!(f, " with status {status}")?;
+                }
+                if !stderr.is_empty() {
+                    write!(f, "; its last output: {}", stderr.join(" | "))?;
+                }
+                Ok(())
+            }
+            Cause::Start(reason) => f.write_str(reason),
+        }
+    }
 }
 
 struct Running {
     upstream: Arc<Upstream>,
     container: String,
+    seq: u64,
     def: ServerDef,
+    run: RunSettings,
+    stderr: Arc<LogTail>,
+    /// References to `upstream` while no request uses it (the pool's and the connection's own
+    /// tasks'); more means a request is in progress, so the container is not idle.
+    idle_refs: usize,
+}
+
+/// A (profile, server) slot as `mcpctl server ls` shows it.
+pub struct SlotStatus {
+    pub profile: String,
+    pub server: String,
+    pub state: SlotPhase,
+    pub container: Option<String>,
+    pub uptime: Option<Duration>,
+    pub last_used: Option<Duration>,
+    pub restarts: u32,
+    pub last_error: Option<String>,
+    pub retry_in: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotPhase {
+    Starting,
+    Running,
+    Backoff,
+    Stopped,
+}
+
+impl Slot {
+    fn new(server: &str) -> Slot {
+        Slot {
+            server: server.to_owned(),
+            running: tokio::sync::Mutex::new(None),
+            state: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that run `seq` ended on its own: the first report counts the failure, a later one
+    /// only adds the exit status the first did not know.
+    fn exited(&self, seq: u64, status: Option<i64>, stderr: &LogTail) {
+        let mut state = self.lock();
+        if state.watching != Some(seq) {
+            if let Some(Failure {
+                cause:
+                    Cause::Exited {
+                        seq: failed,
+                        status: known @ None,
+                        ..
+                    },
+                ..
+            }) = &mut state.failure
+                && *failed == seq
+            {
+                *known = status;
+            }
+            return;
+        }
+        let now = Instant::now();
+        let ran_for = state
+            .container
+            .take()
+            .map_or(Duration::ZERO, |(_, since)| now - since);
+        let delay = state.backoff.failed(ran_for);
+        state.watching = None;
+        state.failure = Some(Failure {
+            cause: Cause::Exited {
+                seq,
+                status,
+                stderr: stderr.last(STDERR_LINES),
+            },
+            retry_at: Some(now + delay),
+        });
+        tracing::warn!(
+            server = %self.server,
+            "{}; next start in {} s at the earliest",
+            state.failure.as_ref().map(|f| f.cause.to_string()).unwrap_or_default(),
+            delay.as_secs()
+        );
+    }
+
+    /// Refuses a start while the backoff lasts. A definition other than the one that failed
+    /// starts at once.
+    fn check_backoff(&self, def: &ServerDef, run: &RunSettings) -> Result<(), PoolError> {
+        let mut state = self.lock();
+        if state
+            .tried
+            .as_ref()
+            .is_some_and(|(d, r)| d != def || r != run)
+        {
+            state.backoff = Backoff::default();
+            if let Some(failure) = &mut state.failure {
+                failure.retry_at = None;
+            }
+        }
+        let now = Instant::now();
+        match &state.failure {
+            Some(Failure {
+                cause,
+                retry_at: Some(at),
+            }) if *at > now => Err(PoolError::Backoff {
+                server: self.server.clone(),
+                retry_in: *at - now,
+                reason: cause.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Pool {
@@ -73,6 +261,7 @@ impl Pool {
             engine: tokio::sync::Mutex::new(None),
             slots: Mutex::default(),
             seq: Default::default(),
+            started: Arc::default(),
         }
     }
 
@@ -112,54 +301,108 @@ impl Pool {
         Ok(leftovers.len())
     }
 
-    /// The running server for (profile, server), started if needed.
+    fn slot(&self, profile: &str, server: &str) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(
+            slots
+                .entry((profile.to_owned(), server.to_owned()))
+                .or_insert_with(|| Arc::new(Slot::new(server))),
+        )
+    }
+
+    /// The running server for (profile, server), started if needed. Every request to a server
+    /// comes through here, which is what marks the container as used.
     pub async fn get(
         &self,
         profile: &str,
         server: &str,
         def: &ServerDef,
     ) -> Result<Arc<Upstream>, PoolError> {
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(
-                slots
-                    .entry((profile.to_owned(), server.to_owned()))
-                    .or_default(),
-            )
-        };
+        let slot = self.slot(profile, server);
+        let run = self.settings.config.get().settings.defaults.resolve(def);
+        slot.lock().last_used = Some(Instant::now());
         let mut running = slot.running.lock().await;
         if let Some(current) = running.as_ref()
             && !current.upstream.is_closed()
             && current.def == *def
+            && current.run == run
         {
             return Ok(Arc::clone(&current.upstream));
         }
         if let Some(stale) = running.take() {
-            self.stop(stale).await;
+            if stale.upstream.is_closed() {
+                // The watcher may not have heard from the engine yet; the exit counts now.
+                slot.exited(stale.seq, None, &stale.stderr);
+            }
+            self.stop(&slot, stale).await;
         }
-        let started = self.start(profile, server, def).await?;
+        slot.check_backoff(def, &run)?;
+        let started = self.start(&slot, profile, server, def, run).await?;
         let upstream = Arc::clone(&started.upstream);
         *running = Some(started);
+        self.started.notify_one();
         Ok(upstream)
     }
 
+    /// Starts a container and records the outcome in the slot.
     async fn start(
         &self,
+        slot: &Arc<Slot>,
         profile: &str,
         server: &str,
         def: &ServerDef,
+        run: RunSettings,
+    ) -> Result<Running, PoolError> {
+        {
+            let mut state = slot.lock();
+            state.starting = true;
+            state.tried = Some((def.clone(), run.clone()));
+        }
+        let result = self.launch(slot, profile, server, def, run).await;
+        let mut state = slot.lock();
+        state.starting = false;
+        match &result {
+            Ok(running) => {
+                if state.backoff.after_failure() {
+                    state.restarts += 1;
+                }
+                state.container = Some((running.container.clone(), Instant::now()));
+                state.watching = Some(running.seq);
+            }
+            Err(err) => {
+                // A server that fails its handshake would fail the same way at once; engine and
+                // secret problems cost nothing to retry and may be fixed any moment.
+                let retry_at = matches!(err, PoolError::Upstream(_))
+                    .then(|| Instant::now() + state.backoff.failed(Duration::ZERO));
+                state.failure = Some(Failure {
+                    cause: Cause::Start(err.to_string()),
+                    retry_at,
+                });
+            }
+        }
+        result
+    }
+
+    async fn launch(
+        &self,
+        slot: &Arc<Slot>,
+        profile: &str,
+        server: &str,
+        def: &ServerDef,
+        run: RunSettings,
     ) -> Result<Running, PoolError> {
         let engine = self.engine().await?;
         // Secrets reach the container's environment and nothing else: not its command, labels or
         // name, and not this error, which names only the secret.
-        let secrets =
-            self.settings
-                .secrets
-                .resolve(&def.secrets)
-                .map_err(|err| PoolError::Start {
-                    server: server.to_owned(),
-                    reason: err.to_string(),
-                })?;
+        let secrets = self
+            .settings
+            .config
+            .secrets
+            .resolve(&def.secrets)
+            .map_err(|err| PoolError::Start {
+                server: server.to_owned(),
+                reason: err.to_string(),
+            })?;
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let spec = ContainerSpec {
             name: format!("mcp-gw-{profile}-{server}-{}-{seq}", self.instance),
@@ -179,6 +422,23 @@ impl Pool {
                 (docker::LABEL_PROFILE, profile.to_owned()),
                 (docker::LABEL_SERVER, server.to_owned()),
             ],
+            memory: run.memory,
+            nano_cpus: run.nano_cpus,
+            pids: run.pids,
+            network: match &run.network {
+                Network::None => Some("none".into()),
+                Network::Default => None,
+                Network::Named(name) => Some(name.clone()),
+            },
+            mounts: run
+                .mounts
+                .iter()
+                .map(|mount| BindMount {
+                    source: mount.source().display().to_string(),
+                    target: mount.target().display().to_string(),
+                    writable: mount.writable(),
+                })
+                .collect(),
         };
         let stderr = Arc::new(LogTail::new(server));
         let attached = engine
@@ -193,33 +453,117 @@ impl Pool {
             server,
             profile,
             (attached.stdin, attached.stdout),
-            stderr,
+            Arc::clone(&stderr),
             self.settings.max_line,
             self.events.clone(),
         );
-        let running = Running {
-            upstream,
-            container: attached.id,
-            def: def.clone(),
-        };
-        if let Err(err) = running
-            .upstream
-            .handshake(self.settings.start_timeout)
-            .await
-        {
-            self.stop(running).await;
+        if let Err(err) = upstream.handshake(self.settings.start_timeout).await {
+            engine.remove(&attached.id).await;
             return Err(err.into());
         }
-        if let Some(era) = running.upstream.era() {
+        if let Some(era) = upstream.era() {
             tracing::info!(profile, server, "speaks {}", era.name());
         }
-        Ok(running)
+        tokio::spawn(watch(
+            Arc::clone(slot),
+            engine,
+            attached.id.clone(),
+            seq,
+            Arc::downgrade(&upstream),
+            Arc::clone(&stderr),
+        ));
+        Ok(Running {
+            idle_refs: Arc::strong_count(&upstream),
+            upstream,
+            container: attached.id,
+            seq,
+            def: def.clone(),
+            run,
+            stderr,
+        })
     }
 
-    async fn stop(&self, running: Running) {
+    /// Removes a container the pool no longer wants; its exit is not a failure.
+    async fn stop(&self, slot: &Slot, running: Running) {
+        {
+            let mut state = slot.lock();
+            if state.watching == Some(running.seq) {
+                state.watching = None;
+                state.container = None;
+            }
+        }
         if let Some(engine) = self.engine.lock().await.clone() {
             engine.remove(&running.container).await;
         }
+    }
+
+    /// Removes the containers idle for longer than their timeout, for as long as the pool
+    /// exists. A container counts as used while a request holds its connection.
+    pub fn spawn_idle_reaper(self: &Arc<Pool>) {
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(strong) = pool.upgrade() else { break };
+                let next = strong.reap_idle().await;
+                let started = Arc::clone(&strong.started);
+                drop(strong);
+                tokio::select! {
+                    () = tokio::time::sleep(next) => {}
+                    () = started.notified() => {}
+                }
+            }
+        });
+    }
+
+    /// One pass of the reaper; returns how long until the next container may become idle.
+    async fn reap_idle(&self) -> Duration {
+        // Without containers the reaper sleeps until one starts.
+        let mut next = Duration::from_secs(3600);
+        let slots: Vec<_> = {
+            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots
+                .iter()
+                .map(|(k, s)| (k.clone(), Arc::clone(s)))
+                .collect()
+        };
+        for ((profile, server), slot) in slots {
+            // A slot whose lock is taken is starting a container or handing one out: in use.
+            let Ok(mut running) = slot.running.try_lock() else {
+                continue;
+            };
+            let Some(current) = running.as_ref() else {
+                continue;
+            };
+            let Some(timeout) = current.run.idle_timeout else {
+                continue;
+            };
+            if current.upstream.is_closed() {
+                continue;
+            }
+            let now = Instant::now();
+            let idle_for = {
+                let mut state = slot.lock();
+                if Arc::strong_count(&current.upstream) > current.idle_refs {
+                    state.last_used = Some(now);
+                }
+                state.last_used.map_or(Duration::ZERO, |used| now - used)
+            };
+            if idle_for < timeout {
+                next = next.min(timeout - idle_for);
+                continue;
+            }
+            if let Some(idle) = running.take() {
+                tracing::info!(
+                    profile,
+                    server,
+                    "removing container {} unused for {} s",
+                    idle.container,
+                    idle_for.as_secs()
+                );
+                self.stop(&slot, idle).await;
+            }
+        }
+        next
     }
 
     /// (profile, server) pairs with a live container, for `status` and `server ls`.
@@ -250,6 +594,52 @@ impl Pool {
             .collect()
     }
 
+    /// Every (profile, server) that has had a container since the daemon started, sorted.
+    pub fn statuses(&self) -> Vec<SlotStatus> {
+        let slots: Vec<_> = {
+            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots
+                .iter()
+                .map(|(k, s)| (k.clone(), Arc::clone(s)))
+                .collect()
+        };
+        let now = Instant::now();
+        let mut statuses: Vec<SlotStatus> = slots
+            .into_iter()
+            .map(|((profile, server), slot)| {
+                let state = slot.lock();
+                let retry_in = state
+                    .failure
+                    .as_ref()
+                    .and_then(|f| f.retry_at)
+                    .filter(|at| *at > now)
+                    .map(|at| at - now);
+                let phase = if state.starting {
+                    SlotPhase::Starting
+                } else if state.container.is_some() {
+                    SlotPhase::Running
+                } else if retry_in.is_some() {
+                    SlotPhase::Backoff
+                } else {
+                    SlotPhase::Stopped
+                };
+                SlotStatus {
+                    profile,
+                    server,
+                    state: phase,
+                    container: state.container.as_ref().map(|(id, _)| id.clone()),
+                    uptime: state.container.as_ref().map(|(_, since)| now - *since),
+                    last_used: state.last_used.map(|used| now - used),
+                    restarts: state.restarts,
+                    last_error: state.failure.as_ref().map(|f| f.cause.to_string()),
+                    retry_in,
+                }
+            })
+            .collect();
+        statuses.sort_by(|a, b| (&a.profile, &a.server).cmp(&(&b.profile, &b.server)));
+        statuses
+    }
+
     /// Removes every container this daemon started.
     pub async fn shutdown(&self) {
         let slots: Vec<_> = {
@@ -258,11 +648,36 @@ impl Pool {
         };
         let stops = slots.into_iter().map(|slot| async move {
             if let Some(running) = slot.running.lock().await.take() {
-                self.stop(running).await;
+                self.stop(&slot, running).await;
             }
         });
         futures_util::future::join_all(stops).await;
     }
+}
+
+/// Waits for a container to stop and records its exit in the slot, unless the pool removed it
+/// itself meanwhile.
+async fn watch(
+    slot: Arc<Slot>,
+    engine: Arc<Engine>,
+    id: String,
+    seq: u64,
+    upstream: Weak<Upstream>,
+    stderr: Arc<LogTail>,
+) {
+    let status = engine.wait(&id).await;
+    // The attach stream delivers the server's last stderr lines before it closes; give it a
+    // moment, so the failure report carries them.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let alive = || upstream.upgrade().is_some_and(|u| !u.is_closed());
+    while alive() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The engine lost track (restarted, say) of a server that still answers: not an exit.
+    if status.is_none() && alive() {
+        return;
+    }
+    slot.exited(seq, status, &stderr);
 }
 
 /// A short random id for this daemon run, from the kernel's random source.

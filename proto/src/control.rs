@@ -26,6 +26,25 @@ pub enum Request {
         /// Names of the secrets the server receives as environment variables.
         #[serde(default)]
         secrets: Vec<String>,
+        /// Memory limit as Docker writes it (`512m`); `None` takes the daemon's default.
+        #[serde(default)]
+        memory: Option<String>,
+        /// CPU limit in CPUs; `None` takes the daemon's default.
+        #[serde(default)]
+        cpus: Option<f64>,
+        /// Process limit; `None` takes the daemon's default.
+        #[serde(default)]
+        pids: Option<u32>,
+        /// The container's network; `None` is no network.
+        #[serde(default)]
+        network: Option<Network>,
+        /// Host paths bind-mounted into the container.
+        #[serde(default)]
+        mounts: Vec<MountSpec>,
+        /// Seconds without a request before the container is removed (0: never); `None` takes
+        /// the daemon's default.
+        #[serde(default)]
+        idle_timeout: Option<u64>,
     },
     /// Every server in the catalog, with its running containers.
     ServerList,
@@ -175,7 +194,7 @@ pub struct StatusInfo {
     pub containers: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfo {
     pub name: String,
     pub image: String,
@@ -190,6 +209,87 @@ pub struct ServerInfo {
     /// The profiles in which a container of this server is running now.
     #[serde(default)]
     pub running_in: Vec<String>,
+    /// The limits and settings the server runs with, defaults applied; `None` from older daemons.
+    #[serde(default)]
+    pub run: Option<RunInfo>,
+    /// The server's container per profile that has used it since the daemon started.
+    #[serde(default)]
+    pub containers: Vec<ContainerInfo>,
+}
+
+/// A container's network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    /// No network at all (the default).
+    None,
+    /// The engine's default network.
+    Default,
+    /// A network by name.
+    Named(String),
+}
+
+/// A bind mount from the host, read-only unless `writable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    pub source: String,
+    pub target: String,
+    #[serde(default)]
+    pub writable: bool,
+}
+
+/// What a server's containers run with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Memory limit as Docker writes it (`512m`).
+    pub memory: String,
+    pub cpus: f64,
+    pub pids: u32,
+    pub network: Network,
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+    /// Seconds without a request before the container is removed; `None`: never.
+    #[serde(default)]
+    pub idle_timeout: Option<u64>,
+}
+
+/// One (profile, server) container as the pool sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    pub profile: String,
+    pub state: ContainerState,
+    /// The engine's id while a container exists.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Seconds since the running container started.
+    #[serde(default)]
+    pub uptime_secs: Option<u64>,
+    /// Seconds since a request last went to the server.
+    #[serde(default)]
+    pub last_used_secs: Option<u64>,
+    /// Containers started after a failure since the daemon started.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Why the last container failed, with the server's last stderr lines.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// In `backoff`: seconds until the next start is allowed.
+    #[serde(default)]
+    pub retry_in_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ContainerState {
+    Starting,
+    Running,
+    /// The server failed; the next start waits until `retry_in_secs` has passed.
+    Backoff,
+    /// No container: never started, stopped when idle, or failed without a backoff.
+    Stopped,
+    #[serde(other)]
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -168,7 +168,13 @@ fn mcpctl_manages_servers_profiles_and_tools() {
         serde_json::from_str(&daemon.ctl_ok(&["--json", "tools", "ls", "--profile", "solo"]))
             .unwrap();
     assert_eq!(listed["profile"], "solo");
-    assert!(daemon.ctl_ok(&["server", "ls"]).contains("running in"));
+    let servers = daemon.ctl_ok(&["server", "ls"]);
+    assert!(
+        servers
+            .lines()
+            .any(|l| l.trim_start().starts_with("solo") && l.contains("running")),
+        "{servers}"
+    );
     let status = daemon.ctl_ok(&["status"]);
     assert!(
         status.contains("active profile:  solo") && status.contains("containers:      "),
@@ -186,8 +192,8 @@ fn mcpctl_manages_servers_profiles_and_tools() {
         Some(3)
     );
 
-    // A server that dies mid-call fails that call at once (exit 6, naming the server), and the
-    // next call gets a fresh container in place of the dead one.
+    // A server that dies mid-call fails that call at once (exit 6, naming the server), and a
+    // call after the first backoff (1 s; see pool.rs) gets a fresh container in its place.
     let before = daemon.containers().len();
     let crash = daemon.ctl(&["tools", "call", "crash"]);
     assert_eq!(crash.status.code(), Some(6), "{crash:?}");
@@ -195,6 +201,7 @@ fn mcpctl_manages_servers_profiles_and_tools() {
         String::from_utf8_lossy(&crash.stderr).contains("server \"alpha\" exited"),
         "{crash:?}"
     );
+    std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(daemon.ctl_ok(&["tools", "call", "whoami"]).trim(), "alpha");
     wait_for(Duration::from_secs(10), || {
         daemon.containers().len() == before

@@ -5,6 +5,7 @@ mod docker;
 mod fidelity;
 mod lifecycle;
 mod modern;
+mod pool;
 mod secrets;
 mod security;
 mod wire;

@@ -1,13 +1,15 @@
-//! The user's configuration: the catalog of servers, the profiles, the active profile, and the
-//! secrets.
+//! The user's configuration: global settings, the catalog of servers, the profiles, the active
+//! profile, and the secrets.
 //!
-//! Catalog and profiles are TOML files under `$XDG_CONFIG_HOME/mcp-gateway/` that people may edit
+//! Settings (`config.toml`, only edited by hand), catalog and profiles are TOML files under `$XDG_CONFIG_HOME/mcp-gateway/` that people may edit
 //! by hand; the active profile is state under `$XDG_STATE_HOME/mcp-gateway/`. [`ConfigStore`] owns
 //! them: `mcpctl` changes go through it, each change is validated, written atomically, and only
 //! then becomes the configuration in force. Secrets (`secrets`) live apart from all of these.
 
 mod files;
 mod model;
+mod mounts;
+mod run;
 mod secrets;
 
 use std::path::PathBuf;
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 pub use files::FileError;
 pub use model::{Catalog, Config, DEFAULT_PROFILE, Profile, Profiles, ServerDef, validate_name};
+pub use run::{Cpus, Memory, Mount, Network, RunSettings, Settings};
 pub use secrets::{SecretError, Secrets, Source as SecretSource};
 
 use crate::dirs::Dirs;
@@ -46,6 +49,11 @@ impl ConfigStore {
     /// the daemon still starts and `mcpctl` can say what is wrong.
     pub fn load(dirs: Dirs) -> (ConfigStore, Vec<ConfigError>) {
         let mut problems = Vec::new();
+        let settings = files::read_toml::<Settings>(&dirs.config.join("config.toml"))
+            .unwrap_or_else(|err| {
+                problems.push(err.into());
+                Settings::default()
+            });
         let catalog = files::read_toml::<Catalog>(&dirs.config.join("catalog.toml"))
             .unwrap_or_else(|err| {
                 problems.push(err.into());
@@ -65,6 +73,7 @@ impl ConfigStore {
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
         let mut config = Config {
+            settings,
             catalog,
             profiles,
             active,

@@ -2,8 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use std::num::NonZeroU32;
+
 use serde::{Deserialize, Serialize};
 
+use super::run::{Cpus, Memory, Mount, Network, Settings};
 use crate::scan::ScanMode;
 
 /// The profile that exists without any file: every server of the catalog.
@@ -31,6 +34,21 @@ pub struct ServerDef {
     /// are looked up when its container starts (`secrets`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// Limits over `config.toml`'s defaults (`run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<Cpus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<NonZeroU32>,
+    /// No network unless the entry asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<Mount>,
+    /// Seconds without a request before the container is removed; 0 keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<u64>,
 }
 
 /// `profiles.toml`: `[profiles.NAME]` tables.
@@ -76,6 +94,8 @@ impl Profile {
 /// Everything in force at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
+    /// `config.toml`.
+    pub settings: Settings,
     pub catalog: Catalog,
     pub profiles: Profiles,
     pub active: String,

@@ -16,6 +16,12 @@ fn def(image: &str) -> ServerDef {
         command: vec![],
         env: Default::default(),
         secrets: vec![],
+        memory: None,
+        cpus: None,
+        pids: None,
+        network: None,
+        mounts: vec![],
+        idle_timeout: None,
     }
 }
 
@@ -143,4 +149,68 @@ fn tool_allow_lists_are_validated_persisted_and_applied() {
             .unwrap()
             .allows("alpha", "whoami")
     );
+}
+
+#[test]
+fn run_settings_load_from_both_files_and_bad_ones_name_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        "[defaults]\nmemory = \"1g\"\npids = 64\nidle_timeout = 60\n",
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("catalog.toml"),
+        "[servers.alpha]\nimage = \"a\"\ncpus = 0.5\nnetwork = true\n\
+         mounts = [{ source = \"/srv/data\", target = \"/data\", writable = true }]\n",
+    )
+    .unwrap();
+    let dirs = || Dirs {
+        config: config.clone(),
+        state: dir.path().join("state"),
+    };
+    let (store, problems) = ConfigStore::load(dirs());
+    assert!(problems.is_empty(), "{problems:?}");
+    let current = store.get();
+    let run = current
+        .settings
+        .defaults
+        .resolve(&current.catalog.servers["alpha"]);
+    assert_eq!(run.memory, 1 << 30);
+    assert_eq!(run.nano_cpus, 500_000_000);
+    assert_eq!(run.pids, 64);
+    assert_eq!(run.network, Network::Default);
+    assert_eq!(run.idle_timeout, Some(std::time::Duration::from_secs(60)));
+    assert!(run.mounts[0].writable());
+
+    // A changed entry is written back in the same form and reads back equal.
+    store.add_server("beta", def("b")).unwrap();
+    let (again, problems) = ConfigStore::load(dirs());
+    assert!(problems.is_empty(), "{problems:?}");
+    let mut expected = current.catalog.clone();
+    expected.servers.insert("beta".into(), def("b"));
+    assert_eq!(again.get().catalog, expected);
+
+    for (line, text) in [
+        (
+            3,
+            "[servers.alpha]\nimage = \"a\"\nmounts = [{ source = \"/\", target = \"/x\" }]\n",
+        ),
+        (2, "[servers.alpha]\nmemory = \"lots\"\nimage = \"a\"\n"),
+        (3, "[servers.alpha]\nimage = \"a\"\nnetwork = \"host\"\n"),
+        (2, "[servers.alpha]\npids = 0\nimage = \"a\"\n"),
+    ] {
+        std::fs::write(config.join("catalog.toml"), text).unwrap();
+        let (_, problems) = ConfigStore::load(dirs());
+        let message = problems[0].to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}:{line}: ",
+                config.join("catalog.toml").display()
+            )),
+            "{message}"
+        );
+    }
 }
