@@ -34,6 +34,18 @@ pub enum Command {
     /// List and call the tools a profile exposes
     #[command(subcommand)]
     Tools(ToolsCommand),
+    /// Show the audit log: calls through the gateway, oldest first
+    Calls {
+        /// Keep printing calls as they happen, until interrupted
+        #[arg(short, long)]
+        follow: bool,
+        /// Only calls to this server
+        #[arg(long, value_name = "SERVER")]
+        server: Option<String>,
+        /// How many of the latest calls to show first
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+    },
     /// Connect AI clients to mcp-gateway by editing their configuration files
     #[command(subcommand)]
     Client(ClientCommand),

@@ -39,7 +39,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             (Client::connect(&socket()?)?, request)
         }
     };
+    let follow = matches!(request, Request::Calls { follow: true, .. });
     let response = client.request(&request)?;
+    if follow {
+        // One JSON object per line with --json, so that a script can read the stream.
+        client.wait_for_ever()?;
+        let mut response = response;
+        loop {
+            if cli.json {
+                println!("{}", serde_json::to_string(&response)?);
+            } else {
+                print_text(&response);
+            }
+            response = client.next()?;
+        }
+    }
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&response)?);
     } else {
@@ -51,6 +65,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 fn request_for(command: Command) -> anyhow::Result<Request> {
     Ok(match command {
         Command::Status => Request::Status,
+        Command::Calls {
+            follow,
+            server,
+            limit,
+        } => Request::Calls {
+            server,
+            limit,
+            follow,
+        },
         Command::Server(ServerCommand::Add(add)) => {
             let ServerAdd {
                 name,
@@ -244,6 +267,25 @@ fn print_text(response: &Response) {
             }
         }
         Response::ToolResult { result } => print_tool_result(result),
+        Response::Calls { calls } => {
+            for call in calls {
+                let secrets = if call.secrets.is_empty() {
+                    String::new()
+                } else {
+                    format!("  secrets: {}", call.secrets.join(", "))
+                };
+                println!(
+                    "{}  {:<14} {:<10} {:<20} {:<18} {:<10} {:>9.1} ms{secrets}",
+                    call.time,
+                    call.client,
+                    call.profile,
+                    format!("{}/{}", call.server, call.name),
+                    call.method,
+                    call.outcome,
+                    call.duration_ms,
+                );
+            }
+        }
         Response::Secrets { secrets } => {
             if secrets.is_empty() {
                 println!("no secrets; set one with: mcpctl secret set NAME < FILE");

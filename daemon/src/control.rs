@@ -181,6 +181,11 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             Err(err) => secret_error(err),
         },
         Request::SecretList => secret_list(gateway),
+        Request::Calls { server, limit, .. } => Response::Calls {
+            calls: gateway
+                .audit()
+                .last(limit, |r| server.as_ref().is_none_or(|s| &r.server == s)),
+        },
         _ => error(
             ErrorKind::UnsupportedRequest,
             "this daemon does not support that request; is it older than mcpctl?".into(),

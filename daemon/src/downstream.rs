@@ -25,6 +25,8 @@ pub struct Downstream {
     pub id: u64,
     /// The profile named in the client's hello; `None` follows the active profile.
     pub named_profile: Option<String>,
+    /// The client's name from its hello, for the audit log.
+    pub client: String,
     out: mpsc::Sender<String>,
     /// The client's `capabilities`: from `initialize`, or from a modern client's latest request.
     capabilities: Mutex<Value>,
@@ -117,10 +119,16 @@ impl LogLevel {
 pub struct ClientGone;
 
 impl Downstream {
-    pub fn new(id: u64, named_profile: Option<String>, out: mpsc::Sender<String>) -> Downstream {
+    pub fn new(
+        id: u64,
+        named_profile: Option<String>,
+        client: String,
+        out: mpsc::Sender<String>,
+    ) -> Downstream {
         Downstream {
             id,
             named_profile,
+            client,
             out,
             capabilities: Mutex::new(Value::Null),
             asks: Mutex::default(),
@@ -376,7 +384,7 @@ mod tests {
 
     fn declaring(capabilities: Value) -> Downstream {
         let (out, _) = mpsc::channel(1);
-        let client = Downstream::new(1, None, out);
+        let client = Downstream::new(1, None, "test".into(), out);
         client.initialize(Some(&json!({ "capabilities": capabilities })));
         client
     }

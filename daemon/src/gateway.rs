@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use crate::audit::{Audit, Trail};
 use crate::config::{ConfigStore, ServerDef};
 use crate::downstream::Downstream;
 use crate::jsonrpc::{self, Reply, code};
@@ -97,6 +98,7 @@ pub struct Gateway {
     /// (profile, notification) pairs waiting out the list-changed debounce.
     debouncing: Mutex<HashSet<(String, String)>>,
     scanner: Scanner,
+    audit: Audit,
     /// Seals the `requestState` of calls parked for a modern client's input.
     pub seal: Seal,
 }
@@ -105,6 +107,7 @@ impl Gateway {
     pub fn new(
         config: Arc<ConfigStore>,
         pool: Arc<Pool>,
+        audit: Audit,
         request_timeout: Duration,
         page_size: usize,
     ) -> Gateway {
@@ -119,6 +122,7 @@ impl Gateway {
             debouncing: Mutex::default(),
             scanner: Scanner::new(stored_secrets(&config)),
             seal: Seal::new(),
+            audit,
             config,
         }
     }
@@ -319,7 +323,7 @@ impl Gateway {
     }
 
     /// Routes one of the requests that name an item (`tools/call`, `prompts/get`,
-    /// `resources/read`, `completion/complete`) to its server.
+    /// `resources/read`, `completion/complete`) to its server, and records it in the audit log.
     pub async fn call(
         &self,
         profile: &str,
@@ -327,8 +331,45 @@ impl Gateway {
         params: Option<&RawValue>,
         caller: &Caller,
     ) -> Result<Reply, GatewayError> {
+        let started = std::time::Instant::now();
+        let mut trail = Trail::default();
+        let outcome = self
+            .route_call(profile, method, params, caller, &mut trail)
+            .await;
+        let client = caller
+            .owner
+            .as_ref()
+            .map_or("mcpctl", |owner| owner.client.as_str());
+        self.audit.record(trail.record(
+            (profile, client, method),
+            started.elapsed(),
+            params.map_or(0, |p| p.get().len()),
+            &outcome,
+        ));
+        outcome
+    }
+
+    async fn route_call(
+        &self,
+        profile: &str,
+        method: &str,
+        params: Option<&RawValue>,
+        caller: &Caller,
+        trail: &mut Trail,
+    ) -> Result<Reply, GatewayError> {
         let mut params = parse_params(params)?;
-        let scan = self.config.get().profile(profile).map(|p| p.scan);
+        let profile_def = self.config.get().profile(profile);
+        let scan = profile_def.as_ref().map(|p| p.scan);
+        let keep_arguments = profile_def.is_some_and(|p| p.audit_arguments);
+        trail.name = ["name", "uri"]
+            .into_iter()
+            .find_map(|member| params.get(member)?.as_str())
+            .or_else(|| {
+                let reference = params.get("ref")?;
+                reference.get("name").or(reference.get("uri"))?.as_str()
+            })
+            .unwrap_or_default()
+            .to_owned();
         let mut tool = None;
         let (route, rewritten_uri) = match method {
             "tools/call" | "prompts/get" => {
@@ -340,9 +381,13 @@ impl Gateway {
                 let name = string_member(&params, "name")?;
                 let route = self.route(profile, kind, &name).await?;
                 params.insert("name".into(), Value::from(route.original.clone()));
+                trail.server = route.server.clone();
                 if kind == ListKind::Tools {
                     if let (Some(mode), Some(arguments)) = (scan, params.get_mut("arguments")) {
-                        self.screen_arguments(mode, arguments, profile, &name)?;
+                        trail.secrets = self.screen_arguments(mode, arguments, profile, &name)?;
+                        if keep_arguments {
+                            trail.arguments = Some(arguments.clone());
+                        }
                     }
                     tool = Some(name);
                 }
@@ -362,32 +407,34 @@ impl Gateway {
                 )));
             }
         };
+        trail.server = route.server.clone();
         let reply = self
             .forward(profile, &route.server, method, &params, caller)
             .await?;
         Ok(match (reply, tool, scan) {
             (Ok(result), Some(tool), Some(mode)) => {
-                Ok(self.screen_result(mode, result, profile, &tool)?)
+                Ok(self.screen_result(mode, result, profile, &tool, trail)?)
             }
             (Ok(result), _, _) if rewritten_uri => Ok(rewrite_contents(result, &route.server)),
             (other, _, _) => other,
         })
     }
 
-    /// Blocks a call whose arguments hold a secret, or redacts them, as the profile says.
+    /// Blocks a call whose arguments hold a secret, or redacts them, as the profile says; the
+    /// rules that matched a redacted call.
     fn screen_arguments(
         &self,
         mode: ScanMode,
         arguments: &mut Value,
         profile: &str,
         tool: &str,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<Vec<&'static str>, GatewayError> {
         let hits = match mode {
             ScanMode::Block => self.scanner.find(arguments),
             ScanMode::Redact => self.scanner.redact(arguments),
         };
         if hits.is_empty() {
-            return Ok(());
+            return Ok(hits);
         }
         let rules = hits.join(", ");
         tracing::warn!(profile, tool, ?mode, rules, "secret in tool arguments");
@@ -396,7 +443,7 @@ impl Gateway {
                 tool: tool.to_owned(),
                 rules,
             }),
-            ScanMode::Redact => Ok(()),
+            ScanMode::Redact => Ok(hits),
         }
     }
 
@@ -407,6 +454,7 @@ impl Gateway {
         result: Box<RawValue>,
         profile: &str,
         tool: &str,
+        trail: &mut Trail,
     ) -> Result<Box<RawValue>, GatewayError> {
         if !self.scanner.may_match(result.get()) {
             return Ok(result);
@@ -423,6 +471,7 @@ impl Gateway {
         }
         let rules = hits.join(", ");
         tracing::warn!(profile, tool, ?mode, rules, "secret in a tool result");
+        trail.secrets.extend(hits);
         match mode {
             ScanMode::Block => Err(GatewayError::SecretInResult {
                 tool: tool.to_owned(),
@@ -492,6 +541,10 @@ impl Gateway {
             &Caller::gateway(self.request_timeout),
         )
         .await
+    }
+
+    pub fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     /// How long a client's request may take on a server.

@@ -14,6 +14,7 @@
 //! - `config`: catalog, profiles, active profile. `dirs`: XDG paths.
 //! - `listener`, `logging`, `notify`: the systemd side (socket activation, journal, sd_notify).
 
+mod audit;
 mod cli;
 mod config;
 mod control;
@@ -87,6 +88,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let dirs = dirs::Dirs::from_env().map_err(anyhow::Error::msg)?;
+    let audit = audit::Audit::start(&dirs.state);
     let (config, problems) = config::ConfigStore::load(dirs);
     for problem in &problems {
         tracing::error!("configuration: {problem}");
@@ -106,6 +108,7 @@ pub async fn run(
     let gateway = Arc::new(gateway::Gateway::new(
         config,
         Arc::clone(&pool),
+        audit,
         settings.request_timeout,
         settings.list_page_size,
     ));

@@ -230,6 +230,7 @@ mod tests {
             servers: vec!["a".into(), "b".into()],
             prefix: false,
             scan: Default::default(),
+            audit_arguments: false,
             tools: allow.iter().map(|s| s.to_string()).collect(),
         }
     }

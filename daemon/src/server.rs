@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use mcp_gateway_proto::{
-    ErrorKind, Hello, HelloReply, MAX_CONTROL_LINE, PROTOCOL_VERSION, Request, Response, Role,
+    CallRecord, ErrorKind, Hello, HelloReply, MAX_CONTROL_LINE, PROTOCOL_VERSION, Request,
+    Response, Role,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::broadcast;
 use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -131,14 +133,16 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
                 "protocol {} is not supported (this daemon speaks {PROTOCOL_VERSION})",
                 hello.proto
             );
-            return send_line(
+            send_line(
                 &mut writer,
                 &refuse(ErrorKind::UnsupportedProtocol, message),
             )
             .await;
+            return;
         }
         Err(message) => {
-            return send_line(&mut writer, &refuse(ErrorKind::BadRequest, message)).await;
+            send_line(&mut writer, &refuse(ErrorKind::BadRequest, message)).await;
+            return;
         }
     };
     match hello.role {
@@ -158,7 +162,8 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
                 .unwrap_or_else(|| config.active.clone());
             if config.profile(&profile).is_none() {
                 let message = format!("no profile named {profile:?}");
-                return send_line(&mut writer, &refuse(ErrorKind::NotFound, message)).await;
+                send_line(&mut writer, &refuse(ErrorKind::NotFound, message)).await;
+                return;
             }
             send_line(&mut writer, &accepted(Some(profile.clone()))).await;
             tracing::info!(profile, client = %hello.client, "session opened");
@@ -167,7 +172,9 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
             // so the MCP session continues on the same reader with the MCP line limit.
             let reader = reader.map_decoder(|_| LineCodec::new(shared.max_mcp_line));
             let named = hello.profile.clone();
-            session::serve(reader, writer, named, Arc::clone(&shared.gateway), shutdown).await;
+            let client = hello.client_name.clone().unwrap_or(hello.client.clone());
+            let gateway = Arc::clone(&shared.gateway);
+            session::serve(reader, writer, named, client, gateway, shutdown).await;
             shared.sessions.fetch_sub(1, Ordering::Relaxed);
             tracing::info!(profile, client = %hello.client, "session closed");
         }
@@ -190,6 +197,14 @@ async fn serve_control(
     while let Some(line) = reader.next().await {
         let response = match line {
             Ok(line) => match serde_json::from_str::<Request>(&line) {
+                Ok(Request::Calls {
+                    server,
+                    limit,
+                    follow: true,
+                }) => {
+                    // Following ends the conversation: the client reads calls until it hangs up.
+                    return follow_calls(&mut writer, shared, server, limit).await;
+                }
                 Ok(request) => control::handle(shared, request).await,
                 Err(err) => Response::Error {
                     kind: ErrorKind::BadRequest,
@@ -205,9 +220,47 @@ async fn serve_control(
     }
 }
 
-async fn send_line<T: serde::Serialize>(writer: &mut OwnedWriteHalf, message: &T) {
+/// `mcpctl calls -f`: the last calls, then each new one as it is recorded, until the client
+/// goes away.
+async fn follow_calls(
+    writer: &mut OwnedWriteHalf,
+    shared: &Shared,
+    server: Option<String>,
+    limit: usize,
+) {
+    let audit = shared.gateway.audit();
+    let wanted = |record: &CallRecord| server.as_ref().is_none_or(|s| &record.server == s);
+    // Subscribe first, so that no call falls between the history and the feed.
+    let mut feed = audit.follow();
+    let calls = audit.last(limit, wanted);
+    if !send_line(writer, &Response::Calls { calls }).await {
+        return;
+    }
+    loop {
+        match feed.recv().await {
+            Ok(record) if wanted(&record) => {
+                let calls = vec![record];
+                if !send_line(writer, &Response::Calls { calls }).await {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!("a follower of the audit log missed {missed} calls");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Writes one line; false when the client is gone.
+async fn send_line<T: serde::Serialize>(writer: &mut OwnedWriteHalf, message: &T) -> bool {
     let line = mcp_gateway_proto::encode(message);
-    if let Err(err) = writer.write_all(line.as_bytes()).await {
-        tracing::debug!("cannot answer a client: {err}");
+    match writer.write_all(line.as_bytes()).await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::debug!("cannot answer a client: {err}");
+            false
+        }
     }
 }

@@ -105,11 +105,12 @@ fn input_response(params: Option<&Value>) -> Reply {
 }
 
 /// Serves the session until the client closes its side or the daemon shuts down. `profile` is the
-/// one the client named; `None` follows the active profile.
+/// one the client named; `None` follows the active profile. `client` names it in the audit log.
 pub async fn serve<R, W>(
     mut lines: FramedRead<R, LineCodec>,
     writer: W,
     profile: Option<String>,
+    client: String,
     gateway: Arc<Gateway>,
     shutdown: CancellationToken,
 ) where
@@ -121,6 +122,7 @@ pub async fn serve<R, W>(
     let peer = Arc::new(Downstream::new(
         NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
         profile,
+        client,
         out,
     ));
     gateway.register(Arc::clone(&peer));

@@ -62,6 +62,17 @@ pub enum Request {
     ProfileShow {
         name: String,
     },
+    /// The audit log: the last `limit` calls (of `server`, when given), oldest first. With
+    /// `follow`, more [`Response::Calls`] lines come as calls happen, until the client hangs up;
+    /// this is the one request with more than one response.
+    Calls {
+        #[serde(default)]
+        server: Option<String>,
+        #[serde(default = "default_calls_limit")]
+        limit: usize,
+        #[serde(default)]
+        follow: bool,
+    },
     /// Replace a profile's tool allow-list (`server.tool` or `server.*`; empty allows every tool).
     ProfileTools {
         name: String,
@@ -139,6 +150,10 @@ pub enum Response {
     Tools {
         profile: String,
         tools: Vec<ToolInfo>,
+    },
+    /// Audit records, oldest first.
+    Calls {
+        calls: Vec<CallRecord>,
     },
     /// The raw MCP `CallToolResult` as the server sent it.
     ToolResult {
@@ -306,6 +321,41 @@ pub struct ProfileInfo {
     /// The tools clients may see (`server.tool` or `server.*`); empty means every tool.
     #[serde(default)]
     pub tools: Vec<String>,
+}
+
+fn default_calls_limit() -> usize {
+    50
+}
+
+/// One line of the audit log (`$XDG_STATE_HOME/mcp-gateway/audit.jsonl`): a `tools/call`,
+/// `prompts/get`, `resources/read` or `completion/complete` through the gateway. It never holds a
+/// secret: scanning hits name their rule only, and arguments are kept only when the profile asks
+/// (`audit_arguments`), after redaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    pub profile: String,
+    /// The client's name from its hello (`mcp-shim --client`), or `mcpctl`.
+    pub client: String,
+    /// The server the call went to; empty when it was refused before routing.
+    #[serde(default)]
+    pub server: String,
+    pub method: String,
+    /// The tool or prompt name, or the resource URI, as the client gave it.
+    pub name: String,
+    pub duration_ms: f64,
+    /// `ok`, `tool_error` (a result with `isError`), `error`, `blocked` or `cancelled`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub request_bytes: usize,
+    pub response_bytes: usize,
+    /// Secret-scanning rules that matched, in arguments or result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,8 +21,8 @@ mod paths;
 
 pub use client::{ConnectError, Connection, connect};
 pub use control::{
-    ContainerInfo, ContainerState, ErrorKind, MountSpec, Network, ProfileInfo, Request, Response,
-    RunInfo, SecretInfo, SecretSource, SecretValue, ServerInfo, StatusInfo, ToolInfo,
+    CallRecord, ContainerInfo, ContainerState, ErrorKind, MountSpec, Network, ProfileInfo, Request,
+    Response, RunInfo, SecretInfo, SecretSource, SecretValue, ServerInfo, StatusInfo, ToolInfo,
     validate_secret_name,
 };
 pub use framing::{LineError, MAX_CONTROL_LINE, MAX_MCP_LINE, decode, encode};

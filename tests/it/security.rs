@@ -1,5 +1,6 @@
 //! Security through the gateway (issue 7): secrets in tool arguments are blocked by default with
 //! an error that names the rule and never the secret; the gateway's own stored secrets count.
+//! Every call is in the audit log.
 
 use mcp_gateway_tests::{Daemon, Start, first_text, require_docker};
 use serde_json::json;
@@ -52,4 +53,62 @@ fn a_stored_secret_is_recognised_in_arguments() {
         .unwrap_or_else(|| panic!("{report}"));
     assert!(message.contains("stored-secret"), "{message}");
     assert!(!message.contains(value), "{message}");
+}
+
+/// Every call is in the audit log, with its client, server, outcome and the rules it tripped,
+/// never the secret; `mcpctl calls -f` streams new calls as they happen.
+#[test]
+fn calls_are_audited_and_followed() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = Daemon::start(Start::SocketActivated);
+    daemon.add_fixture("alpha");
+    let mut follower = std::process::Command::new(mcp_gateway_tests::bin("mcpctl"))
+        .args(["--json", "calls", "--follow", "--limit", "0"])
+        .envs(daemon.env())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let key = format!("AKIA{}", "Y".repeat(16));
+    let steps = json!([
+        {"op": "call_tool", "name": "echo", "arguments": {"text": "audited"}},
+        {"op": "call_tool", "name": "echo", "arguments": {"text": key}},
+        {"op": "call_tool", "name": "nope", "arguments": {}},
+    ]);
+    daemon.python_run(&steps, &["--client", "auditor"]);
+
+    let out = daemon.ctl_ok(&["--json", "calls"]);
+    let calls: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let calls = calls["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert_eq!(calls[0]["client"], "auditor");
+    assert_eq!(calls[0]["server"], "alpha");
+    assert_eq!(calls[0]["name"], "echo");
+    assert_eq!(calls[0]["outcome"], "ok");
+    assert_eq!(calls[1]["outcome"], "blocked");
+    assert_eq!(calls[1]["secrets"], json!(["aws-access-key-id"]));
+    assert_eq!(calls[2]["outcome"], "error");
+    assert_eq!(calls[2]["server"], "");
+    let log =
+        std::fs::read_to_string(daemon.dir.path().join("state/mcp-gateway/audit.jsonl")).unwrap();
+    assert!(!log.contains(&key), "the audit log holds the secret");
+    assert!(
+        daemon
+            .ctl_ok(&["calls", "--server", "nobody"])
+            .trim()
+            .is_empty()
+    );
+
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(follower.stdout.take().unwrap()));
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["calls"], json!([]), "the history was asked empty");
+    let streamed: Vec<serde_json::Value> = (0..3)
+        .map(|_| serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap())
+        .collect();
+    assert_eq!(streamed[0]["calls"][0]["outcome"], "ok");
+    assert_eq!(streamed[2]["calls"][0]["name"], "nope");
+    follower.kill().unwrap();
+    follower.wait().unwrap();
 }

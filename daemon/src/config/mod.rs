@@ -130,6 +130,7 @@ impl ConfigStore {
                     prefix: false,
                     tools: Vec::new(),
                     scan: Default::default(),
+                    audit_arguments: false,
                 },
             );
             Ok(vec![File::Profiles])

@@ -71,6 +71,9 @@ pub struct Profile {
     /// The tools clients may see and call, each `server.tool` or `server.*`; empty allows all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
+    /// Whether the audit log keeps each tool call's arguments (after secret redaction).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub audit_arguments: bool,
     /// What a tool call carrying a secret gets: `block` (the default) or `redact`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub scan: ScanMode,
@@ -111,6 +114,7 @@ impl Config {
                 servers: self.catalog.servers.keys().cloned().collect(),
                 prefix: false,
                 tools: Vec::new(),
+                audit_arguments: false,
                 scan: ScanMode::Block,
             }),
             None => None,

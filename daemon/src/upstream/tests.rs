@@ -159,7 +159,7 @@ async fn server_pings_are_answered_and_junk_is_skipped() {
 /// A connected, initialized client as the gateway sees it, and what it receives.
 fn client(id: u64) -> (Arc<Downstream>, mpsc::Receiver<String>) {
     let (out, received) = mpsc::channel(16);
-    let client = Arc::new(Downstream::new(id, None, out));
+    let client = Arc::new(Downstream::new(id, None, format!("client-{id}"), out));
     client.initialize(Some(&json!({"capabilities": {"sampling": {}}})));
     (client, received)
 }

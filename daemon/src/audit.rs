@@ -1,0 +1,223 @@
+//! The audit log: one JSON line per call through the gateway, under the state directory, rotated
+//! by size, readable and followable with `mcpctl calls`.
+//!
+//! Calls hand their record to a writer task and do not wait for the disk; a log that cannot keep
+//! up loses records (counted in the daemon's log) rather than slowing calls. The newest records
+//! also go to everyone following the log.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use std::time::Duration;
+
+use mcp_gateway_proto::CallRecord;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::gateway::GatewayError;
+use crate::jsonrpc::Reply;
+use crate::upstream::UpstreamError;
+
+/// The file is rotated (to `audit.jsonl.1`, replacing the previous one) past this size.
+const MAX_BYTES: u64 = 8 << 20;
+
+pub struct Audit {
+    path: PathBuf,
+    queue: mpsc::Sender<CallRecord>,
+    feed: broadcast::Sender<CallRecord>,
+}
+
+impl Audit {
+    /// Opens the log at `dir/audit.jsonl` and starts its writer.
+    pub fn start(dir: &Path) -> Audit {
+        let path = dir.join("audit.jsonl");
+        let (queue, records) = mpsc::channel(4096);
+        let (feed, _) = broadcast::channel(256);
+        tokio::spawn(write_records(path.clone(), records));
+        Audit { path, queue, feed }
+    }
+
+    pub fn record(&self, record: CallRecord) {
+        let _ = self.feed.send(record.clone());
+        if self.queue.try_send(record).is_err() {
+            tracing::warn!("an audit record was lost: the log is not keeping up");
+        }
+    }
+
+    /// Records from now on, for `mcpctl calls -f`.
+    pub fn follow(&self) -> broadcast::Receiver<CallRecord> {
+        self.feed.subscribe()
+    }
+
+    /// The last `limit` records that `wanted` keeps, oldest first, from the rotated file and the
+    /// current one.
+    pub fn last(&self, limit: usize, wanted: impl Fn(&CallRecord) -> bool) -> Vec<CallRecord> {
+        let mut records = Vec::new();
+        for path in [rotated(&self.path), self.path.clone()] {
+            let Ok(file) = std::fs::File::open(&path) else {
+                continue;
+            };
+            records.extend(
+                std::io::BufReader::new(file)
+                    .lines()
+                    .map_while(Result::ok)
+                    .filter_map(|line| serde_json::from_str::<CallRecord>(&line).ok())
+                    .filter(|r| wanted(r)),
+            );
+        }
+        let skip = records.len().saturating_sub(limit);
+        records.split_off(skip)
+    }
+}
+
+/// What a call leaves for its audit record, filled in as it is routed.
+#[derive(Default)]
+pub struct Trail {
+    /// The tool or prompt name, or resource URI, as the client gave it.
+    pub name: String,
+    pub server: String,
+    pub secrets: Vec<&'static str>,
+    pub arguments: Option<Value>,
+}
+
+impl Trail {
+    /// The record of a finished call.
+    pub fn record(
+        self,
+        (profile, client, method): (&str, &str, &str),
+        took: Duration,
+        request_bytes: usize,
+        outcome: &Result<Reply, GatewayError>,
+    ) -> CallRecord {
+        let mut secrets: Vec<String> = self.secrets.iter().map(|s| s.to_string()).collect();
+        let (outcome, error, response_bytes) = match outcome {
+            Ok(Ok(result)) => {
+                let text = result.get();
+                // Only results that mention the member pay for a parse.
+                let tool_error = text.contains("\"isError\"")
+                    && serde_json::from_str::<Value>(text)
+                        .is_ok_and(|r| r.get("isError") == Some(&Value::Bool(true)));
+                let outcome = if tool_error { "tool_error" } else { "ok" };
+                (outcome, None, text.len())
+            }
+            Ok(Err(error)) => ("error", Some(error.get().to_owned()), error.get().len()),
+            Err(GatewayError::Upstream(UpstreamError::Cancelled)) => ("cancelled", None, 0),
+            Err(
+                err @ (GatewayError::SecretInArguments { rules, .. }
+                | GatewayError::SecretInResult { rules, .. }),
+            ) => {
+                secrets.extend(rules.split(", ").map(str::to_owned));
+                secrets.sort();
+                secrets.dedup();
+                ("blocked", Some(err.to_string()), 0)
+            }
+            Err(err) => ("error", Some(err.to_string()), 0),
+        };
+        CallRecord {
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            profile: profile.to_owned(),
+            client: client.to_owned(),
+            server: self.server,
+            method: method.to_owned(),
+            name: self.name,
+            duration_ms: took.as_secs_f64() * 1000.0,
+            outcome: outcome.to_owned(),
+            error,
+            request_bytes,
+            response_bytes,
+            secrets,
+            arguments: self.arguments,
+        }
+    }
+}
+
+fn rotated(path: &Path) -> PathBuf {
+    path.with_extension("jsonl.1")
+}
+
+async fn write_records(path: PathBuf, mut records: mpsc::Receiver<CallRecord>) {
+    while let Some(record) = records.recv().await {
+        let mut batch = vec![record];
+        while let Ok(more) = records.try_recv() {
+            batch.push(more);
+        }
+        let path = path.clone();
+        let written = tokio::task::spawn_blocking(move || append(&path, &batch)).await;
+        if let Ok(Err(err)) = written {
+            tracing::warn!("cannot write the audit log: {err}");
+        }
+    }
+}
+
+fn append(path: &Path, batch: &[CallRecord]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_BYTES) {
+        std::fs::rename(path, rotated(path))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = std::io::BufWriter::new(options.open(path)?);
+    for record in batch {
+        serde_json::to_writer(&mut file, record)?;
+        file.write_all(b"\n")?;
+    }
+    file.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(server: &str, n: usize) -> CallRecord {
+        CallRecord {
+            time: format!("2026-11-22T00:00:{n:02}.000Z"),
+            profile: "p".into(),
+            client: "c".into(),
+            server: server.into(),
+            method: "tools/call".into(),
+            name: format!("tool{n}"),
+            duration_ms: 1.5,
+            outcome: "ok".into(),
+            error: None,
+            request_bytes: 10,
+            response_bytes: 20,
+            secrets: Vec::new(),
+            arguments: None,
+        }
+    }
+
+    #[test]
+    fn records_rotate_by_size_and_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        append(&path, &[record("a", 1), record("b", 2)]).unwrap();
+        // Make the file look full, so that the next append rotates it.
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(MAX_BYTES + 1).unwrap();
+        append(&path, &[record("a", 3)]).unwrap();
+        assert!(rotated(&path).exists());
+        assert!(std::fs::metadata(&path).unwrap().len() < 1024);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+
+        let (queue, _) = mpsc::channel(1);
+        let (feed, _) = broadcast::channel(1);
+        let audit = Audit { path, queue, feed };
+        let names =
+            |records: Vec<CallRecord>| records.into_iter().map(|r| r.name).collect::<Vec<_>>();
+        assert_eq!(names(audit.last(10, |_| true)), ["tool1", "tool2", "tool3"]);
+        assert_eq!(
+            names(audit.last(10, |r| r.server == "a")),
+            ["tool1", "tool3"]
+        );
+        assert_eq!(names(audit.last(1, |_| true)), ["tool3"]);
+    }
+}
