@@ -378,6 +378,9 @@ fn container_summary(container: &ContainerInfo) -> String {
         _ => "unknown",
     };
     let mut details = Vec::new();
+    if let Some(era) = &container.era {
+        details.push(format!("speaks {era}"));
+    }
     if let Some(uptime) = container.uptime_secs {
         details.push(format!("up {uptime} s"));
     }

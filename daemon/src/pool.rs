@@ -20,7 +20,7 @@ use backoff::Backoff;
 use crate::config::{ConfigStore, Network, RunSettings, ServerDef};
 use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError};
 use crate::logtail::LogTail;
-use crate::upstream::{ServerEvent, Upstream, UpstreamError};
+use crate::upstream::{Era, ServerEvent, Upstream, UpstreamError};
 
 /// How many stderr lines a failure report carries.
 const STDERR_LINES: usize = 5;
@@ -92,6 +92,8 @@ struct SlotState {
     /// pool removes the container itself, so a deliberate stop is not taken for a crash.
     watching: Option<u64>,
     last_used: Option<Instant>,
+    /// The protocol era the last started container speaks.
+    era: Option<Era>,
     backoff: Backoff,
     restarts: u32,
     failure: Option<Failure>,
@@ -156,6 +158,7 @@ pub struct SlotStatus {
     pub restarts: u32,
     pub last_error: Option<String>,
     pub retry_in: Option<Duration>,
+    pub era: Option<Era>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,6 +371,7 @@ impl Pool {
                 }
                 state.container = Some((running.container.clone(), Instant::now()));
                 state.watching = Some(running.seq);
+                state.era = running.upstream.era();
             }
             Err(err) => {
                 // A server that fails its handshake would fail the same way at once; engine and
@@ -633,6 +637,7 @@ impl Pool {
                     restarts: state.restarts,
                     last_error: state.failure.as_ref().map(|f| f.cause.to_string()),
                     retry_in,
+                    era: state.era,
                 }
             })
             .collect();

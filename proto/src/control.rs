@@ -291,6 +291,9 @@ pub struct ContainerInfo {
     /// In `backoff`: seconds until the next start is allowed.
     #[serde(default)]
     pub retry_in_secs: Option<u64>,
+    /// The protocol the server speaks (`legacy` or `2026-07-28`), once it has started.
+    #[serde(default)]
+    pub era: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -282,6 +282,23 @@ fn a_modern_server_serves_both_kinds_of_clients() {
         &[],
     );
     assert_eq!(first_text(&modern["steps"][0]), "from modern");
+    let servers: Value = serde_json::from_str(&daemon.ctl_ok(&["--json", "server", "ls"])).unwrap();
+    let era = |name: &str| {
+        let server = servers["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap();
+        server["containers"][0]["era"].clone()
+    };
+    assert_eq!(era("gamma"), "2026-07-28", "{servers}");
+    assert_eq!(era("alpha"), "legacy", "{servers}");
+    assert!(
+        daemon
+            .ctl_ok(&["server", "ls"])
+            .contains("speaks 2026-07-28")
+    );
     let log = daemon.log();
     assert!(
         log.contains("speaks 2026-07-28 profile=\"mixed\" server=\"gamma\""),
