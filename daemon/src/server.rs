@@ -190,6 +190,11 @@ async fn serve_control(
     while let Some(line) = reader.next().await {
         let response = match line {
             Ok(line) => match serde_json::from_str::<Request>(&line) {
+                // Following streams responses until the client leaves: the connection's last.
+                Ok(Request::ServerLogs { name, follow: true }) => {
+                    return control::follow_logs(&shared.gateway, &name, &mut reader, &mut writer)
+                        .await;
+                }
                 Ok(request) => control::handle(shared, request).await,
                 Err(err) => Response::Error {
                     kind: ErrorKind::BadRequest,
