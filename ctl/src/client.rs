@@ -82,9 +82,25 @@ impl Client {
 
     /// Sends one request; a daemon error becomes an `Err` holding [`DaemonError`].
     pub fn request(&mut self, request: &Request) -> anyhow::Result<Response> {
+        self.send(request)?;
+        self.next()
+    }
+
+    /// Sends a request answered by a stream of responses (`server logs --follow`), which
+    /// [`Client::next`] reads for as long as it takes: no read timeout.
+    pub fn stream(&mut self, request: &Request) -> anyhow::Result<()> {
+        self.stream.set_read_timeout(None)?;
+        self.send(request)
+    }
+
+    fn send(&mut self, request: &Request) -> anyhow::Result<()> {
         self.stream
             .write_all(mcp_gateway_proto::encode(request).as_bytes())
-            .context("sending to mcp-gatewayd")?;
+            .context("sending to mcp-gatewayd")
+    }
+
+    /// The next response.
+    pub fn next(&mut self) -> anyhow::Result<Response> {
         let response = mcp_gateway_proto::decode(&mut self.reader, MAX_CONTROL_LINE)
             .context("reading from mcp-gatewayd")?;
         match response {
