@@ -52,6 +52,22 @@ pub enum Command {
     /// Manage the secrets servers receive as environment variables
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Browse the catalog (yours merged over the built-in one) and import Docker catalogs
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Re-read the configuration files; a broken one is reported and nothing changes
+    Reload,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// List the servers of your catalog and of the built-in one
+    Ls,
+    /// Show one server of either catalog
+    Show { name: String },
+    /// Add the servers of a Docker MCP catalog file (its `registry:` map), saying per server
+    /// what was imported and what was left out
+    Import { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,15 +76,34 @@ pub enum ServerCommand {
     Add(Box<ServerAdd>),
     /// List the servers in the catalog and where they run
     Ls,
+    /// Remove a server from the catalog and stop its containers
+    Rm {
+        name: String,
+        /// Also remove it from the profiles that name it
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show a server: definition, settings in force, profiles and containers
+    Inspect { name: String },
+    /// Print the server's last stderr lines (200 per profile at most)
+    Logs {
+        name: String,
+        /// Keep printing new lines until interrupted
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Stop the server's containers; the next request that needs it starts it again
+    Restart { name: String },
 }
 
 /// `mcpctl server add`: what the server runs and the limits it runs with.
 #[derive(Debug, Args)]
 pub struct ServerAdd {
     pub name: String,
-    /// The container image that runs the server
+    /// The container image that runs the server [default: the built-in catalog's entry of
+    /// NAME, see mcpctl catalog ls]
     #[arg(long)]
-    pub image: String,
+    pub image: Option<String>,
     /// One argument of the container's command (repeat for more)
     #[arg(long = "command", value_name = "ARG", allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -116,6 +151,31 @@ pub enum ProfileCommand {
     Ls,
     /// Show one profile
     Show { name: String },
+    /// Delete a profile (not the active one)
+    Rm { name: String },
+    /// Add servers to a profile
+    Add {
+        profile: String,
+        #[arg(required = true, value_name = "SERVER")]
+        servers: Vec<String>,
+    },
+    /// Take servers out of a profile, with their tool rules and configuration values
+    Remove {
+        profile: String,
+        #[arg(required = true, value_name = "SERVER")]
+        servers: Vec<String>,
+    },
+    /// Prefix every tool name with its server's name (on) or only colliding ones (off)
+    Prefix { profile: String, state: OnOff },
+    /// Set values the profile gives a server, as environment variables of its container
+    Config {
+        profile: String,
+        #[arg(value_name = "SERVER.KEY=VALUE")]
+        values: Vec<String>,
+        /// Remove a value (repeat for more)
+        #[arg(long, value_name = "SERVER.KEY")]
+        unset: Vec<String>,
+    },
     /// Set which tools the profile shows and lets clients call; no --allow shows every tool
     Tools {
         name: String,
@@ -123,6 +183,12 @@ pub enum ProfileCommand {
         #[arg(long = "allow", value_name = "SERVER.TOOL")]
         allow: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Subcommand)]

@@ -80,21 +80,26 @@ impl Client {
         })
     }
 
-    /// Lets reads wait for ever, for a stream that only speaks when something happens.
-    pub fn wait_for_ever(&self) -> anyhow::Result<()> {
-        self.stream.set_read_timeout(None)?;
-        Ok(())
-    }
-
     /// Sends one request; a daemon error becomes an `Err` holding [`DaemonError`].
     pub fn request(&mut self, request: &Request) -> anyhow::Result<Response> {
-        self.stream
-            .write_all(mcp_gateway_proto::encode(request).as_bytes())
-            .context("sending to mcp-gatewayd")?;
+        self.send(request)?;
         self.next()
     }
 
-    /// The next response, for requests answered by a stream of them (`calls --follow`).
+    /// Sends a request answered by a stream of responses (`--follow`), which
+    /// [`Client::next`] reads for as long as it takes: no read timeout.
+    pub fn stream(&mut self, request: &Request) -> anyhow::Result<()> {
+        self.stream.set_read_timeout(None)?;
+        self.send(request)
+    }
+
+    fn send(&mut self, request: &Request) -> anyhow::Result<()> {
+        self.stream
+            .write_all(mcp_gateway_proto::encode(request).as_bytes())
+            .context("sending to mcp-gatewayd")
+    }
+
+    /// The next response.
     pub fn next(&mut self) -> anyhow::Result<Response> {
         let response = mcp_gateway_proto::decode(&mut self.reader, MAX_CONTROL_LINE)
             .context("reading from mcp-gatewayd")?;

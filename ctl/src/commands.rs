@@ -11,7 +11,8 @@ use mcp_gateway_proto::{
 use serde_json::{Map, Value};
 
 use crate::cli::{
-    Cli, Command, ProfileCommand, SecretCommand, ServerAdd, ServerCommand, ToolsCommand,
+    CatalogCommand, Cli, Command, OnOff, ProfileCommand, SecretCommand, ServerAdd, ServerCommand,
+    ToolsCommand,
 };
 use crate::client::Client;
 
@@ -26,6 +27,47 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         None => mcp_gateway_proto::default_socket_path().map_err(anyhow::Error::msg),
     };
     let (mut client, request) = match command {
+        Command::Server(ServerCommand::Logs { name, follow: true }) => {
+            let mut client = Client::connect(&socket()?)?;
+            return follow(
+                &mut client,
+                Request::ServerLogs { name, follow: true },
+                cli.json,
+            );
+        }
+        Command::Calls {
+            follow: true,
+            server,
+            limit,
+        } => {
+            let mut client = Client::connect(&socket()?)?;
+            let request = Request::Calls {
+                server,
+                limit,
+                follow: true,
+            };
+            return follow(&mut client, request, cli.json);
+        }
+        Command::Profile(ProfileCommand::Config {
+            profile,
+            values,
+            unset,
+        }) => {
+            let requests = profile_config(profile, &values, &unset)?;
+            let mut client = Client::connect(&socket()?)?;
+            for request in requests {
+                output(&client.request(&request)?, cli.json)?;
+            }
+            return Ok(());
+        }
+        Command::Catalog(CatalogCommand::Import { file }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let entries = crate::import::parse(&file.display().to_string(), &text)
+                .map_err(anyhow::Error::msg)?;
+            let mut client = Client::connect(&socket()?)?;
+            return import(&mut client, entries, cli.json);
+        }
         // The value is asked for only once the daemon is there to take it, and a bad name is
         // refused before anything is typed in vain.
         Command::Secret(SecretCommand::Set { name }) => {
@@ -39,27 +81,122 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             (Client::connect(&socket()?)?, request)
         }
     };
-    let follow = matches!(request, Request::Calls { follow: true, .. });
-    let response = client.request(&request)?;
-    if follow {
-        // One JSON object per line with --json, so that a script can read the stream.
-        client.wait_for_ever()?;
-        let mut response = response;
-        loop {
-            if cli.json {
-                println!("{}", serde_json::to_string(&response)?);
-            } else {
-                print_text(&response);
-            }
-            response = client.next()?;
-        }
-    }
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&response)?);
+    output(&client.request(&request)?, cli.json)
+}
+
+fn output(response: &Response, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(response)?);
     } else {
-        print_text(&response);
+        print_text(response);
     }
     Ok(())
+}
+
+/// Prints log lines as they come until the daemon ends the stream or mcpctl is interrupted
+/// (which closes the connection: that is how the daemon learns to stop). `--json` prints one
+/// response per line, so that a script can read them as they come.
+/// Prints a stream of responses (`--follow`) until the daemon goes away or the user interrupts;
+/// with `--json`, one object per line so that a script can read them as they come.
+fn follow(client: &mut Client, request: Request, json: bool) -> anyhow::Result<()> {
+    client.stream(&request)?;
+    loop {
+        let response = client.next()?;
+        if json {
+            println!("{}", serde_json::to_string(&response)?);
+        } else {
+            print_text(&response);
+        }
+        use std::io::Write;
+        std::io::stdout().flush()?;
+    }
+}
+
+/// `SERVER.KEY=VALUE` sets and `--unset SERVER.KEY`, one request each.
+fn profile_config(
+    profile: String,
+    values: &[String],
+    unset: &[String],
+) -> anyhow::Result<Vec<Request>> {
+    if values.is_empty() && unset.is_empty() {
+        bail!("give SERVER.KEY=VALUE or --unset SERVER.KEY");
+    }
+    let split = |text: &str| match text.split_once('.') {
+        Some((server, key)) if !server.is_empty() && !key.is_empty() => {
+            Ok((server.to_owned(), key.to_owned()))
+        }
+        _ => bail!("{text:?}: expected SERVER.KEY"),
+    };
+    let mut requests = Vec::new();
+    for pair in values {
+        let Some((target, value)) = pair.split_once('=') else {
+            bail!("{pair:?}: expected SERVER.KEY=VALUE");
+        };
+        let (server, key) = split(target)?;
+        requests.push(Request::ProfileConfig {
+            name: profile.clone(),
+            server,
+            key,
+            value: Some(value.to_owned()),
+        });
+    }
+    for target in unset {
+        let (server, key) = split(target)?;
+        requests.push(Request::ProfileConfig {
+            name: profile.clone(),
+            server,
+            key,
+            value: None,
+        });
+    }
+    Ok(requests)
+}
+
+/// Sends the importable entries one by one, printing per entry what happened; exits non-zero
+/// (as the last failure says) when an entry the file holds could not be added.
+fn import(
+    client: &mut Client,
+    entries: Vec<crate::import::Entry>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut report = Vec::new();
+    let mut failure = None;
+    for entry in entries {
+        let outcome = match entry.request {
+            Ok(request) => match client.request(&request) {
+                Ok(Response::Done { message }) => Ok(message),
+                Ok(other) => Err(format!("unexpected answer {other:?}")),
+                Err(err) => {
+                    let message = format!("{err:#}");
+                    failure = Some(err);
+                    Err(message)
+                }
+            },
+            Err(reason) => Err(format!("skipped: {reason}")),
+        };
+        if !json {
+            match &outcome {
+                Ok(message) => println!("{}: {message}", entry.name),
+                Err(reason) => println!("{}: not imported: {reason}", entry.name),
+            }
+            for note in &entry.notes {
+                println!("  left out: {note}");
+            }
+        }
+        report.push(serde_json::json!({
+            "name": entry.name,
+            "imported": outcome.is_ok(),
+            "message": outcome.unwrap_or_else(|reason| reason),
+            "left_out": entry.notes,
+        }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&Value::from(report))?);
+    }
+    match failure {
+        Some(err) => Err(err.context("some servers could not be added")),
+        None => Ok(()),
+    }
 }
 
 fn request_for(command: Command) -> anyhow::Result<Request> {
@@ -90,7 +227,7 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
             } = *add;
             Request::ServerAdd {
                 name,
-                image,
+                image: image.unwrap_or_default(),
                 command,
                 env: parse_env(&env)?,
                 secrets,
@@ -110,6 +247,30 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
             }
         }
         Command::Server(ServerCommand::Ls) => Request::ServerList,
+        Command::Server(ServerCommand::Rm { name, force }) => Request::ServerRemove { name, force },
+        Command::Server(ServerCommand::Inspect { name }) => Request::ServerInspect { name },
+        Command::Server(ServerCommand::Logs { name, follow }) => {
+            Request::ServerLogs { name, follow }
+        }
+        Command::Server(ServerCommand::Restart { name }) => Request::ServerRestart { name },
+        Command::Reload => Request::Reload,
+        Command::Catalog(CatalogCommand::Ls) => Request::CatalogList,
+        Command::Catalog(CatalogCommand::Show { name }) => Request::CatalogShow { name },
+        Command::Profile(ProfileCommand::Rm { name }) => Request::ProfileRemove { name },
+        Command::Profile(ProfileCommand::Add { profile, servers }) => Request::ProfileServersAdd {
+            name: profile,
+            servers,
+        },
+        Command::Profile(ProfileCommand::Remove { profile, servers }) => {
+            Request::ProfileServersRemove {
+                name: profile,
+                servers,
+            }
+        }
+        Command::Profile(ProfileCommand::Prefix { profile, state }) => Request::ProfilePrefix {
+            name: profile,
+            prefix: state == OnOff::On,
+        },
         Command::Profile(ProfileCommand::Create { name, servers }) => {
             Request::ProfileCreate { name, servers }
         }
@@ -133,8 +294,11 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
         },
         Command::Secret(SecretCommand::Ls) => Request::SecretList,
         Command::Secret(SecretCommand::Rm { name }) => Request::SecretRemove { name },
-        // Both are handled in `run`, which does not come here with them.
-        Command::Secret(SecretCommand::Set { .. }) | Command::Client(_) => {
+        // These are handled in `run`, which does not come here with them.
+        Command::Secret(SecretCommand::Set { .. })
+        | Command::Client(_)
+        | Command::Profile(ProfileCommand::Config { .. })
+        | Command::Catalog(CatalogCommand::Import { .. }) => {
             bail!("this command is not a single request")
         }
     })
@@ -248,6 +412,11 @@ fn print_text(response: &Response) {
             if !profile.tools.is_empty() {
                 println!("tools:    {}", profile.tools.join(", "));
             }
+            for (server, values) in &profile.config {
+                for (key, value) in values {
+                    println!("config:   {server}.{key}={value}");
+                }
+            }
             if profile.implicit {
                 println!(
                     "(built in: every server of the catalog, until a profile named default is created)"
@@ -304,6 +473,76 @@ fn print_text(response: &Response) {
                     secret.used_by.join(", ")
                 };
                 println!("{:<32} {source:<28} {used_by}", secret.name);
+            }
+        }
+        Response::Server(detail) => {
+            let server = &detail.info;
+            println!("name:      {}", server.name);
+            println!("image:     {}", server.image);
+            if !server.command.is_empty() {
+                println!("command:   {}", server.command.join(" "));
+            }
+            for (key, value) in &detail.env_values {
+                println!("env:       {key}={value}");
+            }
+            if !server.secrets.is_empty() {
+                println!("secrets:   {}", server.secrets.join(", "));
+            }
+            if let Some(run) = &server.run {
+                println!("runs with: {}", run_summary(run));
+            }
+            println!("profiles:  {}", detail.profiles.join(", "));
+            for (profile, values) in &detail.profile_config {
+                for (key, value) in values {
+                    println!("  {profile} sets {key}={value}");
+                }
+            }
+            for container in &server.containers {
+                println!("container: {}", container_summary(container));
+            }
+        }
+        Response::LogLines { lines } => {
+            for line in lines {
+                println!("{}: {}", line.profile, line.line);
+            }
+        }
+        Response::Catalog { entries } => {
+            for entry in entries {
+                let source = match (entry.added, entry.builtin) {
+                    (true, true) => "added (also built in)",
+                    (true, false) => "added",
+                    _ => "built in",
+                };
+                let description = entry.description.as_deref().unwrap_or("");
+                println!(
+                    "{:<24} {:<36} {source:<22} {description}",
+                    entry.name, entry.image
+                );
+            }
+        }
+        Response::CatalogEntry(entry) => {
+            println!("name:      {}", entry.name);
+            println!("image:     {}", entry.image);
+            if let Some(description) = &entry.description {
+                println!("about:     {description}");
+            }
+            let source = if entry.added {
+                "your catalog"
+            } else {
+                "built in; add it with mcpctl server add NAME"
+            };
+            println!("source:    {source}");
+            if !entry.command.is_empty() {
+                println!("command:   {}", entry.command.join(" "));
+            }
+            for (key, value) in &entry.env {
+                println!("env:       {key}={value}");
+            }
+            if !entry.secrets.is_empty() {
+                println!("secrets:   {}", entry.secrets.join(", "));
+            }
+            if let Some(run) = &entry.run {
+                println!("runs with: {}", run_summary(run));
             }
         }
         other => println!(
@@ -440,6 +679,35 @@ mod tests {
         );
         assert!(parse_arguments(&["novalue".into()]).is_err());
         assert!(parse_arguments(&["x:={".into()]).is_err());
+    }
+
+    #[test]
+    fn profile_config_takes_server_dot_key_pairs_and_unsets() {
+        let requests = profile_config("p".into(), &["s.K=a=b".into()], &["s.OLD".into()]).unwrap();
+        assert_eq!(
+            requests,
+            [
+                Request::ProfileConfig {
+                    name: "p".into(),
+                    server: "s".into(),
+                    key: "K".into(),
+                    value: Some("a=b".into())
+                },
+                Request::ProfileConfig {
+                    name: "p".into(),
+                    server: "s".into(),
+                    key: "OLD".into(),
+                    value: None
+                }
+            ]
+        );
+        for bad in ["K=v", "s.=v", ".K=v", "s.K"] {
+            assert!(
+                profile_config("p".into(), &[bad.into()], &[]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(profile_config("p".into(), &[], &[]).is_err());
     }
 
     #[test]

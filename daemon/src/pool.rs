@@ -100,6 +100,8 @@ struct SlotState {
     /// What the last start used; a changed definition lifts the backoff, since the user may
     /// have fixed what made the server fail.
     tried: Option<(ServerDef, RunSettings)>,
+    /// The stderr of the last container, kept after it is gone for `mcpctl server logs`.
+    stderr: Option<Arc<LogTail>>,
 }
 
 struct Failure {
@@ -322,7 +324,20 @@ impl Pool {
         def: &ServerDef,
     ) -> Result<Arc<Upstream>, PoolError> {
         let slot = self.slot(profile, server);
-        let run = self.settings.config.get().settings.defaults.resolve(def);
+        let config = self.settings.config.get();
+        let run = config.settings.defaults.resolve(def);
+        // The profile's values for the server are part of what its container runs with, so a
+        // change to them starts a new container like a change to the definition does.
+        let values = config.server_values(profile, server);
+        let with_values;
+        let def = if values.is_empty() {
+            def
+        } else {
+            let mut merged = def.clone();
+            merged.env.extend(values);
+            with_values = merged;
+            &with_values
+        };
         slot.lock().last_used = Some(Instant::now());
         let mut running = slot.running.lock().await;
         if let Some(current) = running.as_ref()
@@ -445,6 +460,7 @@ impl Pool {
                 .collect(),
         };
         let stderr = Arc::new(LogTail::new(server));
+        slot.lock().stderr = Some(Arc::clone(&stderr));
         let attached = engine
             .start(&spec, Arc::clone(&stderr))
             .await
@@ -568,6 +584,46 @@ impl Pool {
             }
         }
         next
+    }
+
+    /// Removes every container of `server` (`mcpctl server restart` and `server rm`) and lifts
+    /// its backoff, so the next request that needs it starts it at once. Returns how many
+    /// containers were removed.
+    pub async fn stop_server(&self, server: &str) -> usize {
+        let slots: Vec<_> = {
+            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots
+                .iter()
+                .filter(|((_, s), _)| s == server)
+                .map(|(_, slot)| Arc::clone(slot))
+                .collect()
+        };
+        let mut stopped = 0;
+        for slot in slots {
+            let mut running = slot.running.lock().await;
+            if let Some(current) = running.take() {
+                self.stop(&slot, current).await;
+                stopped += 1;
+            }
+            let mut state = slot.lock();
+            state.backoff = Backoff::default();
+            if let Some(failure) = &mut state.failure {
+                failure.retry_at = None;
+            }
+        }
+        stopped
+    }
+
+    /// The stderr of `server`'s last container in each profile that ran it, by profile.
+    pub fn logs(&self, server: &str) -> Vec<(String, Arc<LogTail>)> {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut logs: Vec<_> = slots
+            .iter()
+            .filter(|((_, s), _)| s == server)
+            .filter_map(|((profile, _), slot)| Some((profile.clone(), slot.lock().stderr.clone()?)))
+            .collect();
+        logs.sort_by(|a, b| a.0.cmp(&b.0));
+        logs
     }
 
     /// (profile, server) pairs with a live container, for `status` and `server ls`.

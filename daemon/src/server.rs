@@ -202,8 +202,12 @@ async fn serve_control(
                     limit,
                     follow: true,
                 }) => {
-                    // Following ends the conversation: the client reads calls until it hangs up.
-                    return follow_calls(&mut writer, shared, server, limit).await;
+                    return follow_calls(&mut reader, &mut writer, shared, server, limit).await;
+                }
+                // Following streams responses until the client leaves: the connection's last.
+                Ok(Request::ServerLogs { name, follow: true }) => {
+                    return control::follow_logs(&shared.gateway, &name, &mut reader, &mut writer)
+                        .await;
                 }
                 Ok(request) => control::handle(shared, request).await,
                 Err(err) => Response::Error {
@@ -223,6 +227,7 @@ async fn serve_control(
 /// `mcpctl calls -f`: the last calls, then each new one as it is recorded, until the client
 /// goes away.
 async fn follow_calls(
+    reader: &mut FramedRead<OwnedReadHalf, LinesCodec>,
     writer: &mut OwnedWriteHalf,
     shared: &Shared,
     server: Option<String>,
@@ -237,7 +242,15 @@ async fn follow_calls(
         return;
     }
     loop {
-        match feed.recv().await {
+        let record = tokio::select! {
+            record = feed.recv() => record,
+            // The client closing its end is how it stops following; what it sends is ignored.
+            line = reader.next() => match line {
+                Some(_) => continue,
+                None => return,
+            },
+        };
+        match record {
             Ok(record) if wanted(&record) => {
                 let calls = vec![record];
                 if !send_line(writer, &Response::Calls { calls }).await {
@@ -254,7 +267,10 @@ async fn follow_calls(
 }
 
 /// Writes one line; false when the client is gone.
-async fn send_line<T: serde::Serialize>(writer: &mut OwnedWriteHalf, message: &T) -> bool {
+pub(crate) async fn send_line<T: serde::Serialize>(
+    writer: &mut OwnedWriteHalf,
+    message: &T,
+) -> bool {
     let line = mcp_gateway_proto::encode(message);
     match writer.write_all(line.as_bytes()).await {
         Ok(()) => true,

@@ -18,6 +18,9 @@ pub enum Request {
     /// Add (or replace) a server definition in the user's catalog.
     ServerAdd {
         name: String,
+        /// Empty takes the built-in catalog's entry of the same name, with the other fields
+        /// left as that entry has them unless given.
+        #[serde(default)]
         image: String,
         #[serde(default)]
         command: Vec<String>,
@@ -48,6 +51,35 @@ pub enum Request {
     },
     /// Every server in the catalog, with its running containers.
     ServerList,
+    /// Remove a server from the catalog; `force` also removes it from the profiles naming it.
+    ServerRemove {
+        name: String,
+        #[serde(default)]
+        force: bool,
+    },
+    /// One server: its definition, effective settings, profiles and containers.
+    ServerInspect {
+        name: String,
+    },
+    /// The server's kept stderr lines. With `follow`, the daemon answers with
+    /// [`Response::LogLines`] again each time lines arrive, until the client closes the
+    /// connection: a follow request is the last request of its connection.
+    ServerLogs {
+        name: String,
+        #[serde(default)]
+        follow: bool,
+    },
+    /// Stop the server's containers; the next request that needs the server starts it again.
+    ServerRestart {
+        name: String,
+    },
+    /// Re-read every configuration file; a broken one leaves the configuration in force as is.
+    Reload,
+    /// The user's catalog merged over the catalog built into the daemon.
+    CatalogList,
+    CatalogShow {
+        name: String,
+    },
     /// Create a profile holding the named servers.
     ProfileCreate {
         name: String,
@@ -63,8 +95,8 @@ pub enum Request {
         name: String,
     },
     /// The audit log: the last `limit` calls (of `server`, when given), oldest first. With
-    /// `follow`, more [`Response::Calls`] lines come as calls happen, until the client hangs up;
-    /// this is the one request with more than one response.
+    /// `follow`, more [`Response::Calls`] lines come as calls happen, until the client hangs up
+    /// (like `server_logs` with `follow`, the connection's last request).
     Calls {
         #[serde(default)]
         server: Option<String>,
@@ -72,6 +104,33 @@ pub enum Request {
         limit: usize,
         #[serde(default)]
         follow: bool,
+    },
+    /// Delete a profile; the active one and the built-in `default` cannot be deleted.
+    ProfileRemove {
+        name: String,
+    },
+    /// Add servers to a profile.
+    ProfileServersAdd {
+        name: String,
+        servers: Vec<String>,
+    },
+    /// Take servers out of a profile, with their allow-list rules and configuration values.
+    ProfileServersRemove {
+        name: String,
+        servers: Vec<String>,
+    },
+    /// Prefix every tool of the profile with its server's name (`true`) or only colliding ones.
+    ProfilePrefix {
+        name: String,
+        prefix: bool,
+    },
+    /// Set (`Some`) or unset (`None`) a configuration value a profile gives one of its servers.
+    ProfileConfig {
+        name: String,
+        server: String,
+        key: String,
+        #[serde(default)]
+        value: Option<String>,
     },
     /// Replace a profile's tool allow-list (`server.tool` or `server.*`; empty allows every tool).
     ProfileTools {
@@ -162,6 +221,16 @@ pub enum Response {
     Secrets {
         secrets: Vec<SecretInfo>,
     },
+    /// `server inspect`.
+    Server(ServerDetail),
+    /// `server logs`: a batch of stderr lines, oldest first; repeated while following.
+    LogLines {
+        lines: Vec<LogLine>,
+    },
+    Catalog {
+        entries: Vec<CatalogEntry>,
+    },
+    CatalogEntry(CatalogEntry),
     Error {
         kind: ErrorKind,
         message: String,
@@ -310,6 +379,53 @@ pub enum ContainerState {
     Unknown,
 }
 
+/// A server as `server inspect` shows it: [`ServerInfo`] with values and where it is used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerDetail {
+    #[serde(flatten)]
+    pub info: ServerInfo,
+    /// The catalog's environment with values (secrets are never here: they are only named).
+    #[serde(default)]
+    pub env_values: BTreeMap<String, String>,
+    /// The profiles that name this server.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// Per profile, the configuration values it gives this server (as environment variables).
+    #[serde(default)]
+    pub profile_config: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// One stderr line of a server's container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// The profile whose container wrote it.
+    pub profile: String,
+    pub line: String,
+}
+
+/// A server of `catalog ls`: from the user's catalog, the built-in one, or both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub name: String,
+    pub image: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Whether the user's catalog holds it (added, or imported); otherwise it is only offered by
+    /// the built-in catalog, and `mcpctl server add NAME` adds it.
+    pub added: bool,
+    /// Whether the built-in catalog has an entry of this name.
+    pub builtin: bool,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// The limits and settings it runs (or would run) with, defaults applied.
+    #[serde(default)]
+    pub run: Option<RunInfo>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileInfo {
     pub name: String,
@@ -324,6 +440,9 @@ pub struct ProfileInfo {
     /// The tools clients may see (`server.tool` or `server.*`); empty means every tool.
     #[serde(default)]
     pub tools: Vec<String>,
+    /// Per server, the configuration values the profile gives it as environment variables.
+    #[serde(default)]
+    pub config: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 fn default_calls_limit() -> usize {

@@ -21,9 +21,9 @@ mod paths;
 
 pub use client::{ConnectError, Connection, connect};
 pub use control::{
-    CallRecord, ContainerInfo, ContainerState, ErrorKind, MountSpec, Network, ProfileInfo, Request,
-    Response, RunInfo, SecretInfo, SecretSource, SecretValue, ServerInfo, StatusInfo, ToolInfo,
-    validate_secret_name,
+    CallRecord, CatalogEntry, ContainerInfo, ContainerState, ErrorKind, LogLine, MountSpec,
+    Network, ProfileInfo, Request, Response, RunInfo, SecretInfo, SecretSource, SecretValue,
+    ServerDetail, ServerInfo, StatusInfo, ToolInfo, validate_secret_name,
 };
 pub use framing::{LineError, MAX_CONTROL_LINE, MAX_MCP_LINE, decode, encode};
 pub use paths::{SOCKET_ENV, default_socket_path};

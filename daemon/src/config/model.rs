@@ -51,13 +51,22 @@ pub struct ServerDef {
     pub idle_timeout: Option<u64>,
 }
 
-/// `profiles.toml`: `[profiles.NAME]` tables.
+/// `profiles.toml`: `[profiles.NAME]` tables, and `[config.PROFILE.SERVER]` tables of the values
+/// a profile gives a server.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profiles {
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
+    /// Per profile, per server, `KEY = "value"`: environment variables of that profile's
+    /// container of the server, over the catalog's `env`. A table of its own rather than a field
+    /// of [`Profile`], so a profile's settings and its servers' values stay apart.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, ServerValues>,
 }
+
+/// Per server, the `KEY = "value"` pairs a profile gives it.
+pub type ServerValues = BTreeMap<String, BTreeMap<String, String>>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +130,26 @@ impl Config {
         }
     }
 
+    /// The configuration values `profile` gives `server`; empty when there are none.
+    pub fn server_values(&self, profile: &str, server: &str) -> BTreeMap<String, String> {
+        self.profiles
+            .config
+            .get(profile)
+            .and_then(|servers| servers.get(server))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The profiles (defined in the file) that name `server`.
+    pub fn profiles_naming(&self, server: &str) -> Vec<String> {
+        self.profiles
+            .profiles
+            .iter()
+            .filter(|(_, profile)| profile.servers.iter().any(|s| s == server))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// Every profile name: the defined ones plus the implicit `default`.
     pub fn profile_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.profiles.profiles.keys().cloned().collect();
@@ -161,6 +190,33 @@ impl Config {
                     return Err(format!(
                         "profile {name:?} allows {rule:?}: write server.tool or server.*, with a server of the profile"
                     ));
+                }
+            }
+        }
+        for (name, servers) in &self.profiles.config {
+            let Some(profile) = self.profile(name) else {
+                return Err(format!(
+                    "configuration values for profile {name:?}, which does not exist"
+                ));
+            };
+            for (server, values) in servers {
+                if !profile.servers.contains(server) {
+                    return Err(format!(
+                        "profile {name:?} configures {server:?}, which is not one of its servers"
+                    ));
+                }
+                let def = &self.catalog.servers[server];
+                for key in values.keys() {
+                    mcp_gateway_proto::validate_secret_name(key).map_err(|_| {
+                        format!(
+                            "profile {name:?} configures {server}.{key}: a key is an environment variable name (letters, digits, '_')"
+                        )
+                    })?;
+                    if def.secrets.contains(key) {
+                        return Err(format!(
+                            "profile {name:?} configures {server}.{key}, which is a secret of {server}"
+                        ));
+                    }
                 }
             }
         }

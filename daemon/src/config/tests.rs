@@ -214,3 +214,175 @@ fn run_settings_load_from_both_files_and_bad_ones_name_their_line() {
         );
     }
 }
+
+/// A store with servers alpha and beta and a profile `work` holding both, allowing `beta.*`.
+fn work_store(dir: &std::path::Path) -> ConfigStore {
+    let store = store(dir);
+    store.add_server("alpha", def("img:a")).unwrap();
+    store.add_server("beta", def("img:b")).unwrap();
+    store
+        .create_profile("work", vec!["alpha".into(), "beta".into()])
+        .unwrap();
+    store
+        .set_profile_tools("work", vec!["alpha.echo".into(), "beta.*".into()])
+        .unwrap();
+    store
+}
+
+#[test]
+fn profiles_are_removed_unless_active_or_built_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = work_store(dir.path());
+    store
+        .set_profile_config("work", "alpha", "MODE", Some("fast"))
+        .unwrap();
+    store.use_profile("work").unwrap();
+    assert!(matches!(
+        store.remove_profile("work"),
+        Err(ConfigError::Invalid(m)) if m.contains("active") && m.contains("profile use")
+    ));
+    assert!(matches!(
+        store.remove_profile(DEFAULT_PROFILE),
+        Err(ConfigError::Invalid(m)) if m.contains("built in")
+    ));
+    assert!(matches!(
+        store.remove_profile("nope"),
+        Err(ConfigError::UnknownProfile(_))
+    ));
+    store.use_profile(DEFAULT_PROFILE).unwrap();
+    store.remove_profile("work").unwrap();
+    let reloaded = self::store(dir.path()).get();
+    assert!(reloaded.profile("work").is_none());
+    assert!(reloaded.profiles.config.is_empty(), "its values went too");
+}
+
+#[test]
+fn servers_join_and_leave_profiles_with_their_rules_and_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = work_store(dir.path());
+    store.add_server("gamma", def("img:c")).unwrap();
+    assert_eq!(
+        store
+            .add_profile_servers("work", &["alpha".into(), "gamma".into()])
+            .unwrap(),
+        ["gamma"]
+    );
+    assert!(matches!(
+        store.add_profile_servers("work", &["ghost".into()]),
+        Err(ConfigError::Invalid(m)) if m.contains("ghost")
+    ));
+    store
+        .set_profile_config("work", "beta", "MODE", Some("slow"))
+        .unwrap();
+    store
+        .remove_profile_servers("work", &["beta".into()])
+        .unwrap();
+    let profile = store.get().profile("work").unwrap();
+    assert_eq!(profile.servers, ["alpha", "gamma"]);
+    assert_eq!(profile.tools, ["alpha.echo"]);
+    assert!(store.get().server_values("work", "beta").is_empty());
+    assert!(matches!(
+        store.remove_profile_servers("work", &["beta".into()]),
+        Err(ConfigError::Invalid(m)) if m.contains("no server")
+    ));
+}
+
+#[test]
+fn prefix_and_values_persist_and_secret_looking_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = work_store(dir.path());
+    store.set_profile_prefix("work", true).unwrap();
+    store
+        .set_profile_config("work", "alpha", "MODE", Some("fast"))
+        .unwrap();
+    for (key, value) in [
+        ("GITHUB_TOKEN", "abc"),
+        ("api_key", "x"),
+        ("MODE", "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB"),
+    ] {
+        assert!(
+            matches!(
+                store.set_profile_config("work", "alpha", key, Some(value)),
+                Err(ConfigError::Invalid(m)) if m.contains("mcpctl secret set")
+            ),
+            "{key}={value} accepted"
+        );
+    }
+    assert!(matches!(
+        store.set_profile_config("work", "alpha", "BAD-KEY", Some("v")),
+        Err(ConfigError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.set_profile_config("work", "ghost", "MODE", Some("v")),
+        Err(ConfigError::Invalid(m)) if m.contains("ghost")
+    ));
+    let text = std::fs::read_to_string(dir.path().join("config/profiles.toml")).unwrap();
+    assert!(text.contains("[config.work.alpha]"), "{text}");
+    let reloaded = self::store(dir.path()).get();
+    assert!(reloaded.profile("work").unwrap().prefix);
+    assert_eq!(reloaded.server_values("work", "alpha")["MODE"], "fast");
+    store
+        .set_profile_config("work", "alpha", "MODE", None)
+        .unwrap();
+    assert!(store.get().profiles.config.is_empty());
+    assert!(
+        store
+            .set_profile_config("work", "alpha", "MODE", None)
+            .is_err()
+    );
+}
+
+#[test]
+fn a_server_in_use_is_removed_only_by_force_which_clears_the_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = work_store(dir.path());
+    assert!(matches!(
+        store.remove_server("beta", false),
+        Err(ConfigError::Invalid(m)) if m.contains("work") && m.contains("--force")
+    ));
+    assert!(matches!(
+        store.remove_server("ghost", false),
+        Err(ConfigError::UnknownServer(_))
+    ));
+    assert_eq!(store.remove_server("beta", true).unwrap(), ["work"]);
+    let reloaded = self::store(dir.path()).get();
+    assert!(!reloaded.catalog.servers.contains_key("beta"));
+    assert_eq!(reloaded.profile("work").unwrap().tools, ["alpha.echo"]);
+    store.create_profile("solo", vec![]).unwrap();
+    assert!(store.remove_server("alpha", false).is_err());
+    store
+        .remove_profile_servers("work", &["alpha".into()])
+        .unwrap();
+    assert_eq!(
+        store.remove_server("alpha", false).unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_reload_takes_hand_edits_and_a_broken_file_keeps_the_last_good_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = work_store(dir.path());
+    let catalog = dir.path().join("config/catalog.toml");
+    std::fs::write(
+        &catalog,
+        "[servers.alpha]\nimage = \"img:a2\"\n[servers.beta]\nimage = \"img:b\"\n",
+    )
+    .unwrap();
+    store.reload().unwrap();
+    assert_eq!(store.get().catalog.servers["alpha"].image, "img:a2");
+    let good = store.get();
+    std::fs::write(&catalog, "[servers.alpha]\nimage = \"img:a3\"\nimgae = 1\n").unwrap();
+    let problems = store.reload().unwrap_err();
+    let message = problems[0].to_string();
+    assert!(
+        message.starts_with(&format!("{}:3: ", catalog.display())),
+        "{message}"
+    );
+    assert_eq!(*store.get(), *good);
+    // Valid TOML that breaks a rule (a profile names a server that is gone) is refused too.
+    std::fs::write(&catalog, "[servers.alpha]\nimage = \"img:a3\"\n").unwrap();
+    let problems = store.reload().unwrap_err();
+    assert!(problems[0].to_string().contains("beta"), "{problems:?}");
+    assert_eq!(*store.get(), *good);
+}

@@ -1,11 +1,17 @@
 //! Answers `mcpctl`'s control requests. Each request maps to one call into the configuration store
-//! or the gateway; this module only translates between those and the wire types.
+//! or the gateway; this module only translates between those and the wire types. The catalog's
+//! requests are in `catalog`, and `server logs` (which may stream) in `logs`.
+
+mod catalog;
+mod logs;
+
+pub use logs::follow as follow_logs;
 
 use std::num::NonZeroU32;
 
 use mcp_gateway_proto::{
     ContainerInfo, ContainerState, ErrorKind, MountSpec, ProfileInfo, Request, Response, RunInfo,
-    SecretInfo, SecretSource, ServerInfo, StatusInfo, ToolInfo,
+    SecretInfo, SecretSource, ServerDetail, ServerInfo, StatusInfo, ToolInfo,
 };
 use serde_json::Value;
 
@@ -26,6 +32,14 @@ pub async fn handle(shared: &Shared, request: Request) -> Response {
             | Request::ProfileCreate { .. }
             | Request::ProfileUse { .. }
             | Request::ProfileTools { .. }
+            | Request::ProfileRemove { .. }
+            | Request::ProfileServersAdd { .. }
+            | Request::ProfileServersRemove { .. }
+            | Request::ProfilePrefix { .. }
+            | Request::ProfileConfig { .. }
+            | Request::ServerRemove { .. }
+            | Request::ServerRestart { .. }
+            | Request::Reload
     );
     let response = answer(shared, request).await;
     // Connected clients learn at once that what they may see changed.
@@ -53,25 +67,20 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             idle_timeout,
         } => {
             let replaced = gateway.config.get().catalog.servers.contains_key(&name);
-            let def = server_def(
-                ServerDef {
-                    image,
-                    command,
-                    env,
-                    secrets,
-                    memory: None,
-                    cpus: None,
-                    pids: None,
-                    network: None,
-                    mounts: Vec::new(),
-                    idle_timeout,
-                },
-                memory,
-                cpus,
-                pids,
-                network,
-                mounts,
-            );
+            let given = ServerDef {
+                image,
+                command,
+                env,
+                secrets,
+                memory: None,
+                cpus: None,
+                pids: None,
+                network: None,
+                mounts: Vec::new(),
+                idle_timeout,
+            };
+            let def = server_def(given, memory, cpus, pids, network, mounts)
+                .and_then(|given| catalog::over_builtin(&name, given));
             match def.and_then(|def| gateway.config.add_server(&name, def)) {
                 Ok(()) if replaced => done(format!("replaced server {name}")),
                 Ok(()) => done(format!("added server {name}")),
@@ -79,6 +88,46 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             }
         }
         Request::ServerList => server_list(gateway).await,
+        Request::ServerInspect { name } => server_inspect(gateway, &name),
+        Request::ServerRemove { name, force } => match gateway.config.remove_server(&name, force) {
+            Ok(profiles) => {
+                let stopped = gateway.pool.stop_server(&name).await;
+                let mut message = format!("removed server {name}");
+                if !profiles.is_empty() {
+                    message.push_str(&format!(" (also from profiles {})", profiles.join(", ")));
+                }
+                if stopped > 0 {
+                    message.push_str(&format!("; stopped {stopped} containers"));
+                }
+                done(message)
+            }
+            Err(err) => config_error(err),
+        },
+        Request::ServerRestart { name } => {
+            if !gateway.config.get().catalog.servers.contains_key(&name) {
+                return config_error(ConfigError::UnknownServer(name));
+            }
+            let stopped = gateway.pool.stop_server(&name).await;
+            done(format!(
+                "stopped {stopped} containers of {name}; the next request that needs it starts it"
+            ))
+        }
+        Request::ServerLogs { name, .. } => logs::snapshot(gateway, &name),
+        Request::Reload => match gateway.config.reload() {
+            Ok(()) => done("reloaded the configuration".into()),
+            Err(problems) => {
+                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                error(
+                    ErrorKind::InvalidConfig,
+                    format!(
+                        "the configuration in force is unchanged:\n{}",
+                        problems.join("\n")
+                    ),
+                )
+            }
+        },
+        Request::CatalogList => catalog::list(gateway),
+        Request::CatalogShow { name } => catalog::show(gateway, &name),
         Request::ProfileCreate { name, servers } => {
             match gateway.config.create_profile(&name, servers) {
                 Ok(()) => done(format!("created profile {name}")),
@@ -109,6 +158,50 @@ async fn answer(shared: &Shared, request: Request) -> Response {
                 Err(err) => config_error(err),
             }
         }
+        Request::ProfileRemove { name } => match gateway.config.remove_profile(&name) {
+            Ok(()) => done(format!("removed profile {name}")),
+            Err(err) => config_error(err),
+        },
+        Request::ProfileServersAdd { name, servers } => {
+            match gateway.config.add_profile_servers(&name, &servers) {
+                Ok(added) if added.is_empty() => {
+                    done(format!("profile {name} already has {}", servers.join(", ")))
+                }
+                Ok(added) => done(format!("added {} to profile {name}", added.join(", "))),
+                Err(err) => config_error(err),
+            }
+        }
+        Request::ProfileServersRemove { name, servers } => {
+            match gateway.config.remove_profile_servers(&name, &servers) {
+                Ok(()) => done(format!(
+                    "removed {} from profile {name}",
+                    servers.join(", ")
+                )),
+                Err(err) => config_error(err),
+            }
+        }
+        Request::ProfilePrefix { name, prefix } => {
+            match gateway.config.set_profile_prefix(&name, prefix) {
+                Ok(()) if prefix => done(format!(
+                    "profile {name} now prefixes every tool with its server's name"
+                )),
+                Ok(()) => done(format!("profile {name} now prefixes colliding tools only")),
+                Err(err) => config_error(err),
+            }
+        }
+        Request::ProfileConfig {
+            name,
+            server,
+            key,
+            value,
+        } => match gateway
+            .config
+            .set_profile_config(&name, &server, &key, value.as_deref())
+        {
+            Ok(()) if value.is_some() => done(format!("profile {name} sets {server}.{key}")),
+            Ok(()) => done(format!("profile {name} no longer sets {server}.{key}")),
+            Err(err) => config_error(err),
+        },
         Request::ProfileShow { name } => match profile_info(gateway, &name) {
             Some(info) => Response::Profile(info),
             None => config_error(ConfigError::UnknownProfile(name)),
@@ -250,26 +343,72 @@ async fn server_list(gateway: &Gateway) -> Response {
         .catalog
         .servers
         .iter()
-        .map(|(name, def)| ServerInfo {
-            name: name.clone(),
-            image: def.image.clone(),
-            command: def.command.clone(),
-            env: def.env.keys().cloned().collect(),
-            secrets: def.secrets.clone(),
-            running_in: running
-                .iter()
-                .filter(|(_, s)| s == name)
-                .map(|(p, _)| p.clone())
-                .collect(),
-            run: Some(run_info(&config.settings.defaults.resolve(def))),
-            containers: statuses
-                .iter()
-                .filter(|status| status.server == *name)
-                .map(container_info)
-                .collect(),
-        })
+        .map(|(name, def)| server_info(&config, name, def, &running, &statuses))
         .collect();
     Response::Servers { servers }
+}
+
+fn server_info(
+    config: &config::Config,
+    name: &str,
+    def: &ServerDef,
+    running: &[(String, String)],
+    statuses: &[SlotStatus],
+) -> ServerInfo {
+    ServerInfo {
+        name: name.to_owned(),
+        image: def.image.clone(),
+        command: def.command.clone(),
+        env: def.env.keys().cloned().collect(),
+        secrets: def.secrets.clone(),
+        running_in: running
+            .iter()
+            .filter(|(_, s)| s == name)
+            .map(|(p, _)| p.clone())
+            .collect(),
+        run: Some(run_info(&config.settings.defaults.resolve(def))),
+        containers: statuses
+            .iter()
+            .filter(|status| status.server == name)
+            .map(container_info)
+            .collect(),
+    }
+}
+
+/// `server inspect`: the definition with its values, the settings in force, the profiles that
+/// serve it (the implicit `default` included) and its containers.
+fn server_inspect(gateway: &Gateway, name: &str) -> Response {
+    let config = gateway.config.get();
+    let Some(def) = config.catalog.servers.get(name) else {
+        return config_error(ConfigError::UnknownServer(name.to_owned()));
+    };
+    let info = server_info(
+        &config,
+        name,
+        def,
+        &gateway.pool.running(),
+        &gateway.pool.statuses(),
+    );
+    let profiles: Vec<String> = config
+        .profile_names()
+        .into_iter()
+        .filter(|p| {
+            config
+                .profile(p)
+                .is_some_and(|p| p.servers.iter().any(|s| s == name))
+        })
+        .collect();
+    let profile_config = profiles
+        .iter()
+        .map(|p| (p.clone(), config.server_values(p, name)))
+        .filter(|(_, values)| !values.is_empty())
+        .collect();
+    Response::Server(ServerDetail {
+        info,
+        env_values: def.env.clone(),
+        profiles,
+        profile_config,
+    })
 }
 
 fn run_info(run: &RunSettings) -> RunInfo {
@@ -371,6 +510,12 @@ fn profile_info(gateway: &Gateway, name: &str) -> Option<ProfileInfo> {
         active: config.active == name,
         prefix: profile.prefix,
         tools: profile.tools,
+        config: config
+            .profiles
+            .config
+            .get(name)
+            .cloned()
+            .unwrap_or_default(),
         implicit: name == DEFAULT_PROFILE && !config.profiles.profiles.contains_key(name),
     })
 }
@@ -385,7 +530,7 @@ fn error(kind: ErrorKind, message: String) -> Response {
 
 fn config_error(err: ConfigError) -> Response {
     let kind = match err {
-        ConfigError::UnknownProfile(_) => ErrorKind::NotFound,
+        ConfigError::UnknownProfile(_) | ConfigError::UnknownServer(_) => ErrorKind::NotFound,
         ConfigError::Invalid(_) => ErrorKind::InvalidConfig,
         ConfigError::File(_) => ErrorKind::Internal,
         ConfigError::Secret(err) => return secret_error(err),
