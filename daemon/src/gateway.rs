@@ -7,6 +7,7 @@
 //! requests for the client) is routed in `gateway/events.rs`.
 
 mod events;
+mod screening;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,7 @@ use crate::lists::{ListKind, Listing, Route, Table};
 use crate::names;
 use crate::parking::Seal;
 use crate::pool::{Pool, PoolError};
-use crate::scan::{ScanMode, Scanner};
+use crate::scan::Scanner;
 use crate::upstream::{Caller, Upstream, UpstreamError};
 
 /// The JSON-RPC code legacy servers use for an unknown resource URI.
@@ -120,16 +121,11 @@ impl Gateway {
             sessions: Mutex::default(),
             subscriptions: Mutex::default(),
             debouncing: Mutex::default(),
-            scanner: Scanner::new(stored_secrets(&config)),
+            scanner: Scanner::new(screening::stored_secrets(&config)),
             seal: Seal::new(),
             audit,
             config,
         }
-    }
-
-    /// Makes the secret scanner look for the stored secrets as they are now.
-    pub fn secrets_changed(&self) {
-        self.scanner.remember(stored_secrets(&self.config));
     }
 
     /// A page of the profile's merged list of `kind`.
@@ -420,67 +416,6 @@ impl Gateway {
         })
     }
 
-    /// Blocks a call whose arguments hold a secret, or redacts them, as the profile says; the
-    /// rules that matched a redacted call.
-    fn screen_arguments(
-        &self,
-        mode: ScanMode,
-        arguments: &mut Value,
-        profile: &str,
-        tool: &str,
-    ) -> Result<Vec<&'static str>, GatewayError> {
-        let hits = match mode {
-            ScanMode::Block => self.scanner.find(arguments),
-            ScanMode::Redact => self.scanner.redact(arguments),
-        };
-        if hits.is_empty() {
-            return Ok(hits);
-        }
-        let rules = hits.join(", ");
-        tracing::warn!(profile, tool, ?mode, rules, "secret in tool arguments");
-        match mode {
-            ScanMode::Block => Err(GatewayError::SecretInArguments {
-                tool: tool.to_owned(),
-                rules,
-            }),
-            ScanMode::Redact => Ok(hits),
-        }
-    }
-
-    /// Withholds or redacts a tool result that holds a secret, as the profile says.
-    fn screen_result(
-        &self,
-        mode: ScanMode,
-        result: Box<RawValue>,
-        profile: &str,
-        tool: &str,
-        trail: &mut Trail,
-    ) -> Result<Box<RawValue>, GatewayError> {
-        if !self.scanner.may_match(result.get()) {
-            return Ok(result);
-        }
-        let Ok(mut value) = serde_json::from_str::<Value>(result.get()) else {
-            return Ok(result);
-        };
-        let hits = match mode {
-            ScanMode::Block => self.scanner.find(&value),
-            ScanMode::Redact => self.scanner.redact(&mut value),
-        };
-        if hits.is_empty() {
-            return Ok(result);
-        }
-        let rules = hits.join(", ");
-        tracing::warn!(profile, tool, ?mode, rules, "secret in a tool result");
-        trail.secrets.extend(hits);
-        match mode {
-            ScanMode::Block => Err(GatewayError::SecretInResult {
-                tool: tool.to_owned(),
-                rules,
-            }),
-            ScanMode::Redact => Ok(jsonrpc::to_raw(&value)),
-        }
-    }
-
     /// Routes `completion/complete` by its `ref`: a prompt name or a resource (template) URI.
     async fn route_reference(
         &self,
@@ -551,13 +486,6 @@ impl Gateway {
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
     }
-}
-
-fn stored_secrets(config: &ConfigStore) -> Vec<String> {
-    config.secrets.values().unwrap_or_else(|err| {
-        tracing::warn!("the secret scanner cannot read the stored secrets: {err}");
-        Vec::new()
-    })
 }
 
 fn parse_params(params: Option<&RawValue>) -> Result<Map<String, Value>, GatewayError> {
