@@ -109,8 +109,14 @@ pub struct Plan {
     pub daemon_env: Vec<(String, String)>,
 }
 
-/// Tools each fixture has without filler: echo, whoami, add, sleep, NAME_info, crash.
-pub const FIXTURE_TOOLS: usize = 6;
+/// Tools each fixture has without filler (echo, whoami, add, sleep, NAME_info, crash and the
+/// protocol probes: progress, log, sample, elicit, roots, change, bump, subscriptions, meta,
+/// setlevel, getenv).
+pub const FIXTURE_TOOLS: usize = 17;
+
+/// The fixture pages its lists at 2 items unless told otherwise; both paths of the benchmark
+/// list everything in one page, so that neither pays for paging the other does not.
+pub const ONE_PAGE: &str = "MCP_FIXTURE_PAGE_SIZE=1000";
 
 impl Cli {
     /// The plan, or why the flags do not make one.

@@ -10,7 +10,7 @@ use tokio::io::BufReader;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::process::Command;
 
-use crate::cli::Plan;
+use crate::cli::{ONE_PAGE, Plan};
 use crate::mcp::{LineClient, ProcessClient};
 
 /// An MCP session on the daemon's socket without a shim in between.
@@ -73,6 +73,8 @@ impl Rig {
             &name,
             "--env",
             &extra,
+            "--env",
+            ONE_PAGE,
         ])?;
         Ok(())
     }

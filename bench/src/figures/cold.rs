@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use mcp_gateway_tests::{Start, bin, wait_for};
 use tokio::process::Command;
 
-use crate::cli::{FIXTURE_TOOLS, Plan};
+use crate::cli::{FIXTURE_TOOLS, ONE_PAGE, Plan};
 use crate::direct::{BENCH_LABEL, Engine};
 use crate::mcp::{self, ProcessClient};
 use crate::report::{Row, Unit};
@@ -129,7 +129,10 @@ async fn engine_sample(engine: &Engine, image: &str, servers: usize) -> anyhow::
     let start = Instant::now();
     let started = futures_util::future::join_all((1..=servers).map(|n| async move {
         let mut server = engine
-            .start(image, &[format!("MCP_FIXTURE_NAME=e{n:02}")])
+            .start(
+                image,
+                &[format!("MCP_FIXTURE_NAME=e{n:02}"), ONE_PAGE.to_owned()],
+            )
             .await?;
         let listed = server.io.tool_names(mcp::next_id()).await;
         anyhow::Ok((server, listed))
@@ -159,7 +162,7 @@ async fn docker_run_sample(image: &str) -> anyhow::Result<Duration> {
     command
         .args(["run", "-i", "--rm", "--label"])
         .arg(format!("{BENCH_LABEL}={}", std::process::id()))
-        .args(["-e", "MCP_FIXTURE_NAME=cold", image])
+        .args(["-e", "MCP_FIXTURE_NAME=cold", "-e", ONE_PAGE, image])
         .stderr(Stdio::null());
     let mut client = ProcessClient::spawn(command)?;
     client.io.handshake().await.context("docker run")?;

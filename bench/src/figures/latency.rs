@@ -20,7 +20,7 @@ use futures_util::future::try_join_all;
 use mcp_gateway_tests::Start;
 use tokio::io::{AsyncBufRead, AsyncWrite};
 
-use crate::cli::Plan;
+use crate::cli::{ONE_PAGE, Plan};
 use crate::direct::{AttachClient, Engine};
 use crate::mcp::{self, LineClient, ProcessClient, Reply};
 use crate::procfs;
@@ -87,7 +87,10 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
     first.io.tool_names(mcp::next_id()).await?;
     first.close().await?;
     let mut direct = engine
-        .start(&plan.image, &["MCP_FIXTURE_NAME=echo".to_owned()])
+        .start(
+            &plan.image,
+            &["MCP_FIXTURE_NAME=echo".to_owned(), ONE_PAGE.to_owned()],
+        )
         .await?;
 
     let round = Duration::from_secs_f64(plan.round_secs);

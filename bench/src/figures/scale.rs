@@ -10,7 +10,7 @@ use anyhow::bail;
 use futures_util::future::try_join_all;
 use mcp_gateway_tests::Start;
 
-use crate::cli::{FIXTURE_TOOLS, Plan};
+use crate::cli::{FIXTURE_TOOLS, ONE_PAGE, Plan};
 use crate::direct::Engine;
 use crate::mcp;
 use crate::procfs;
@@ -60,6 +60,7 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         let env = [
             format!("MCP_FIXTURE_NAME=d{n:02}"),
             format!("MCP_FIXTURE_EXTRA_TOOLS={extra_tools}"),
+            ONE_PAGE.to_owned(),
         ];
         async move {
             let mut server = engine.start(&plan.image, &env).await?;
