@@ -33,9 +33,12 @@ pub struct Server<'a> {
 
 impl Rig {
     /// A daemon with the plan's extra environment (for experiments such as
-    /// `TOKIO_WORKER_THREADS`).
+    /// `TOKIO_WORKER_THREADS`). Its merged lists come in one page, as the direct path's do.
     pub fn start(how: Start, plan: &Plan) -> Rig {
-        let mut env = vec![("RUST_LOG", DAEMON_LOG)];
+        let mut env = vec![
+            ("RUST_LOG", DAEMON_LOG),
+            ("MCP_GATEWAY_LIST_PAGE_SIZE", "100000"),
+        ];
         env.extend(
             plan.daemon_env
                 .iter()

@@ -1,7 +1,7 @@
 //! The audit log: one JSON line per call through the gateway, under the state directory, rotated
 //! by size, readable and followable with `mcpctl calls`.
 //!
-//! Calls hand their record to a writer task and do not wait for the disk; a log that cannot keep
+//! Calls hand their record to a writer thread and do not wait for the disk; a log that cannot keep
 //! up loses records (counted in the daemon's log) rather than slowing calls. The newest records
 //! also go to everyone following the log.
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mcp_gateway_proto::CallRecord;
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use crate::gateway::GatewayError;
 use crate::jsonrpc::Reply;
@@ -23,7 +23,7 @@ const MAX_BYTES: u64 = 8 << 20;
 
 pub struct Audit {
     path: PathBuf,
-    queue: mpsc::Sender<CallRecord>,
+    queue: std::sync::mpsc::SyncSender<CallRecord>,
     feed: broadcast::Sender<CallRecord>,
 }
 
@@ -31,14 +31,22 @@ impl Audit {
     /// Opens the log at `dir/audit.jsonl` and starts its writer.
     pub fn start(dir: &Path) -> Audit {
         let path = dir.join("audit.jsonl");
-        let (queue, records) = mpsc::channel(4096);
+        let (queue, records) = std::sync::mpsc::sync_channel(4096);
         let (feed, _) = broadcast::channel(256);
-        tokio::spawn(write_records(path.clone(), records));
+        let file = path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("audit".into())
+            .spawn(move || write_records(&file, &records));
+        if let Err(err) = spawned {
+            tracing::error!("no audit log: cannot start its writer: {err}");
+        }
         Audit { path, queue, feed }
     }
 
     pub fn record(&self, record: CallRecord) {
-        let _ = self.feed.send(record.clone());
+        if self.feed.receiver_count() > 0 {
+            let _ = self.feed.send(record.clone());
+        }
         if self.queue.try_send(record).is_err() {
             tracing::warn!("an audit record was lost: the log is not keeping up");
         }
@@ -135,15 +143,13 @@ fn rotated(path: &Path) -> PathBuf {
     path.with_extension("jsonl.1")
 }
 
-async fn write_records(path: PathBuf, mut records: mpsc::Receiver<CallRecord>) {
-    while let Some(record) = records.recv().await {
+/// The writer thread: keeps the file open and writes whatever has queued up since its last write,
+/// so a call costs a queue push and a busy gateway one write per burst.
+fn write_records(path: &Path, records: &std::sync::mpsc::Receiver<CallRecord>) {
+    while let Ok(record) = records.recv() {
         let mut batch = vec![record];
-        while let Ok(more) = records.try_recv() {
-            batch.push(more);
-        }
-        let path = path.clone();
-        let written = tokio::task::spawn_blocking(move || append(&path, &batch)).await;
-        if let Ok(Err(err)) = written {
+        batch.extend(records.try_iter());
+        if let Err(err) = append(path, &batch) {
             tracing::warn!("cannot write the audit log: {err}");
         }
     }
@@ -208,7 +214,7 @@ mod tests {
         );
         assert_eq!(mode & 0o777, 0o600);
 
-        let (queue, _) = mpsc::channel(1);
+        let (queue, _) = std::sync::mpsc::sync_channel(1);
         let (feed, _) = broadcast::channel(1);
         let audit = Audit { path, queue, feed };
         let names =
