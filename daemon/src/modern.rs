@@ -146,25 +146,28 @@ pub fn discover() -> Box<RawValue> {
 /// no client capability, so a server never answers with `input_required` the gateway could not
 /// bridge.
 pub fn describe(params: Option<&RawValue>) -> Box<RawValue> {
-    let mut params = params
-        .and_then(|p| serde_json::from_str::<Map<String, Value>>(p.get()).ok())
-        .unwrap_or_default();
-    let meta = params
-        .entry("_meta")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if let Some(meta) = meta.as_object_mut() {
+    with_meta(params, |meta| {
         meta.insert(PROTOCOL_KEY.into(), Value::from(VERSION));
         meta.insert(CAPABILITIES_KEY.into(), json!({}));
         meta.insert(
             CLIENT_INFO_KEY.into(),
             json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")}),
         );
-    }
-    jsonrpc::to_raw(&Value::Object(params))
+    })
 }
 
 /// The params of a notification on a `subscriptions/listen` stream.
 pub fn tagged(params: Option<&RawValue>, subscription: &Value) -> Box<RawValue> {
+    with_meta(params, |meta| {
+        meta.insert(SUBSCRIPTION_KEY.into(), subscription.clone());
+    })
+}
+
+/// `params` (an empty object when absent) with `edit` applied to its `_meta` object.
+fn with_meta(
+    params: Option<&RawValue>,
+    edit: impl FnOnce(&mut Map<String, Value>),
+) -> Box<RawValue> {
     let mut params = params
         .and_then(|p| serde_json::from_str::<Map<String, Value>>(p.get()).ok())
         .unwrap_or_default();
@@ -172,7 +175,7 @@ pub fn tagged(params: Option<&RawValue>, subscription: &Value) -> Box<RawValue> 
         .entry("_meta")
         .or_insert_with(|| Value::Object(Map::new()));
     if let Some(meta) = meta.as_object_mut() {
-        meta.insert(SUBSCRIPTION_KEY.into(), subscription.clone());
+        edit(meta);
     }
     jsonrpc::to_raw(&Value::Object(params))
 }

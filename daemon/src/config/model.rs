@@ -21,7 +21,7 @@ pub struct Catalog {
 }
 
 /// How to run one MCP server.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerDef {
     pub image: String,

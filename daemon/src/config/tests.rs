@@ -13,15 +13,7 @@ fn store(dir: &std::path::Path) -> ConfigStore {
 fn def(image: &str) -> ServerDef {
     ServerDef {
         image: image.into(),
-        command: vec![],
-        env: Default::default(),
-        secrets: vec![],
-        memory: None,
-        cpus: None,
-        pids: None,
-        network: None,
-        mounts: vec![],
-        idle_timeout: None,
+        ..Default::default()
     }
 }
 

@@ -93,15 +93,7 @@ mod tests {
     fn given(image: &str) -> ServerDef {
         ServerDef {
             image: image.into(),
-            command: vec![],
-            env: Default::default(),
-            secrets: vec![],
-            memory: None,
-            cpus: None,
-            pids: None,
-            network: None,
-            mounts: vec![],
-            idle_timeout: None,
+            ..Default::default()
         }
     }
 
