@@ -16,6 +16,15 @@ where
     F: FnOnce(BufReader<tokio::io::DuplexStream>, tokio::io::DuplexStream) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    with_server_events(serve).0
+}
+
+/// [`with_server`], and the events the upstream hands the gateway.
+fn with_server_events<F, Fut>(serve: F) -> (Arc<Upstream>, mpsc::Receiver<ServerEvent>)
+where
+    F: FnOnce(BufReader<tokio::io::DuplexStream>, tokio::io::DuplexStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let (gateway_in, server_out) = tokio::io::duplex(1 << 16);
     let (server_in, gateway_out) = tokio::io::duplex(1 << 16);
     tokio::spawn(serve(BufReader::new(server_in), server_out));
@@ -25,7 +34,13 @@ where
         Arc::new(LogTail::new("fake")),
         1 << 20,
     )
-    .0
+}
+
+/// Writes one JSON message as the server.
+async fn send_json(out: &mut tokio::io::DuplexStream, message: &serde_json::Value) {
+    out.write_all(format!("{message}\n").as_bytes())
+        .await
+        .unwrap();
 }
 
 /// An upstream over the given pipes, and the events it hands the gateway.
@@ -196,17 +211,11 @@ async fn progress_reaches_each_client_under_its_own_token() {
         for id in &ids {
             let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
                 "params": {"progressToken": id, "progress": id, "total": 9}});
-            output
-                .write_all(format!("{progress}\n").as_bytes())
-                .await
-                .unwrap();
+            send_json(&mut output, &progress).await;
         }
         for id in ids {
             let answer = json!({"jsonrpc": "2.0", "id": id, "result": {}});
-            output
-                .write_all(format!("{answer}\n").as_bytes())
-                .await
-                .unwrap();
+            send_json(&mut output, &answer).await;
         }
         std::future::pending::<()>().await;
     });
@@ -287,35 +296,18 @@ async fn an_oversized_answer_fails_its_request_at_once() {
 #[tokio::test]
 async fn server_requests_name_the_clients_in_flight_and_their_answers_return() {
     let (answered_tx, answered_rx) = oneshot::channel();
-    let (upstream, mut events) = {
-        let (gateway_in, mut server_out) = tokio::io::duplex(1 << 16);
-        let (server_in, gateway_out) = tokio::io::duplex(1 << 16);
-        tokio::spawn(async move {
-            let mut input = BufReader::new(server_in);
-            let mut call = String::new();
-            input.read_line(&mut call).await.unwrap();
-            let ask = json!({"jsonrpc": "2.0", "id": "s-1", "method": "sampling/createMessage", "params": {"maxTokens": 5}});
-            server_out
-                .write_all(format!("{ask}\n").as_bytes())
-                .await
-                .unwrap();
-            let mut answer = String::new();
-            input.read_line(&mut answer).await.unwrap();
-            let _ = answered_tx.send(answer);
-            let done = json!({"jsonrpc": "2.0", "id": id_of(&call), "result": {}});
-            server_out
-                .write_all(format!("{done}\n").as_bytes())
-                .await
-                .unwrap();
-            std::future::pending::<()>().await;
-        });
-        spawn_fake(
-            gateway_out,
-            gateway_in,
-            Arc::new(LogTail::new("fake")),
-            1 << 20,
-        )
-    };
+    let (upstream, mut events) = with_server_events(|mut input, mut output| async move {
+        let mut call = String::new();
+        input.read_line(&mut call).await.unwrap();
+        let ask = json!({"jsonrpc": "2.0", "id": "s-1", "method": "sampling/createMessage", "params": {"maxTokens": 5}});
+        send_json(&mut output, &ask).await;
+        let mut answer = String::new();
+        input.read_line(&mut answer).await.unwrap();
+        let _ = answered_tx.send(answer);
+        let done = json!({"jsonrpc": "2.0", "id": id_of(&call), "result": {}});
+        send_json(&mut output, &done).await;
+        std::future::pending::<()>().await;
+    });
     let (one, mut one_lines) = client(7);
     let call = owned_by(&one);
     let relay = async {
@@ -353,30 +345,17 @@ async fn server_requests_name_the_clients_in_flight_and_their_answers_return() {
 
 #[tokio::test]
 async fn a_server_withdrawing_its_request_withdraws_it_from_the_client() {
-    let (upstream, mut events) = {
-        let (gateway_in, mut server_out) = tokio::io::duplex(1 << 16);
-        let (_server_in, gateway_out) = tokio::io::duplex(1 << 16);
-        tokio::spawn(async move {
-            let ask = json!({"jsonrpc": "2.0", "id": 5, "method": "roots/list"});
-            server_out
-                .write_all(format!("{ask}\n").as_bytes())
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5}});
-            server_out
-                .write_all(format!("{cancel}\n").as_bytes())
-                .await
-                .unwrap();
-            std::future::pending::<()>().await;
-        });
-        spawn_fake(
-            gateway_out,
-            gateway_in,
-            Arc::new(LogTail::new("fake")),
-            1 << 20,
+    let (upstream, mut events) = with_server_events(|_input, mut output| async move {
+        send_json(
+            &mut output,
+            &json!({"jsonrpc": "2.0", "id": 5, "method": "roots/list"}),
         )
-    };
+        .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5}});
+        send_json(&mut output, &cancel).await;
+        std::future::pending::<()>().await;
+    });
     let (client, mut lines) = client(3);
     let Some(ServerEvent::Request {
         upstream: up,
