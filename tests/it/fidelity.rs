@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 /// A socket-activated daemon serving `alpha` and `beta` (both the fixture, speaking the two legacy
 /// revisions: 2025-11-25 and 2025-06-18) in the active profile `duo`, with list pages of
 /// `page_size` items so that the gateway's own cursors are exercised.
-fn duo(page_size: usize) -> Daemon {
+pub(crate) fn duo(page_size: usize) -> Daemon {
     duo_with(page_size, &[])
 }
 

@@ -8,15 +8,9 @@ use serde_json::{Value, json};
 
 const VERSION: &str = "2026-07-28";
 
+/// The two legacy fixtures of the fidelity tests, with the daemon's default list pages.
 fn daemon() -> Daemon {
-    let daemon = Daemon::start(Start::SocketActivated);
-    daemon.add_fixture_with_env("alpha", &["MCP_FIXTURE_PROTOCOL=2025-11-25"]);
-    daemon.add_fixture_with_env("beta", &["MCP_FIXTURE_PROTOCOL=2025-06-18"]);
-    daemon.ctl_ok(&[
-        "profile", "create", "duo", "--server", "alpha", "--server", "beta",
-    ]);
-    daemon.ctl_ok(&["profile", "use", "duo"]);
-    daemon
+    crate::fidelity::duo(500)
 }
 
 /// The `_meta` every modern request carries.
