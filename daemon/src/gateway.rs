@@ -25,7 +25,7 @@ use crate::lists::{ListKind, Listing, Route, Table};
 use crate::names;
 use crate::parking::Seal;
 use crate::pool::{Pool, PoolError};
-use crate::scan::Scanner;
+use crate::scan::{ScanMode, Scanner};
 use crate::upstream::{Caller, Upstream, UpstreamError};
 
 /// The JSON-RPC code legacy servers use for an unknown resource URI.
@@ -354,9 +354,13 @@ impl Gateway {
         trail: &mut Trail,
     ) -> Result<Reply, GatewayError> {
         let mut params = parse_params(params)?;
-        let profile_def = self.config.get().profile(profile);
-        let scan = profile_def.as_ref().map(|p| p.scan);
-        let keep_arguments = profile_def.is_some_and(|p| p.audit_arguments);
+        // Read in place rather than through `Config::profile`, which copies the profile (and
+        // builds the implicit `default` from the catalog): this runs on every call. A profile
+        // no file defines has the defaults; an unknown one fails routing below.
+        let (scan, keep_arguments) = match self.config.get().profiles.profiles.get(profile) {
+            Some(defined) => (defined.scan, defined.audit_arguments),
+            None => (ScanMode::default(), false),
+        };
         trail.name = ["name", "uri"]
             .into_iter()
             .find_map(|member| params.get(member)?.as_str())
@@ -379,8 +383,8 @@ impl Gateway {
                 params.insert("name".into(), Value::from(route.original.clone()));
                 trail.server = route.server.clone();
                 if kind == ListKind::Tools {
-                    if let (Some(mode), Some(arguments)) = (scan, params.get_mut("arguments")) {
-                        trail.secrets = self.screen_arguments(mode, arguments, profile, &name)?;
+                    if let Some(arguments) = params.get_mut("arguments") {
+                        trail.secrets = self.screen_arguments(scan, arguments, profile, &name)?;
                         if keep_arguments {
                             trail.arguments = Some(arguments.clone());
                         }
@@ -407,12 +411,12 @@ impl Gateway {
         let reply = self
             .forward(profile, &route.server, method, &params, caller)
             .await?;
-        Ok(match (reply, tool, scan) {
-            (Ok(result), Some(tool), Some(mode)) => {
-                Ok(self.screen_result(mode, result, profile, &tool, trail)?)
+        Ok(match (reply, tool) {
+            (Ok(result), Some(tool)) => {
+                Ok(self.screen_result(scan, result, profile, &tool, trail)?)
             }
-            (Ok(result), _, _) if rewritten_uri => Ok(rewrite_contents(result, &route.server)),
-            (other, _, _) => other,
+            (Ok(result), _) if rewritten_uri => Ok(rewrite_contents(result, &route.server)),
+            (other, _) => other,
         })
     }
 
