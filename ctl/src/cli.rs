@@ -23,7 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show the daemon's state: engine, active profile, sessions, containers
+    /// Show the daemon's state: engine, socket, systemd units, active profile, servers and
+    /// their containers, configuration files not in force
     Status,
     /// Manage the catalog of MCP servers
     #[command(subcommand)]
@@ -57,6 +58,10 @@ pub enum Command {
     Catalog(CatalogCommand),
     /// Re-read the configuration files; a broken one is reported and nothing changes
     Reload,
+    /// Check the setup (runtime directory, daemon socket, engine, systemd units, configuration
+    /// files, images and secrets of the active profile, connected clients), each problem with
+    /// its fix; works without a running daemon. Exits 1 when a check fails
+    Doctor,
 }
 
 #[derive(Debug, Subcommand)]

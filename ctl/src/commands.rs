@@ -20,6 +20,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     // Clients' files are edited here, without the daemon: they are not the daemon's files.
     let command = match cli.command {
         Command::Client(command) => return crate::client_commands::run(command, cli.json),
+        // Doctor works without a daemon, and reports a missing one as one of its checks.
+        Command::Doctor => return crate::doctor::run(cli.socket, cli.json),
         command => command,
     };
     let socket = || match &cli.socket {
@@ -27,6 +29,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         None => mcp_gateway_proto::default_socket_path().map_err(anyhow::Error::msg),
     };
     let (mut client, request) = match command {
+        Command::Status => {
+            let mut client = Client::connect(&socket()?)?;
+            return crate::status::run(&mut client, cli.json);
+        }
         Command::Server(ServerCommand::Logs { name, follow: true }) => {
             let mut client = Client::connect(&socket()?)?;
             return follow(
@@ -201,7 +207,6 @@ fn import(
 
 fn request_for(command: Command) -> anyhow::Result<Request> {
     Ok(match command {
-        Command::Status => Request::Status,
         Command::Calls {
             follow,
             server,
@@ -296,6 +301,8 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
         Command::Secret(SecretCommand::Rm { name }) => Request::SecretRemove { name },
         // These are handled in `run`, which does not come here with them.
         Command::Secret(SecretCommand::Set { .. })
+        | Command::Status
+        | Command::Doctor
         | Command::Client(_)
         | Command::Profile(ProfileCommand::Config { .. })
         | Command::Catalog(CatalogCommand::Import { .. }) => {
@@ -366,19 +373,6 @@ fn parse_arguments(pairs: &[String]) -> anyhow::Result<Map<String, Value>> {
 fn print_text(response: &Response) {
     match response {
         Response::Done { message } => println!("{message}"),
-        Response::Status(status) => {
-            println!("daemon:          {} (pid {})", status.server, status.pid);
-            println!("socket:          {}", status.socket);
-            let state = if status.engine_reachable {
-                ""
-            } else {
-                "unreachable: "
-            };
-            println!("engine:          {state}{}", status.engine);
-            println!("active profile:  {}", status.active_profile);
-            println!("sessions:        {}", status.sessions);
-            println!("containers:      {}", status.containers);
-        }
         Response::Servers { servers } => {
             if servers.is_empty() {
                 println!("no servers; add one with: mcpctl server add NAME --image IMAGE");

@@ -37,6 +37,11 @@ pub struct Cli {
     /// Items per page of the merged tools, prompts and resources lists
     #[arg(long, env = "MCP_GATEWAY_LIST_PAGE_SIZE", default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub list_page_size: u64,
+
+    /// Read the configuration files, print each problem (`PATH:LINE: reason`) and exit without
+    /// starting: 0 when they read cleanly, 1 otherwise (`mcpctl doctor` runs this without a daemon)
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 impl Cli {

@@ -137,6 +137,17 @@ impl Engine {
             .map_err(|err| EngineError::Unreachable(err.to_string()))
     }
 
+    /// Whether `image` is present locally: [`EngineError::ImageMissing`] when it is not.
+    pub async fn check_image(&self, image: &str) -> Result<(), EngineError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err(EngineError::ImageMissing(image.to_owned())),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     /// Creates the container, attaches to its stdio, then starts it: attaching first means no
     /// output is lost. Never a TTY, which would mangle the line framing.
     pub async fn start(
@@ -144,14 +155,7 @@ impl Engine {
         spec: &ContainerSpec,
         stderr: Arc<LogTail>,
     ) -> Result<Attached, EngineError> {
-        if let Err(err) = self.docker.inspect_image(&spec.image).await {
-            return Err(match err {
-                bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                } => EngineError::ImageMissing(spec.image.clone()),
-                other => other.into(),
-            });
-        }
+        self.check_image(&spec.image).await?;
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),

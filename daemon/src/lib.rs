@@ -82,6 +82,14 @@ impl Default for Settings {
     }
 }
 
+/// Reads the configuration files as the daemon does at start and returns their problems
+/// (`PATH:LINE: reason`), for `mcp-gatewayd --check-config`.
+pub fn check_config() -> Result<Vec<String>, String> {
+    let dirs = dirs::Dirs::from_env()?;
+    let (_, problems) = config::ConfigStore::load(dirs);
+    Ok(problems.iter().map(ToString::to_string).collect())
+}
+
 /// Runs the daemon on `listener` until `shutdown` resolves, then drains sessions and removes the
 /// containers it started.
 pub async fn run(

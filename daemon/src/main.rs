@@ -10,6 +10,21 @@ use nix::sys::signal::{SigSet, Signal};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.check_config {
+        return match mcp_gatewayd::check_config() {
+            Ok(problems) if problems.is_empty() => ExitCode::SUCCESS,
+            Ok(problems) => {
+                for problem in problems {
+                    println!("{problem}");
+                }
+                ExitCode::FAILURE
+            }
+            Err(err) => {
+                eprintln!("mcp-gatewayd: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     logging::init();
     // A stop signal that arrives before tokio's handlers exist would kill the daemon without its
     // cleanup (a socket it bound would stay behind): hold SIGTERM and SIGINT until they exist.

@@ -162,6 +162,9 @@ pub enum Request {
     SecretRemove {
         name: String,
     },
+    /// The checks of `mcpctl doctor` only the daemon can make: the engine it reaches, the
+    /// configuration files, and the images and secrets of the active profile's servers.
+    Doctor,
     /// A request this daemon does not know, from a newer `mcpctl`.
     #[serde(other)]
     Unknown,
@@ -231,6 +234,10 @@ pub enum Response {
         entries: Vec<CatalogEntry>,
     },
     CatalogEntry(CatalogEntry),
+    /// `doctor`: one result per check.
+    Checks {
+        checks: Vec<Check>,
+    },
     Error {
         kind: ErrorKind,
         message: String,
@@ -276,6 +283,77 @@ pub struct StatusInfo {
     pub engine: String,
     pub sessions: u64,
     pub containers: u64,
+    /// The catalog's servers and their containers by state; zero from older daemons.
+    #[serde(default)]
+    pub servers: ServerCounts,
+    /// What is on disk and not in force: a file broken by hand (`PATH:LINE: reason`) or edited
+    /// and not yet reloaded. Empty when the files are the configuration in force.
+    #[serde(default)]
+    pub config_problems: Vec<String>,
+}
+
+/// How many servers there are and what their containers are doing, for `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerCounts {
+    /// Servers in the user's catalog.
+    pub catalog: u64,
+    /// Servers of the active profile.
+    pub active_profile: u64,
+    /// (profile, server) containers by state, as `server ls` shows them.
+    pub starting: u64,
+    pub running: u64,
+    pub backoff: u64,
+    pub stopped: u64,
+}
+
+/// One check of `mcpctl doctor`: what was found and, when it is not `ok`, how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// What was checked, as `engine` or `image fetch`.
+    pub name: String,
+    pub status: CheckStatus,
+    pub message: String,
+    /// A command or step that fixes a `warn` or `fail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    pub fn ok(name: &str, message: String) -> Check {
+        Check::new(name, CheckStatus::Ok, message, None)
+    }
+
+    pub fn warn(name: &str, message: String, fix: &str) -> Check {
+        Check::new(name, CheckStatus::Warn, message, Some(fix))
+    }
+
+    pub fn fail(name: &str, message: String, fix: &str) -> Check {
+        Check::new(name, CheckStatus::Fail, message, Some(fix))
+    }
+
+    fn new(name: &str, status: CheckStatus, message: String, fix: Option<&str>) -> Check {
+        Check {
+            name: name.to_owned(),
+            status,
+            message,
+            fix: fix.map(str::to_owned),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CheckStatus {
+    Ok,
+    /// Works, but not as it should (or could not be checked).
+    Warn,
+    /// Broken: `mcpctl doctor` exits 1.
+    Fail,
+    /// A status from a newer daemon.
+    #[serde(other)]
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

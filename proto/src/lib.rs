@@ -25,6 +25,7 @@ pub use control::{
     Network, ProfileInfo, Request, Response, RunInfo, SecretInfo, SecretSource, SecretValue,
     ServerDetail, ServerInfo, StatusInfo, ToolInfo, validate_secret_name,
 };
+pub use control::{Check, CheckStatus, ServerCounts};
 pub use framing::{LineError, MAX_CONTROL_LINE, MAX_MCP_LINE, decode, encode};
 pub use paths::{SOCKET_ENV, default_socket_path};
 

@@ -2,10 +2,12 @@
 //! running the fixture MCP server, and the official Python SDK as the client.
 
 mod admin;
+mod crash;
 mod docker;
 mod fidelity;
 mod lifecycle;
 mod modern;
+mod ops;
 mod pool;
 mod secrets;
 mod security;

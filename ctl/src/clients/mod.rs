@@ -246,18 +246,23 @@ pub fn find_shim() -> Result<PathBuf, ClientError> {
         path: PathBuf::from("/proc/self/exe"),
         source,
     })?;
-    let beside = exe.with_file_name("mcp-shim");
+    find_program(&exe, "mcp-shim").ok_or(ClientError::NoShim { exe })
+}
+
+/// The program `name` next to `exe` (this `mcpctl`), else the first executable `name` on `PATH`,
+/// as an absolute path.
+pub fn find_program(exe: &Path, name: &str) -> Option<PathBuf> {
+    let beside = exe.with_file_name(name);
     if is_executable(&beside) {
-        return Ok(beside);
+        return Some(beside);
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
         .filter(|dir| !dir.as_os_str().is_empty())
-        .map(|dir| cwd.join(dir).join("mcp-shim"))
+        .map(|dir| cwd.join(dir).join(name))
         .find(|candidate| is_executable(candidate))
-        .ok_or(ClientError::NoShim { exe })
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -39,10 +39,19 @@ pub fn read_text(path: &Path) -> Result<Option<String>, FileError> {
 
 /// Parses a TOML file; a missing file is the type's default.
 pub fn read_toml<T: DeserializeOwned + Default>(path: &Path) -> Result<T, FileError> {
-    let Some(text) = read_text(path)? else {
+    parse_toml(path, read_text(path)?.as_deref())
+}
+
+/// Parses the text of the TOML file at `path` (`None`: the file is missing, which is the type's
+/// default).
+pub fn parse_toml<T: DeserializeOwned + Default>(
+    path: &Path,
+    text: Option<&str>,
+) -> Result<T, FileError> {
+    let Some(text) = text else {
         return Ok(T::default());
     };
-    toml::from_str(&text).map_err(|err| {
+    toml::from_str(text).map_err(|err| {
         let line = err
             .span()
             .map_or(1, |span| 1 + text[..span.start].matches('\n').count());
@@ -54,13 +63,59 @@ pub fn read_toml<T: DeserializeOwned + Default>(path: &Path) -> Result<T, FileEr
     })
 }
 
-pub fn write_toml<T: Serialize>(path: &Path, value: &T) -> Result<(), FileError> {
+/// Writes `value` as TOML and returns the text written.
+pub fn write_toml<T: Serialize>(path: &Path, value: &T) -> Result<String, FileError> {
     let text = toml::to_string_pretty(value).map_err(|err| FileError::Parse {
         path: path.to_owned(),
         line: 0,
         reason: err.to_string(),
     })?;
-    write_atomic(path, text.as_bytes())
+    write_atomic(path, text.as_bytes())?;
+    Ok(text)
+}
+
+/// What a file held when the configuration in force was read from it or written to it, to
+/// notice an edit by hand since. The content's length and hash, not its modification time: an
+/// editor can save twice within the time stamp's resolution, and the files are small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    Absent,
+    Content {
+        len: usize,
+        hash: u64,
+    },
+    /// The file could not be read or parsed, so nothing in force came from it: any content on
+    /// disk differs from what is in force.
+    Unread,
+}
+
+impl Stamp {
+    pub fn of(text: Option<&str>) -> Stamp {
+        use std::hash::{Hash, Hasher};
+        match text {
+            None => Stamp::Absent,
+            Some(text) => {
+                // SipHash with fixed keys: the same text always gives the same hash.
+                let mut hasher = std::hash::DefaultHasher::new();
+                text.hash(&mut hasher);
+                Stamp::Content {
+                    len: text.len(),
+                    hash: hasher.finish(),
+                }
+            }
+        }
+    }
+
+    /// Whether a file stamped `self` when it was read still holds that: never for a file that
+    /// could not be read, on either side.
+    pub fn unchanged(self, now: Stamp) -> bool {
+        self != Stamp::Unread && self == now
+    }
+
+    /// The stamp of what `path` holds now.
+    pub fn on_disk(path: &Path) -> Stamp {
+        read_text(path).map_or(Stamp::Unread, |text| Stamp::of(text.as_deref()))
+    }
 }
 
 /// Writes through a temporary file in the same directory, fsynced, then renamed over the target,

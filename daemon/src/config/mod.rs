@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 pub use builtin::builtin;
 pub use files::FileError;
+use files::Stamp;
 pub use model::{Catalog, Config, DEFAULT_PROFILE, Profile, Profiles, ServerDef, validate_name};
 pub use run::{Cpus, Memory, Mount, Network, RunSettings, Settings};
 pub use secrets::{SecretError, Secrets, Source as SecretSource};
@@ -36,32 +37,75 @@ pub enum ConfigError {
     Invalid(String),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error(
+        "{} was edited by hand and is not in force, and the files do not read cleanly:\n{problems}\nfix them and run mcpctl reload; nothing was changed",
+        path.display()
+    )]
+    EditedOnDisk { path: PathBuf, problems: String },
+}
+
+/// What the configuration files hold, read together.
+struct Read {
+    /// A broken file is taken as empty here.
+    config: Config,
+    problems: Vec<ConfigError>,
+    stamps: Stamps,
+}
+
+/// The stamp of each file the configuration in force came from.
+#[derive(Debug, Clone, Copy)]
+struct Stamps {
+    settings: Stamp,
+    catalog: Stamp,
+    profiles: Stamp,
+    active: Stamp,
+}
+
+impl Stamps {
+    fn get(&mut self, file: File) -> &mut Stamp {
+        match file {
+            File::Settings => &mut self.settings,
+            File::Catalog => &mut self.catalog,
+            File::Profiles => &mut self.profiles,
+            File::Active => &mut self.active,
+        }
+    }
+}
+
+/// Reads one TOML file and stamps it; a broken one is the type's default and a problem.
+fn read_file<T: serde::de::DeserializeOwned + Default>(
+    path: &std::path::Path,
+    problems: &mut Vec<ConfigError>,
+) -> (T, Stamp) {
+    let parsed = files::read_text(path).and_then(|text| {
+        Ok((
+            files::parse_toml(path, text.as_deref())?,
+            Stamp::of(text.as_deref()),
+        ))
+    });
+    parsed.unwrap_or_else(|err| {
+        problems.push(err.into());
+        (T::default(), Stamp::Unread)
+    })
 }
 
 /// Reads the configuration files: what they hold, with a broken file taken as empty, and every
 /// problem found.
-fn read(dirs: &Dirs) -> (Config, Vec<ConfigError>) {
+fn read(dirs: &Dirs) -> Read {
     let mut problems = Vec::new();
-    let settings =
-        files::read_toml::<Settings>(&dirs.config.join("config.toml")).unwrap_or_else(|err| {
+    let (settings, settings_stamp) =
+        read_file::<Settings>(&File::Settings.path(dirs), &mut problems);
+    let (catalog, catalog_stamp) = read_file::<Catalog>(&File::Catalog.path(dirs), &mut problems);
+    let (profiles, profiles_stamp) =
+        read_file::<Profiles>(&File::Profiles.path(dirs), &mut problems);
+    let (active, active_stamp) = match files::read_text(&File::Active.path(dirs)) {
+        Ok(text) => (text.clone(), Stamp::of(text.as_deref())),
+        Err(err) => {
             problems.push(err.into());
-            Settings::default()
-        });
-    let catalog =
-        files::read_toml::<Catalog>(&dirs.config.join("catalog.toml")).unwrap_or_else(|err| {
-            problems.push(err.into());
-            Catalog::default()
-        });
-    let profiles =
-        files::read_toml::<Profiles>(&dirs.config.join("profiles.toml")).unwrap_or_else(|err| {
-            problems.push(err.into());
-            Profiles::default()
-        });
-    let active = files::read_text(&dirs.state.join("active-profile"))
-        .unwrap_or_else(|err| {
-            problems.push(err.into());
-            None
-        })
+            (None, Stamp::Unread)
+        }
+    };
+    let active = active
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
@@ -71,15 +115,39 @@ fn read(dirs: &Dirs) -> (Config, Vec<ConfigError>) {
         profiles,
         active,
     };
+    // With a file taken as empty, what the whole lacks follows from that file's problem and
+    // would only repeat it.
+    let whole_known = problems.is_empty();
     if config.profile(&config.active).is_none() {
-        problems.push(ConfigError::UnknownProfile(config.active.clone()));
-        // Serving the default profile beats refusing every session that names no profile.
+        if whole_known {
+            problems.push(ConfigError::UnknownProfile(config.active.clone()));
+        }
+        // Serving the default profile beats refusing every session that names no profile. The
+        // file keeps its stamp: `mcpctl profile use`, the fix, may overwrite it.
         config.active = DEFAULT_PROFILE.to_owned();
     }
-    if let Err(err) = config.validate() {
+    if whole_known && let Err(err) = config.validate() {
         problems.push(ConfigError::Invalid(err));
     }
-    (config, problems)
+    Read {
+        config,
+        problems,
+        stamps: Stamps {
+            settings: settings_stamp,
+            catalog: catalog_stamp,
+            profiles: profiles_stamp,
+            active: active_stamp,
+        },
+    }
+}
+
+/// A difference between the files and the configuration in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskProblem {
+    pub message: String,
+    /// The file does not read cleanly (`PATH:LINE: reason`); otherwise it was only edited and
+    /// `mcpctl reload` puts it in force.
+    pub broken: bool,
 }
 
 /// The configuration in force, and the files behind it.
@@ -88,6 +156,8 @@ pub struct ConfigStore {
     /// `secrets.toml` beside the other files, `$CREDENTIALS_DIRECTORY` and the environment.
     pub secrets: Arc<Secrets>,
     current: RwLock<Arc<Config>>,
+    /// What the files held when `current` was read from or written to them.
+    stamps: Mutex<Stamps>,
     /// Serialises read-modify-write cycles so that two concurrent `mcpctl` changes both land.
     writer: Mutex<()>,
 }
@@ -96,7 +166,11 @@ impl ConfigStore {
     /// Loads the files; a broken file is reported and replaced by an empty configuration, so that
     /// the daemon still starts and `mcpctl` can say what is wrong.
     pub fn load(dirs: Dirs) -> (ConfigStore, Vec<ConfigError>) {
-        let (config, mut problems) = read(&dirs);
+        let Read {
+            config,
+            mut problems,
+            stamps,
+        } = read(&dirs);
         let secrets = Arc::new(Secrets::from_process(dirs.config.join("secrets.toml")));
         if let Err(err) = secrets.check() {
             problems.push(err.into());
@@ -105,6 +179,7 @@ impl ConfigStore {
             secrets,
             dirs,
             current: RwLock::new(Arc::new(config)),
+            stamps: Mutex::new(stamps),
             writer: Mutex::new(()),
         };
         (store, problems)
@@ -114,12 +189,66 @@ impl ConfigStore {
     /// is invalid, the configuration in force stays as it was and the problems are returned.
     pub fn reload(&self) -> Result<(), Vec<ConfigError>> {
         let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let (config, problems) = read(&self.dirs);
-        if !problems.is_empty() {
-            return Err(problems);
+        let read = read(&self.dirs);
+        if !read.problems.is_empty() {
+            return Err(read.problems);
         }
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        self.put_in_force(read.config, read.stamps);
         Ok(())
+    }
+
+    /// What is on disk and not in force, for `status` and `doctor`: the problems of files that
+    /// do not read cleanly (a file broken at start included), or the files edited since and
+    /// waiting for `mcpctl reload`. Empty when the files are what is in force.
+    pub fn problems(&self) -> Vec<DiskProblem> {
+        let mut problems = Vec::new();
+        let changed = self.changed_on_disk(&self.stamps());
+        if !changed.is_empty() {
+            let read = read(&self.dirs);
+            if read.problems.is_empty() {
+                problems.extend(changed.iter().map(|file| DiskProblem {
+                    message: format!(
+                        "{}: edited since it was read; mcpctl reload puts it in force",
+                        file.path(&self.dirs).display()
+                    ),
+                    broken: false,
+                }));
+            } else {
+                problems.extend(read.problems.iter().map(|err| DiskProblem {
+                    message: err.to_string(),
+                    broken: true,
+                }));
+            }
+        }
+        if let Err(err) = self.secrets.check() {
+            problems.push(DiskProblem {
+                message: err.to_string(),
+                broken: true,
+            });
+        }
+        problems
+    }
+
+    fn stamps(&self) -> Stamps {
+        *self.stamps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The files that no longer hold what the configuration in force was read from or wrote.
+    fn changed_on_disk(&self, stamps: &Stamps) -> Vec<File> {
+        let mut stamps = *stamps;
+        File::ALL
+            .into_iter()
+            .filter(|&file| {
+                !stamps
+                    .get(file)
+                    .unchanged(Stamp::on_disk(&file.path(&self.dirs)))
+            })
+            .collect()
+    }
+
+    fn put_in_force(&self, config: Config, stamps: Stamps) {
+        *self.stamps.lock().unwrap_or_else(|e| e.into_inner()) = stamps;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     }
 
     /// A snapshot of the configuration in force.
@@ -313,34 +442,64 @@ impl ConfigStore {
     }
 
     /// Applies `change` to a copy, validates it, writes the files it touched, then swaps it in.
+    ///
+    /// A file edited by hand since it was last read or written is not overwritten with what is
+    /// in force: when every file reads cleanly, the files are put in force first (as `reload`
+    /// would) and the change applies to them; otherwise a change that would write an edited file
+    /// is refused, naming it and `mcpctl reload`.
     fn update(
         &self,
         change: impl FnOnce(&mut Config) -> Result<Vec<File>, ConfigError>,
     ) -> Result<(), ConfigError> {
         let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut config = (*self.get()).clone();
-        let touched = change(&mut config)?;
-        config.validate().map_err(ConfigError::Invalid)?;
-        for file in touched {
-            match file {
-                File::Catalog => files::write_toml(&self.path(file), &config.catalog)?,
-                File::Profiles => files::write_toml(&self.path(file), &config.profiles)?,
-                File::Active => files::write_atomic(
-                    &self.path(file),
-                    format!("{}\n", config.active).as_bytes(),
-                )?,
+        let mut base = self.get();
+        let mut stamps = self.stamps();
+        let mut edited = self.changed_on_disk(&stamps);
+        let mut unread = Vec::new();
+        if !edited.is_empty() {
+            let read = read(&self.dirs);
+            if read.problems.is_empty() {
+                tracing::info!(
+                    "reading the configuration again before changing it: {} changed on disk",
+                    edited
+                        .iter()
+                        .map(|file| file.path(&self.dirs).display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                base = Arc::new(read.config);
+                stamps = read.stamps;
+                edited.clear();
+            } else {
+                unread = read.problems;
             }
         }
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
-        Ok(())
-    }
-
-    fn path(&self, file: File) -> PathBuf {
-        match file {
-            File::Catalog => self.dirs.config.join("catalog.toml"),
-            File::Profiles => self.dirs.config.join("profiles.toml"),
-            File::Active => self.dirs.state.join("active-profile"),
+        let mut config = (*base).clone();
+        let touched = change(&mut config)?;
+        if let Some(&file) = touched.iter().find(|file| edited.contains(file)) {
+            let problems: Vec<String> = unread.iter().map(ToString::to_string).collect();
+            return Err(ConfigError::EditedOnDisk {
+                path: file.path(&self.dirs),
+                problems: problems.join("\n"),
+            });
         }
+        config.validate().map_err(ConfigError::Invalid)?;
+        for file in touched {
+            let path = file.path(&self.dirs);
+            let text = match file {
+                File::Catalog => files::write_toml(&path, &config.catalog)?,
+                File::Profiles => files::write_toml(&path, &config.profiles)?,
+                File::Active => {
+                    let text = format!("{}\n", config.active);
+                    files::write_atomic(&path, text.as_bytes())?;
+                    text
+                }
+                File::Settings => unreachable!("mcpctl never writes config.toml"),
+            };
+            *stamps.get(file) = Stamp::of(Some(&text));
+        }
+        self.put_in_force(config, stamps);
+        Ok(())
     }
 }
 
@@ -404,11 +563,26 @@ fn looks_secret(key: &str, value: &str) -> bool {
             .is_empty()
 }
 
-#[derive(Debug, Clone, Copy)]
+/// The files the configuration is read from; `mcpctl` changes all but `config.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum File {
+    Settings,
     Catalog,
     Profiles,
     Active,
+}
+
+impl File {
+    const ALL: [File; 4] = [File::Settings, File::Catalog, File::Profiles, File::Active];
+
+    fn path(self, dirs: &Dirs) -> PathBuf {
+        match self {
+            File::Settings => dirs.config.join("config.toml"),
+            File::Catalog => dirs.config.join("catalog.toml"),
+            File::Profiles => dirs.config.join("profiles.toml"),
+            File::Active => dirs.state.join("active-profile"),
+        }
+    }
 }
 
 #[cfg(test)]

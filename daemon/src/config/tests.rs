@@ -378,3 +378,102 @@ fn a_reload_takes_hand_edits_and_a_broken_file_keeps_the_last_good_configuration
     assert!(problems[0].to_string().contains("beta"), "{problems:?}");
     assert_eq!(*store.get(), *good);
 }
+
+#[test]
+fn a_hand_edit_not_yet_reloaded_is_read_before_the_next_change_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    store.add_server("alpha", def("img:a")).unwrap();
+    assert!(store.problems().is_empty());
+    let catalog = dir.path().join("config/catalog.toml");
+    let text = std::fs::read_to_string(&catalog).unwrap();
+    std::fs::write(
+        &catalog,
+        format!("# mine\n{text}\n[servers.beta]\nimage = \"img:b\"\n"),
+    )
+    .unwrap();
+    let pending = store.problems();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert!(!pending[0].broken);
+    assert!(
+        pending[0].message.contains("catalog.toml") && pending[0].message.contains("mcpctl reload"),
+        "{pending:?}"
+    );
+
+    store.add_server("gamma", def("img:g")).unwrap();
+    let servers: Vec<_> = store.get().catalog.servers.keys().cloned().collect();
+    assert_eq!(servers, ["alpha", "beta", "gamma"]);
+    let on_disk: Catalog = files::read_toml(&catalog).unwrap();
+    assert_eq!(
+        on_disk.servers.keys().collect::<Vec<_>>(),
+        ["alpha", "beta", "gamma"]
+    );
+    assert!(store.problems().is_empty());
+}
+
+#[test]
+fn a_broken_hand_edit_refuses_changes_to_its_file_and_is_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    store.add_server("alpha", def("img:a")).unwrap();
+    let before = store.get();
+    let catalog = dir.path().join("config/catalog.toml");
+    let broken = "[servers.alpha]\nimage = \"img:a\"\n[servers.beta]\nimgae = \"img:b\"\n";
+    std::fs::write(&catalog, broken).unwrap();
+    let pending = store.problems();
+    assert!(
+        pending.iter().all(|p| p.broken) && !pending.is_empty(),
+        "{pending:?}"
+    );
+    assert!(
+        pending[0]
+            .message
+            .starts_with(&format!("{}:", catalog.display())),
+        "{pending:?}"
+    );
+
+    let err = store
+        .add_server("gamma", def("img:g"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("{} was edited by hand", catalog.display()))
+            && err.contains(&format!("{}:4: ", catalog.display()))
+            && err.contains("mcpctl reload"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&catalog).unwrap(), broken);
+    assert_eq!(*store.get(), *before);
+    // A change to another file goes ahead on the configuration in force.
+    store.create_profile("work", vec!["alpha".into()]).unwrap();
+    assert_eq!(std::fs::read_to_string(&catalog).unwrap(), broken);
+
+    // Once the file is corrected, the next change starts from it.
+    std::fs::write(&catalog, broken.replace("imgae", "image")).unwrap();
+    store.add_server("gamma", def("img:g")).unwrap();
+    let servers: Vec<_> = store.get().catalog.servers.keys().cloned().collect();
+    assert_eq!(servers, ["alpha", "beta", "gamma"]);
+}
+
+#[test]
+fn a_file_broken_at_start_is_never_overwritten_by_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let broken = "[servers.alpha\nimage = \"img:a\"\n";
+    std::fs::write(config.join("catalog.toml"), broken).unwrap();
+    let (store, problems) = ConfigStore::load(Dirs {
+        config: config.clone(),
+        state: dir.path().join("state"),
+    });
+    assert_eq!(problems.len(), 1);
+    assert!(store.problems()[0].broken);
+    assert!(matches!(
+        store.add_server("beta", def("img:b")),
+        Err(ConfigError::EditedOnDisk { .. })
+    ));
+    assert_eq!(
+        std::fs::read_to_string(config.join("catalog.toml")).unwrap(),
+        broken
+    );
+}

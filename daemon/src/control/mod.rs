@@ -3,6 +3,7 @@
 //! requests are in `catalog`, and `server logs` (which may stream) in `logs`.
 
 mod catalog;
+mod doctor;
 mod logs;
 
 pub use logs::follow as follow_logs;
@@ -274,6 +275,7 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             Err(err) => secret_error(err),
         },
         Request::SecretList => secret_list(gateway),
+        Request::Doctor => doctor::checks(gateway).await,
         Request::Calls { server, limit, .. } => Response::Calls {
             calls: gateway
                 .audit()
@@ -301,6 +303,13 @@ async fn status(shared: &Shared) -> Response {
         engine,
         sessions: shared.sessions.load(std::sync::atomic::Ordering::Relaxed),
         containers: gateway.pool.running().len() as u64,
+        servers: doctor::server_counts(gateway),
+        config_problems: gateway
+            .config
+            .problems()
+            .into_iter()
+            .map(|problem| problem.message)
+            .collect(),
     })
 }
 
@@ -531,7 +540,7 @@ fn error(kind: ErrorKind, message: String) -> Response {
 fn config_error(err: ConfigError) -> Response {
     let kind = match err {
         ConfigError::UnknownProfile(_) | ConfigError::UnknownServer(_) => ErrorKind::NotFound,
-        ConfigError::Invalid(_) => ErrorKind::InvalidConfig,
+        ConfigError::Invalid(_) | ConfigError::EditedOnDisk { .. } => ErrorKind::InvalidConfig,
         ConfigError::File(_) => ErrorKind::Internal,
         ConfigError::Secret(err) => return secret_error(err),
     };
