@@ -89,7 +89,9 @@ pub const MCPCTL: &str = r#".SH "EXIT STATUS"
 Success.
 .TP
 .B 1
-Another failure (a bad argument value, an I/O error).
+Another failure (a bad argument value, an I/O error);
+.BR "mcpctl doctor" :
+a check failed.
 .TP
 .B 2
 A usage error.
@@ -98,7 +100,9 @@ A usage error.
 No such server, profile or tool.
 .TP
 .B 4
-The change would make the configuration invalid.
+The change would make the configuration invalid,
+.B reload
+found a broken file, or the change would rewrite a file edited by hand that does not parse.
 .TP
 .B 5
 The container engine failed.

@@ -275,3 +275,42 @@ fn doctor_finds_missing_images_unset_secrets_and_clients_whose_shim_is_gone() {
     assert_eq!(check(&checks, "clients")["status"], "ok");
     assert!(checks.iter().all(|c| c["status"] != "fail"), "{checks:?}");
 }
+
+/// `profile use` changes what a connected client that named no profile sees, without a restart:
+/// it is told `list_changed` and its next list is the new profile's.
+#[test]
+fn profile_use_switches_connected_clients_live() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = Daemon::start(Start::Bound);
+    daemon.add_fixture("alpha");
+    daemon.add_fixture("beta");
+    daemon.ctl_ok(&["profile", "create", "one", "--server", "alpha"]);
+    daemon.ctl_ok(&["profile", "create", "two", "--server", "beta"]);
+    daemon.ctl_ok(&["profile", "use", "one"]);
+    let mut client = daemon.raw_client(&[]);
+    client.initialize("2025-11-25", serde_json::json!({}));
+    let tools = |client: &mut mcp_gateway_tests::RawClient, id: i64| -> Vec<String> {
+        client.request(serde_json::json!(id), "tools/list", serde_json::json!({}));
+        client.response(&serde_json::json!(id))["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let before = tools(&mut client, 1);
+    assert!(before.contains(&"alpha_info".to_owned()), "{before:?}");
+
+    daemon.ctl_ok(&["profile", "use", "two"]);
+    let changed = client.wait(mcp_gateway_tests::ANSWER_TIMEOUT, |m| {
+        m["method"] == "notifications/tools/list_changed"
+    });
+    assert!(changed.is_some(), "no list_changed; seen {:?}", client.seen);
+    let after = tools(&mut client, 2);
+    assert!(
+        after.contains(&"beta_info".to_owned()) && !after.contains(&"alpha_info".to_owned()),
+        "{after:?}"
+    );
+}
