@@ -99,6 +99,12 @@ fn calls_are_audited_and_followed() {
             .trim()
             .is_empty()
     );
+    let alpha: serde_json::Value =
+        serde_json::from_str(&daemon.ctl_ok(&["--json", "calls", "--server", "alpha"])).unwrap();
+    let alpha = alpha["calls"].as_array().unwrap();
+    let routed = calls.iter().filter(|c| c["server"] == "alpha").count();
+    assert!(routed >= 1 && alpha.len() == routed, "{alpha:?}");
+    assert!(alpha.iter().all(|c| c["server"] == "alpha"), "{alpha:?}");
 
     let mut lines =
         std::io::BufRead::lines(std::io::BufReader::new(follower.stdout.take().unwrap()));
