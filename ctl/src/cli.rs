@@ -59,8 +59,8 @@ pub enum Command {
     /// Re-read the configuration files; a broken one is reported and nothing changes
     Reload,
     /// Check the setup (runtime directory, daemon socket, engine, systemd units, configuration
-    /// files, images and secrets of the active profile, connected clients), each problem with
-    /// its fix; works without a running daemon. Exits 1 when a check fails
+    /// files, images of the active profile, secrets of the profiles, connected clients), each
+    /// problem with its fix; works without a running daemon. Exits 1 when a check fails
     Doctor,
 }
 

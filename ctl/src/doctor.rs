@@ -1,7 +1,7 @@
 //! `mcpctl doctor`: checks the setup and suggests a fix for each problem. What needs no daemon is
 //! checked here (runtime directory, socket file, engine access, units, configuration files
 //! through `mcp-gatewayd --check-config`, clients); the daemon adds its own view (the engine it
-//! reaches, files against what is in force, images and secrets of the active profile). A daemon
+//! reaches, files against what is in force, images of the active profile, secrets). A daemon
 //! that is not running is one failed check, and the local checks still run.
 
 use std::io::{Read, Write};

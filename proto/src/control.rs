@@ -163,7 +163,8 @@ pub enum Request {
         name: String,
     },
     /// The checks of `mcpctl doctor` only the daemon can make: the engine it reaches, the
-    /// configuration files, and the images and secrets of the active profile's servers.
+    /// configuration files, the images of the active profile's servers and the secrets of every
+    /// profile's.
     Doctor,
     /// A request this daemon does not know, from a newer `mcpctl`.
     #[serde(other)]

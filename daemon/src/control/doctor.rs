@@ -1,11 +1,13 @@
 //! The checks of `mcpctl doctor` that need the daemon's view: the engine as the daemon reaches it
 //! (its environment may differ from the shell's), the configuration files against what is in
-//! force, and the images and secrets of the active profile's servers. Also the server counts
-//! `status` shows.
+//! force, the images of the active profile's servers and the secrets of every profile's. Also
+//! the server counts `status` shows.
+
+use std::collections::BTreeSet;
 
 use mcp_gateway_proto::{Check, Response, ServerCounts};
 
-use crate::config::SecretError;
+use crate::config::{SecretError, ServerDef};
 use crate::docker::EngineError;
 use crate::gateway::Gateway;
 use crate::pool::SlotPhase;
@@ -13,16 +15,24 @@ use crate::pool::SlotPhase;
 pub async fn checks(gateway: &Gateway) -> Response {
     let mut checks = vec![configuration(gateway)];
     let config = gateway.config.get();
-    let servers: Vec<(String, crate::config::ServerDef)> = config
-        .profile(&config.active)
-        .map(|profile| profile.servers)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|name| {
-            let def = config.catalog.servers.get(&name)?.clone();
-            Some((name, def))
-        })
-        .collect();
+    let servers_of = |profiles: &[String]| -> Vec<(String, ServerDef)> {
+        let names: BTreeSet<String> = profiles
+            .iter()
+            .filter_map(|profile| config.profile(profile))
+            .flat_map(|profile| profile.servers)
+            .collect();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let def = config.catalog.servers.get(&name)?.clone();
+                Some((name, def))
+            })
+            .collect()
+    };
+    // Images are checked for what clients get by default; a missing secret stops a server in
+    // any profile a client may name.
+    let active = servers_of(std::slice::from_ref(&config.active));
+    let in_profiles = servers_of(&config.profile_names());
     let engine = gateway.pool.engine_status().await;
     checks.push(match &engine {
         Ok(description) => Check::ok("engine", format!("mcp-gatewayd reaches {description}")),
@@ -34,8 +44,8 @@ pub async fn checks(gateway: &Gateway) -> Response {
              socket (systemctl --user enable --now podman.socket); DOCKER_HOST names another",
         ),
     });
-    checks.extend(images(gateway, &config.active, &servers, engine.is_ok()).await);
-    checks.extend(secrets(gateway, &config.active, &servers));
+    checks.extend(images(gateway, &config.active, &active, engine.is_ok()).await);
+    checks.extend(secrets(gateway, &in_profiles));
     Response::Checks { checks }
 }
 
@@ -87,7 +97,7 @@ fn configuration(gateway: &Gateway) -> Check {
 async fn images(
     gateway: &Gateway,
     profile: &str,
-    servers: &[(String, crate::config::ServerDef)],
+    servers: &[(String, ServerDef)],
     engine_reachable: bool,
 ) -> Vec<Check> {
     if servers.is_empty() {
@@ -131,11 +141,7 @@ async fn images(
     checks
 }
 
-fn secrets(
-    gateway: &Gateway,
-    profile: &str,
-    servers: &[(String, crate::config::ServerDef)],
-) -> Vec<Check> {
+fn secrets(gateway: &Gateway, servers: &[(String, ServerDef)]) -> Vec<Check> {
     let mut checks = Vec::new();
     let mut declared = 0;
     for (server, def) in servers {
@@ -160,7 +166,7 @@ fn secrets(
     if checks.is_empty() && declared > 0 {
         checks.push(Check::ok(
             "secrets",
-            format!("the {declared} secrets profile {profile}'s servers declare are set"),
+            format!("the {declared} secrets the profiles' servers declare are set"),
         ));
     }
     checks
