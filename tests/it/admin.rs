@@ -7,12 +7,6 @@ use serde_json::Value;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 
-fn json(daemon: &Daemon, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&daemon.ctl_ok(&all)).unwrap()
-}
-
 /// Runs a command that must fail with `code`; returns its stderr.
 fn fails(daemon: &Daemon, args: &[&str], code: i32) -> String {
     let output = daemon.ctl(args);
@@ -35,7 +29,7 @@ fn profiles_are_edited_through_the_daemon() {
     daemon.ctl_ok(&["profile", "tools", "work", "--allow", "beta.*"]);
     assert!(fails(&daemon, &["profile", "add", "work", "ghost"], 4).contains("ghost"));
     daemon.ctl_ok(&["profile", "remove", "work", "beta"]);
-    let work = json(&daemon, &["profile", "show", "work"]);
+    let work = daemon.ctl_json(&["profile", "show", "work"]);
     assert_eq!(work["servers"], serde_json::json!(["alpha"]));
     assert_eq!(
         work["tools"],
@@ -45,7 +39,7 @@ fn profiles_are_edited_through_the_daemon() {
 
     daemon.ctl_ok(&["profile", "prefix", "work", "on"]);
     daemon.ctl_ok(&["profile", "config", "work", "alpha.MODE=fast"]);
-    let work = json(&daemon, &["profile", "show", "work"]);
+    let work = daemon.ctl_json(&["profile", "show", "work"]);
     assert_eq!(work["prefix"], true);
     assert_eq!(work["config"]["alpha"]["MODE"], "fast");
     let refused = fails(
@@ -67,7 +61,7 @@ fn profiles_are_edited_through_the_daemon() {
     fails(&daemon, &["profile", "rm", "nope"], 3);
     daemon.ctl_ok(&["profile", "use", "default"]);
     daemon.ctl_ok(&["profile", "rm", "work"]);
-    let names: Vec<Value> = json(&daemon, &["profile", "ls"])["profiles"]
+    let names: Vec<Value> = daemon.ctl_json(&["profile", "ls"])["profiles"]
         .as_array()
         .unwrap()
         .iter()
@@ -87,7 +81,7 @@ fn a_server_in_a_profile_is_removed_only_with_force() {
         refused.contains("p1, p2") && refused.contains("--force"),
         "{refused}"
     );
-    let inspected = json(&daemon, &["server", "inspect", "beta"]);
+    let inspected = daemon.ctl_json(&["server", "inspect", "beta"]);
     assert_eq!(inspected["image"], "img:b");
     assert_eq!(
         inspected["profiles"],
@@ -96,7 +90,7 @@ fn a_server_in_a_profile_is_removed_only_with_force() {
     let out = daemon.ctl_ok(&["server", "rm", "beta", "--force"]);
     assert!(out.contains("p1, p2"), "{out}");
     assert_eq!(
-        json(&daemon, &["profile", "show", "p1"])["servers"],
+        daemon.ctl_json(&["profile", "show", "p1"])["servers"],
         serde_json::json!([])
     );
     fails(&daemon, &["server", "inspect", "beta"], 3);
@@ -108,7 +102,7 @@ fn a_server_in_a_profile_is_removed_only_with_force() {
 fn the_catalog_merges_the_built_in_one_and_imports_dockers_yaml() {
     let daemon = Daemon::start(Start::Bound);
     let entry = |name: &str| {
-        json(&daemon, &["catalog", "ls"])["entries"]
+        daemon.ctl_json(&["catalog", "ls"])["entries"]
             .as_array()
             .unwrap()
             .iter()
@@ -121,11 +115,11 @@ fn the_catalog_merges_the_built_in_one_and_imports_dockers_yaml() {
         (true.into(), false.into())
     );
     assert_eq!(
-        json(&daemon, &["server", "ls"])["servers"],
+        daemon.ctl_json(&["server", "ls"])["servers"],
         serde_json::json!([])
     );
     daemon.ctl_ok(&["server", "add", "time"]);
-    let shown = json(&daemon, &["catalog", "show", "time"]);
+    let shown = daemon.ctl_json(&["catalog", "show", "time"]);
     assert_eq!(
         (shown["added"].clone(), shown["image"].clone()),
         (true.into(), "mcp/time".into())
@@ -152,7 +146,7 @@ fn the_catalog_merges_the_built_in_one_and_imports_dockers_yaml() {
         stdout.contains("far: not imported: skipped: remote"),
         "{stdout}"
     );
-    let notes = json(&daemon, &["server", "inspect", "notes"]);
+    let notes = daemon.ctl_json(&["server", "inspect", "notes"]);
     assert_eq!(notes["secrets"], serde_json::json!(["NOTES_KEY"]));
     assert_eq!(notes["run"]["network"], "none");
 
@@ -178,7 +172,7 @@ fn a_file_broken_by_hand_is_reported_by_reload_and_the_last_good_one_stays() {
         stderr.contains(&expected) && stderr.contains("imgae"),
         "{stderr}"
     );
-    let servers = json(&daemon, &["server", "ls"]);
+    let servers = daemon.ctl_json(&["server", "ls"]);
     assert_eq!(servers["servers"][0]["name"], "alpha");
     assert_eq!(servers["servers"].as_array().unwrap().len(), 1);
     std::fs::write(
@@ -188,7 +182,7 @@ fn a_file_broken_by_hand_is_reported_by_reload_and_the_last_good_one_stays() {
     .unwrap();
     daemon.ctl_ok(&["reload"]);
     assert_eq!(
-        json(&daemon, &["server", "ls"])["servers"]
+        daemon.ctl_json(&["server", "ls"])["servers"]
             .as_array()
             .unwrap()
             .len(),
@@ -208,7 +202,7 @@ fn profile_values_logs_and_restarts_reach_real_containers() {
     daemon.ctl_ok(&["profile", "config", "work", "fx.MODE=fast"]);
     let getenv = |name: &str| {
         let argument = format!("name={name}");
-        let out = json(&daemon, &["tools", "call", "getenv", &argument]);
+        let out = daemon.ctl_json(&["tools", "call", "getenv", &argument]);
         out["result"]["content"][0]["text"]
             .as_str()
             .unwrap()
@@ -235,7 +229,7 @@ fn profile_values_logs_and_restarts_reach_real_containers() {
     );
 
     let container = |d: &Daemon| {
-        json(d, &["server", "inspect", "fx"])["containers"][0]["id"]
+        d.ctl_json(&["server", "inspect", "fx"])["containers"][0]["id"]
             .as_str()
             .map(str::to_owned)
     };

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mcp_gateway_tests::{Daemon, Start, bin};
-use serde_json::Value;
 
 /// A value big enough that each rewrite of the catalog takes a while: 20 servers make it about
 /// 1.3 MiB, written whole at every change.
@@ -30,8 +29,7 @@ fn add(daemon: &Daemon, name: &str) -> Child {
 }
 
 fn server_names(daemon: &Daemon) -> BTreeSet<String> {
-    let out: Value = serde_json::from_str(&daemon.ctl_ok(&["--json", "server", "ls"])).unwrap();
-    out["servers"]
+    daemon.ctl_json(&["server", "ls"])["servers"]
         .as_array()
         .unwrap()
         .iter()

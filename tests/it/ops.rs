@@ -7,12 +7,6 @@ use std::os::unix::fs::PermissionsExt;
 use mcp_gateway_tests::{Daemon, Start, fixture_image, require_docker};
 use serde_json::Value;
 
-fn json(daemon: &Daemon, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&daemon.ctl_ok(&all)).unwrap()
-}
-
 /// `mcpctl --json doctor`: its exit status and its checks by name.
 fn doctor(daemon: &Daemon) -> (Option<i32>, Vec<Value>) {
     let output = daemon.ctl(&["--json", "doctor"]);
@@ -47,7 +41,7 @@ fn status_counts_servers_and_names_files_not_in_force() {
     daemon.ctl_ok(&["server", "add", "beta", "--image", "img:b"]);
     daemon.ctl_ok(&["profile", "create", "work", "--server", "alpha"]);
     daemon.ctl_ok(&["profile", "use", "work"]);
-    let status = json(&daemon, &["status"]);
+    let status = daemon.ctl_json(&["status"]);
     assert_eq!(status["servers"]["catalog"], 2, "{status}");
     assert_eq!(status["servers"]["active_profile"], 1, "{status}");
     assert_eq!(status["servers"]["running"], 0, "{status}");
@@ -60,7 +54,7 @@ fn status_counts_servers_and_names_files_not_in_force() {
     let profiles = daemon.dir.path().join("config/mcp-gateway/profiles.toml");
     let good = std::fs::read_to_string(&profiles).unwrap();
     std::fs::write(&profiles, format!("{good}\n[profiles.play\nservers = []\n")).unwrap();
-    let status = json(&daemon, &["status"]);
+    let status = daemon.ctl_json(&["status"]);
     let problems = status["config_problems"].as_array().unwrap();
     assert_eq!(problems.len(), 1, "{status}");
     let expected = format!("{}:", profiles.display());
@@ -99,7 +93,7 @@ fn a_hand_edit_not_reloaded_survives_the_next_change_or_stops_it_while_broken() 
         format!("{good}\n[servers.beta]\nimage = \"img:b\"\n"),
     )
     .unwrap();
-    let status = json(&daemon, &["status"]);
+    let status = daemon.ctl_json(&["status"]);
     assert!(
         status["config_problems"][0]
             .as_str()
@@ -108,7 +102,7 @@ fn a_hand_edit_not_reloaded_survives_the_next_change_or_stops_it_while_broken() 
         "{status}"
     );
     daemon.ctl_ok(&["server", "add", "gamma", "--image", "img:g"]);
-    let names: Vec<Value> = json(&daemon, &["server", "ls"])["servers"]
+    let names: Vec<Value> = daemon.ctl_json(&["server", "ls"])["servers"]
         .as_array()
         .unwrap()
         .iter()
@@ -137,7 +131,7 @@ fn a_hand_edit_not_reloaded_survives_the_next_change_or_stops_it_while_broken() 
     // Changes to other files go on; the configuration in force is the last good one.
     daemon.ctl_ok(&["profile", "create", "work", "--server", "alpha"]);
     assert_eq!(
-        json(&daemon, &["server", "ls"])["servers"]
+        daemon.ctl_json(&["server", "ls"])["servers"]
             .as_array()
             .unwrap()
             .len(),
@@ -146,7 +140,7 @@ fn a_hand_edit_not_reloaded_survives_the_next_change_or_stops_it_while_broken() 
     std::fs::write(&catalog, broken.replace("imgae", "image")).unwrap();
     daemon.ctl_ok(&["server", "add", "epsilon", "--image", "img:e"]);
     assert_eq!(
-        json(&daemon, &["server", "ls"])["servers"]
+        daemon.ctl_json(&["server", "ls"])["servers"]
             .as_array()
             .unwrap()
             .len(),

@@ -295,6 +295,13 @@ impl Daemon {
         String::from_utf8(output.stdout).expect("utf-8 output")
     }
 
+    /// Runs `mcpctl --json ARGS` and parses its output, failing the test if it fails.
+    pub fn ctl_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ctl_ok(&all)).expect("mcpctl --json prints JSON")
+    }
+
     /// Adds the fixture image as server `name`, identifying itself as `name`.
     pub fn add_fixture(&self, name: &str) {
         self.add_fixture_with_env(name, &[]);
