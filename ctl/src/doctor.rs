@@ -489,3 +489,43 @@ fn client_checks() -> Vec<Check> {
     }
     checks
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_socket_must_be_a_socket_nobody_else_may_write_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = socket_file(&dir.path().join("absent.sock"));
+        assert_eq!(absent.status, CheckStatus::Fail);
+        assert!(
+            absent
+                .fix
+                .unwrap()
+                .contains("systemctl --user enable --now")
+        );
+
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "").unwrap();
+        let not_socket = socket_file(&plain);
+        assert_eq!(not_socket.status, CheckStatus::Fail);
+        assert!(
+            not_socket.message.contains("not a socket"),
+            "{not_socket:?}"
+        );
+
+        let path = dir.path().join("gw.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(socket_file(&path).status, CheckStatus::Ok);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let open = socket_file(&path);
+        assert_eq!(open.status, CheckStatus::Fail);
+        assert!(
+            open.message.contains("0666") && open.fix.unwrap().contains("chmod 600"),
+            "{}",
+            open.message
+        );
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use mcp_gateway_tests::{Daemon, Start, fixture_image, require_docker};
+use mcp_gateway_tests::{Daemon, Start, engine_answers, fixture_image, require_docker};
 use serde_json::Value;
 
 /// `mcpctl --json doctor`: its exit status and its checks by name.
@@ -166,6 +166,11 @@ fn doctor_without_a_daemon_says_so_and_still_checks_the_files() {
     );
     assert_eq!(check(&checks, "socket")["status"], "fail");
     assert_eq!(check(&checks, "configuration")["status"], "ok");
+    // Without the daemon, mcpctl pings the engine itself; it must agree with the docker CLI.
+    if std::env::var_os("DOCKER_HOST").is_none() {
+        let engine = check(&checks, "engine");
+        assert_eq!(engine["status"] == "ok", engine_answers(), "{engine}");
+    }
     assert_eq!(check(&checks, "images and secrets")["status"], "warn");
     assert!(
         ["ok", "warn"].contains(&check(&checks, "units")["status"].as_str().unwrap()),
