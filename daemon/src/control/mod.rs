@@ -1,6 +1,7 @@
 //! Answers `mcpctl`'s control requests. Each request maps to one call into the configuration store
 //! or the gateway; this module only translates between those and the wire types. The catalog's
-//! requests are in `catalog`, and `server logs` (which may stream) in `logs`.
+//! requests are in `catalog`, `server logs` (which may stream) in `logs`, and the checks of
+//! `mcpctl doctor` with the server counts of `status` in `doctor`.
 
 mod catalog;
 mod doctor;
