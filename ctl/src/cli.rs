@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mcp_gateway_proto::SOCKET_ENV;
 
+mod http;
+pub use http::HttpCommand;
+
 /// Manage mcp-gateway: servers, profiles, tools and the daemon.
 #[derive(Debug, Parser)]
 #[command(name = "mcpctl", version)]
@@ -57,6 +60,9 @@ pub enum Command {
     Catalog(CatalogCommand),
     /// Re-read the configuration files; a broken one is reported and nothing changes
     Reload,
+    /// Serve MCP over Streamable HTTP on a loopback port, with a bearer token
+    #[command(subcommand)]
+    Http(HttpCommand),
 }
 
 #[derive(Debug, Subcommand)]

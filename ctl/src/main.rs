@@ -7,6 +7,7 @@ mod client;
 mod client_commands;
 mod clients;
 mod commands;
+mod http_commands;
 mod import;
 mod secret_input;
 

@@ -17,6 +17,7 @@
 mod client;
 mod control;
 mod framing;
+mod http;
 mod paths;
 
 pub use client::{ConnectError, Connection, connect};
@@ -26,6 +27,7 @@ pub use control::{
     ServerDetail, ServerInfo, StatusInfo, ToolInfo, validate_secret_name,
 };
 pub use framing::{LineError, MAX_CONTROL_LINE, MAX_MCP_LINE, decode, encode};
+pub use http::HttpInfo;
 pub use paths::{SOCKET_ENV, default_socket_path};
 
 use serde::{Deserialize, Serialize};

@@ -8,6 +8,7 @@
 
 mod builtin;
 mod files;
+mod http;
 mod model;
 mod mounts;
 mod run;
@@ -17,7 +18,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use builtin::builtin;
-pub use files::FileError;
+pub use files::{FileError, read_text, write_private};
+pub use http::HttpSettings;
 pub use model::{Catalog, Config, DEFAULT_PROFILE, Profile, Profiles, ServerDef, validate_name};
 pub use run::{Cpus, Memory, Mount, Network, RunSettings, Settings};
 pub use secrets::{SecretError, Secrets, Source as SecretSource};
@@ -312,6 +314,22 @@ impl ConfigStore {
         })
     }
 
+    /// Puts `[http]` in `config.toml` (`Some`) or takes it out (`None`), and in force.
+    pub fn set_http(&self, http: Option<HttpSettings>) -> Result<(), ConfigError> {
+        if let Some(http) = &http {
+            http.validate().map_err(ConfigError::Invalid)?;
+        }
+        self.update(|config| {
+            config.settings.http = http;
+            Ok(vec![File::Settings])
+        })
+    }
+
+    /// The configuration directory, where the HTTP face keeps its token.
+    pub fn config_dir(&self) -> &std::path::Path {
+        &self.dirs.config
+    }
+
     /// Applies `change` to a copy, validates it, writes the files it touched, then swaps it in.
     fn update(
         &self,
@@ -329,6 +347,7 @@ impl ConfigStore {
                     &self.path(file),
                     format!("{}\n", config.active).as_bytes(),
                 )?,
+                File::Settings => http::write(&self.path(file), config.settings.http.as_ref())?,
             }
         }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
@@ -340,6 +359,7 @@ impl ConfigStore {
             File::Catalog => self.dirs.config.join("catalog.toml"),
             File::Profiles => self.dirs.config.join("profiles.toml"),
             File::Active => self.dirs.state.join("active-profile"),
+            File::Settings => self.dirs.config.join("config.toml"),
         }
     }
 }
@@ -409,6 +429,8 @@ enum File {
     Catalog,
     Profiles,
     Active,
+    /// Only its `[http]` table is ever written.
+    Settings,
 }
 
 #[cfg(test)]
