@@ -1,8 +1,10 @@
 //! The daemon binary on its own: binding, the hello, refusing a second instance, leaving no socket
 //! behind, and the systemd side (`activation`: sockets passed as fd 3, idle exit; `journal`: where
-//! logs go). No container engine is needed (it points at one that does not exist).
+//! logs go; `http`: the HTTP face against the idle exit). No container engine is needed (it
+//! points at one that does not exist).
 
 mod activation;
+mod http;
 mod journal;
 
 use std::io::{BufRead, BufReader, Write};
