@@ -4,10 +4,9 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::HELLO;
+use super::{HELLO, activated, wait_for_socket};
 
 /// Sends `request` on a control connection; returns the response line.
 fn control(dir: &std::path::Path, request: &str) -> String {
@@ -31,30 +30,8 @@ fn an_enabled_http_face_keeps_a_socket_activated_daemon_from_idling_out() {
         "[http]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
-    let mut activator = Command::new("systemd-socket-activate")
-        .arg("--listen")
-        .arg(dir.path().join("gw.sock"))
-        .args([
-            "-E",
-            "XDG_CONFIG_HOME",
-            "-E",
-            "XDG_STATE_HOME",
-            "-E",
-            "DOCKER_HOST",
-        ])
-        .arg(env!("CARGO_BIN_EXE_mcp-gatewayd"))
-        .args(["--idle-timeout", "1"])
-        .env("XDG_CONFIG_HOME", dir.path().join("config"))
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !dir.path().join("gw.sock").exists() {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut activator = activated(dir.path(), &[]).spawn().unwrap();
+    wait_for_socket(dir.path());
     let status = control(dir.path(), "{\"type\":\"http_status\"}");
     assert!(status.contains("\"url\":\"http://127.0.0.1:"), "{status}");
 
