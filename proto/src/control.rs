@@ -174,8 +174,8 @@ pub enum Request {
     },
     /// Stop serving HTTP and drop the `[http]` settings; HTTP sessions end.
     HttpDisable,
-    /// The bearer token HTTP clients present; `rotate` replaces it first (sessions opened with
-    /// the old token end).
+    /// The bearer token HTTP clients present; `rotate` replaces it first, and requests with the
+    /// old one are refused from then on.
     HttpToken {
         #[serde(default)]
         rotate: bool,

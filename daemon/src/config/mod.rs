@@ -1,8 +1,8 @@
 //! The user's configuration: global settings, the catalog of servers, the profiles, the active
 //! profile, and the secrets.
 //!
-//! Settings (`config.toml`, only edited by hand), catalog and profiles are TOML files under `$XDG_CONFIG_HOME/mcp-gateway/` that people may edit
-//! by hand; the active profile is state under `$XDG_STATE_HOME/mcp-gateway/`. [`ConfigStore`] owns
+//! Settings (`config.toml`, edited by hand except for its `[http]` table), catalog and profiles
+//! are TOML files under `$XDG_CONFIG_HOME/mcp-gateway/` that people may edit by hand; the active profile is state under `$XDG_STATE_HOME/mcp-gateway/`. [`ConfigStore`] owns
 //! them: `mcpctl` changes go through it, each change is validated, written atomically, and only
 //! then becomes the configuration in force. Secrets (`secrets`) live apart from all of these.
 
@@ -316,9 +316,6 @@ impl ConfigStore {
 
     /// Puts `[http]` in `config.toml` (`Some`) or takes it out (`None`), and in force.
     pub fn set_http(&self, http: Option<HttpSettings>) -> Result<(), ConfigError> {
-        if let Some(http) = &http {
-            http.validate().map_err(ConfigError::Invalid)?;
-        }
         self.update(|config| {
             config.settings.http = http;
             Ok(vec![File::Settings])
