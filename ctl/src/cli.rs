@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mcp_gateway_proto::SOCKET_ENV;
 
+mod http;
+pub use http::HttpCommand;
+
 /// Manage mcp-gateway: servers, profiles, tools and the daemon.
 #[derive(Debug, Parser)]
 #[command(name = "mcpctl", version)]
@@ -62,6 +65,9 @@ pub enum Command {
     /// files, images of the active profile, secrets of the profiles, connected clients), each
     /// problem with its fix; works without a running daemon. Exits 1 when a check fails
     Doctor,
+    /// Serve MCP over Streamable HTTP on a loopback port, with a bearer token
+    #[command(subcommand)]
+    Http(HttpCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -259,6 +259,7 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
         }
         Command::Server(ServerCommand::Restart { name }) => Request::ServerRestart { name },
         Command::Reload => Request::Reload,
+        Command::Http(command) => crate::http_commands::request(command),
         Command::Catalog(CatalogCommand::Ls) => Request::CatalogList,
         Command::Catalog(CatalogCommand::Show { name }) => Request::CatalogShow { name },
         Command::Profile(ProfileCommand::Rm { name }) => Request::ProfileRemove { name },
@@ -539,6 +540,8 @@ fn print_text(response: &Response) {
                 println!("runs with: {}", run_summary(run));
             }
         }
+        Response::Http(info) => crate::http_commands::print(info),
+        Response::HttpToken { token } => println!("{}", token.expose()),
         other => println!(
             "{}",
             serde_json::to_string_pretty(other).unwrap_or_default()

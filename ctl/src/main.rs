@@ -9,6 +9,7 @@ mod client_commands;
 mod clients;
 mod commands;
 mod doctor;
+mod http_commands;
 mod import;
 mod secret_input;
 mod status;

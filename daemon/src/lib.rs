@@ -9,7 +9,8 @@
 //!   `gateway`: merged lists and request routing over a profile, and (`gateway/events`) what
 //!   servers send unprompted. `lists`: merged lists and their pages. `names`: the names and URIs
 //!   a profile exposes. `jsonrpc`: the raw message envelope. `lines`: framing with a length limit.
-//!   `modern`: the 2026-07-28 shapes; `parking`: sealed state of calls waiting for a modern
+//!   `modern`: the 2026-07-28 shapes; `http`: the optional Streamable HTTP face, sessions behind
+//!   in-memory pipes; `parking`: sealed state of calls waiting for a modern
 //!   client's input. `scan`: secret scanning. `audit`: the audit log.
 //! - `pool`: containers per (profile, server). `upstream`: one server's MCP connection.
 //!   `docker`: the engine API (the only user of bollard). `logtail`: servers' stderr.
@@ -24,6 +25,7 @@ mod dirs;
 mod docker;
 mod downstream;
 mod gateway;
+mod http;
 mod jsonrpc;
 mod lines;
 pub mod listener;
@@ -123,13 +125,26 @@ pub async fn run(
         settings.list_page_size,
     ));
     tokio::spawn(Arc::clone(&gateway).run_events(server_events));
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let http = http::Face::new(
+        Arc::clone(&gateway),
+        settings.max_mcp_line,
+        token.clone(),
+        tracker.clone(),
+    );
     let shared = Arc::new(server::Shared {
+        http,
         gateway,
         socket: listener.description.clone(),
         sessions: Default::default(),
         max_mcp_line: settings.max_mcp_line,
         activity: Default::default(),
     });
+    let configured = shared.gateway.config.get().settings.http.clone();
+    if let Err(err) = shared.http.apply(configured.as_ref(), &shared.activity) {
+        tracing::error!("http: {err}");
+    }
     let idle_timeout = settings
         .idle_timeout
         .filter(|_| listener.bound_path.is_none());
@@ -157,8 +172,6 @@ pub async fn run(
         }
     });
 
-    let token = CancellationToken::new();
-    let tracker = TaskTracker::new();
     notify::ready(&format!(
         "accepting connections on {}",
         listener.description

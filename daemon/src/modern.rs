@@ -18,7 +18,7 @@ pub const PROTOCOL_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 pub const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 pub const SUBSCRIPTION_KEY: &str = "io.modelcontextprotocol/subscriptionId";
 const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
-const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
+pub const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
 /// The prefix reserved for per-request protocol fields.
 const RESERVED_PREFIX: &str = "io.modelcontextprotocol/";
 

@@ -28,6 +28,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every connection handler can reach.
 pub struct Shared {
+    pub http: crate::http::Face,
     pub gateway: Arc<Gateway>,
     pub socket: String,
     pub sessions: AtomicU64,
@@ -43,12 +44,12 @@ pub struct Activity {
 }
 
 impl Activity {
-    fn opened(&self) {
+    pub(crate) fn opened(&self) {
         self.open.fetch_add(1, Ordering::SeqCst);
         self.changed.notify_waiters();
     }
 
-    fn closed(&self) {
+    pub(crate) fn closed(&self) {
         self.open.fetch_sub(1, Ordering::SeqCst);
         self.changed.notify_waiters();
     }

@@ -166,6 +166,26 @@ pub enum Request {
     /// configuration files, the images of the active profile's servers and the secrets of every
     /// profile's.
     Doctor,
+    /// Serve MCP over Streamable HTTP on `listen` (a loopback address unless `force`), for
+    /// `profile` or else the active one; persisted in `config.toml` and applied at once. Creates
+    /// the bearer token when there is none.
+    HttpEnable {
+        listen: String,
+        #[serde(default)]
+        force: bool,
+        #[serde(default)]
+        profile: Option<String>,
+    },
+    /// Stop serving HTTP and drop the `[http]` settings; HTTP sessions end.
+    HttpDisable,
+    /// The bearer token HTTP clients present; `rotate` replaces it first, and requests with the
+    /// old one are refused from then on.
+    HttpToken {
+        #[serde(default)]
+        rotate: bool,
+    },
+    /// Whether and where the HTTP face listens.
+    HttpStatus,
     /// A request this daemon does not know, from a newer `mcpctl`.
     #[serde(other)]
     Unknown,
@@ -238,6 +258,12 @@ pub enum Response {
     /// `doctor`: one result per check.
     Checks {
         checks: Vec<Check>,
+    },
+    /// `http status`, and the state after `http enable` or `http disable`.
+    Http(crate::http::HttpInfo),
+    /// `http token`: the bearer token, printed for the user on purpose.
+    HttpToken {
+        token: SecretValue,
     },
     Error {
         kind: ErrorKind,

@@ -17,6 +17,7 @@
 mod client;
 mod control;
 mod framing;
+mod http;
 mod paths;
 
 pub use client::{ConnectError, Connection, connect};
@@ -27,6 +28,7 @@ pub use control::{
 };
 pub use control::{Check, CheckStatus, ServerCounts};
 pub use framing::{LineError, MAX_CONTROL_LINE, MAX_MCP_LINE, decode, encode};
+pub use http::HttpInfo;
 pub use paths::{SOCKET_ENV, default_socket_path};
 
 use serde::{Deserialize, Serialize};

@@ -5,6 +5,7 @@ mod admin;
 mod crash;
 mod docker;
 mod fidelity;
+mod http;
 mod lifecycle;
 mod modern;
 mod ops;

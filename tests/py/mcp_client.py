@@ -11,6 +11,11 @@ prints a single JSON document to stdout:
 Usage:
     python3 mcp_client.py --steps STEPS_JSON [--callbacks sampling,elicitation,roots]
                           [--mode legacy|2026-07-28] -- COMMAND [ARG...]
+    python3 mcp_client.py --steps STEPS_JSON [...] --url URL
+                          (bearer token in $MCP_HTTP_TOKEN)
+
+With --url the client speaks the SDK's Streamable HTTP transport to URL instead
+of launching a command, sending `Authorization: Bearer $MCP_HTTP_TOKEN`.
 
 --mode 2026-07-28 speaks the current protocol with the SDK's `Client` (no
 handshake; every request carries its `_meta`); "initialize" then reports the
@@ -56,6 +61,8 @@ from typing import Any
 import mcp.types as types
 from mcp import Client, ClientSession, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 
 class ScenarioError(Exception):
@@ -211,11 +218,23 @@ CALLBACKS = {
 }
 
 
-async def run(command: list[str], steps: list[Any], callbacks: list[str], mode: str) -> dict[str, Any]:
+def http_transport(url: str) -> Any:
+    """The SDK's Streamable HTTP transport to URL, with the gateway's bearer token."""
+    headers = {"Authorization": f"Bearer {os.environ.get('MCP_HTTP_TOKEN', '')}"}
+    return streamable_http_client(url, http_client=create_mcp_http_client(headers=headers))
+
+
+async def run(
+    command: list[str], steps: list[Any], callbacks: list[str], mode: str, url: str | None
+) -> dict[str, Any]:
     # The SDK passes only a few safe variables to the server by default; the
     # tests need the whole environment (for example MCP_FIXTURE_NAME or the
     # shim's socket path) to reach the command.
-    server = StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
+    server: Any = (
+        http_transport(url)
+        if url is not None
+        else StdioServerParameters(command=command[0], args=command[1:], env=dict(os.environ))
+    )
     notifications: list[Any] = []
 
     async def on_message(message: Any) -> None:
@@ -236,19 +255,23 @@ async def run(command: list[str], steps: list[Any], callbacks: list[str], mode: 
             initialize = {"protocolVersion": client.protocol_version}
             results = [await run_step(client, step) for step in steps]
         return {"initialize": initialize, "steps": results, "notifications": notifications}
-    async with stdio_client(server) as (read_stream, write_stream):
+    async with (http_transport(url) if url is not None else stdio_client(server)) as (
+        read_stream,
+        write_stream,
+    ):
         async with ClientSession(read_stream, write_stream, **options) as session:
             initialize = dump(await session.initialize())
             results = [await run_step(session, step) for step in steps]
     return {"initialize": initialize, "steps": results, "notifications": notifications}
 
 
-def parse_args(argv: list[str]) -> tuple[list[Any], list[str], list[str], str]:
+def parse_args(argv: list[str]) -> tuple[list[Any], list[str], list[str], str, str | None]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", required=True, help="JSON array of steps")
     parser.add_argument("--callbacks", default="", help="comma-separated: sampling,elicitation,roots")
     parser.add_argument("--mode", default="legacy", help="legacy (initialize) or a modern protocol version")
-    parser.add_argument("command", nargs="+", help="the stdio MCP server to launch, after --")
+    parser.add_argument("--url", help="a Streamable HTTP endpoint to connect to instead of a command")
+    parser.add_argument("command", nargs="*", help="the stdio MCP server to launch, after --")
     args = parser.parse_args(argv)
     try:
         steps = json.loads(args.steps)
@@ -256,8 +279,10 @@ def parse_args(argv: list[str]) -> tuple[list[Any], list[str], list[str], str]:
         parser.error(f"--steps is not valid JSON: {error}")
     if not isinstance(steps, list):
         parser.error("--steps must be a JSON array")
+    if (args.url is None) == (not args.command):
+        parser.error("give either --url or a command after --")
     callbacks = [name for name in args.callbacks.split(",") if name]
-    return steps, args.command, callbacks, args.mode
+    return steps, args.command, callbacks, args.mode, args.url
 
 
 def describe(error: BaseException) -> str:
@@ -268,9 +293,9 @@ def describe(error: BaseException) -> str:
 
 
 def main() -> int:
-    steps, command, callbacks, mode = parse_args(sys.argv[1:])
+    steps, command, callbacks, mode, url = parse_args(sys.argv[1:])
     try:
-        document = asyncio.run(run(command, steps, callbacks, mode))
+        document = asyncio.run(run(command, steps, callbacks, mode, url))
     except Exception as error:
         print(f"mcp_client.py: {describe(error)}", file=sys.stderr)
         return 1

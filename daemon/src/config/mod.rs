@@ -1,13 +1,14 @@
 //! The user's configuration: global settings, the catalog of servers, the profiles, the active
 //! profile, and the secrets.
 //!
-//! Settings (`config.toml`, only edited by hand), catalog and profiles are TOML files under `$XDG_CONFIG_HOME/mcp-gateway/` that people may edit
-//! by hand; the active profile is state under `$XDG_STATE_HOME/mcp-gateway/`. [`ConfigStore`] owns
+//! Settings (`config.toml`, edited by hand except for its `[http]` table), catalog and profiles
+//! are TOML files under `$XDG_CONFIG_HOME/mcp-gateway/` that people may edit by hand; the active profile is state under `$XDG_STATE_HOME/mcp-gateway/`. [`ConfigStore`] owns
 //! them: `mcpctl` changes go through it, each change is validated, written atomically, and only
 //! then becomes the configuration in force. Secrets (`secrets`) live apart from all of these.
 
 mod builtin;
 mod files;
+mod http;
 mod model;
 mod mounts;
 mod run;
@@ -17,8 +18,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use builtin::builtin;
-pub use files::FileError;
 use files::Stamp;
+pub use files::{FileError, read_text, write_private};
+pub use http::HttpSettings;
 pub use model::{Catalog, Config, DEFAULT_PROFILE, Profile, Profiles, ServerDef, validate_name};
 pub use run::{Cpus, Memory, Mount, Network, RunSettings, Settings};
 pub use secrets::{SecretError, Secrets, Source as SecretSource};
@@ -441,6 +443,19 @@ impl ConfigStore {
         })
     }
 
+    /// Puts `[http]` in `config.toml` (`Some`) or takes it out (`None`), and in force.
+    pub fn set_http(&self, http: Option<HttpSettings>) -> Result<(), ConfigError> {
+        self.update(|config| {
+            config.settings.http = http;
+            Ok(vec![File::Settings])
+        })
+    }
+
+    /// The configuration directory, where the HTTP face keeps its token.
+    pub fn config_dir(&self) -> &std::path::Path {
+        &self.dirs.config
+    }
+
     /// Applies `change` to a copy, validates it, writes the files it touched, then swaps it in.
     ///
     /// A file edited by hand since it was last read or written is not overwritten with what is
@@ -494,7 +509,7 @@ impl ConfigStore {
                     files::write_atomic(&path, text.as_bytes())?;
                     text
                 }
-                File::Settings => unreachable!("mcpctl never writes config.toml"),
+                File::Settings => http::write(&path, config.settings.http.as_ref())?,
             };
             *stamps.get(file) = Stamp::of(Some(&text));
         }
@@ -566,6 +581,7 @@ fn looks_secret(key: &str, value: &str) -> bool {
 /// The files the configuration is read from; `mcpctl` changes all but `config.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum File {
+    /// Only its `[http]` table is ever written.
     Settings,
     Catalog,
     Profiles,

@@ -160,6 +160,9 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(http) = &self.settings.http {
+            http.validate()?;
+        }
         for (name, def) in &self.catalog.servers {
             validate_name("server", name)?;
             if def.image.trim().is_empty() {

@@ -19,6 +19,9 @@ use super::mounts::HostPaths;
 pub struct Settings {
     #[serde(default)]
     pub defaults: Defaults,
+    /// The optional Streamable HTTP face; absent is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<super::http::HttpSettings>,
 }
 
 /// `[defaults]`: what a server gets when its catalog entry does not say.

@@ -5,6 +5,7 @@
 
 mod catalog;
 mod doctor;
+mod http;
 mod logs;
 
 pub use logs::follow as follow_logs;
@@ -116,7 +117,10 @@ async fn answer(shared: &Shared, request: Request) -> Response {
         }
         Request::ServerLogs { name, .. } => logs::snapshot(gateway, &name),
         Request::Reload => match gateway.config.reload() {
-            Ok(()) => done("reloaded the configuration".into()),
+            Ok(()) => done(format!(
+                "reloaded the configuration{}",
+                http::follow_config(shared).unwrap_or_default()
+            )),
             Err(problems) => {
                 let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 error(
@@ -282,6 +286,10 @@ async fn answer(shared: &Shared, request: Request) -> Response {
                 .audit()
                 .last(limit, |r| server.as_ref().is_none_or(|s| &r.server == s)),
         },
+        Request::HttpEnable { .. }
+        | Request::HttpDisable
+        | Request::HttpToken { .. }
+        | Request::HttpStatus => http::answer(shared, request),
         _ => error(
             ErrorKind::UnsupportedRequest,
             "this daemon does not support that request; is it older than mcpctl?".into(),

@@ -1,8 +1,10 @@
 //! The daemon binary on its own: binding, the hello, refusing a second instance, leaving no socket
 //! behind, and the systemd side (`activation`: sockets passed as fd 3, idle exit; `journal`: where
-//! logs go). No container engine is needed (it points at one that does not exist).
+//! logs go; `http`: the HTTP face against the idle exit). No container engine is needed (it
+//! points at one that does not exist).
 
 mod activation;
+mod http;
 mod journal;
 
 use std::io::{BufRead, BufReader, Write};
@@ -50,6 +52,36 @@ fn say(dir: &Path, line: &str) -> String {
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer).unwrap();
     answer
+}
+
+/// `systemd-socket-activate` to run the daemon on `dir/gw.sock` with `--idle-timeout 1`, private
+/// directories and an engine that does not exist; `pass` names more variables to hand through.
+fn activated(dir: &Path, pass: &[&str]) -> Command {
+    let mut command = Command::new("systemd-socket-activate");
+    command.arg("--listen").arg(dir.join("gw.sock"));
+    for name in ["XDG_CONFIG_HOME", "XDG_STATE_HOME", "DOCKER_HOST"]
+        .iter()
+        .chain(pass)
+    {
+        command.args(["-E", name]);
+    }
+    command
+        .arg(env!("CARGO_BIN_EXE_mcp-gatewayd"))
+        .args(["--idle-timeout", "1"])
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .stderr(Stdio::null());
+    command
+}
+
+/// Waits until the activator listens on `dir/gw.sock`.
+fn wait_for_socket(dir: &Path) {
+    let start = Instant::now();
+    while !dir.join("gw.sock").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn terminate(mut child: Child) -> std::process::ExitStatus {
@@ -121,36 +153,12 @@ fn socket_activated_daemon_notifies_pings_and_exits_when_idle() {
     notify
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut activator = Command::new("systemd-socket-activate")
-        .arg("--listen")
-        .arg(dir.path().join("gw.sock"))
-        .args([
-            "-E",
-            "NOTIFY_SOCKET",
-            "-E",
-            "WATCHDOG_USEC",
-            "-E",
-            "XDG_CONFIG_HOME",
-            "-E",
-            "XDG_STATE_HOME",
-            "-E",
-            "DOCKER_HOST",
-        ])
-        .arg(env!("CARGO_BIN_EXE_mcp-gatewayd"))
-        .args(["--idle-timeout", "1"])
+    let mut activator = activated(dir.path(), &["NOTIFY_SOCKET", "WATCHDOG_USEC"])
         .env("NOTIFY_SOCKET", &notify_path)
         .env("WATCHDOG_USEC", "200000")
-        .env("XDG_CONFIG_HOME", dir.path().join("config"))
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !dir.path().join("gw.sock").exists() {
-        assert!(start.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_socket(dir.path());
     // The first connection makes the activator start the daemon.
     let answer = say(dir.path(), HELLO);
     assert!(answer.contains("\"type\":\"hello\""), "{answer}");

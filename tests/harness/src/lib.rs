@@ -355,6 +355,30 @@ impl Daemon {
         client_report(self.python_client_with(steps, options, shim_args))
     }
 
+    /// Runs the Python client against the HTTP face at `url` with `token`, instead of over
+    /// `mcp-shim`, and returns its JSON report.
+    pub fn python_http_run(
+        &self,
+        steps: &Value,
+        options: &[&str],
+        url: &str,
+        token: &str,
+    ) -> Value {
+        let child = Command::new("python3")
+            .arg(workspace().join("tests/py/mcp_client.py"))
+            .arg("--steps")
+            .arg(steps.to_string())
+            .args(options)
+            .args(["--url", url])
+            .envs(self.env())
+            .env("MCP_HTTP_TOKEN", token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run python3 tests/py/mcp_client.py");
+        client_report(child)
+    }
+
     /// Sends SIGTERM and waits for the daemon to exit; returns whether it exited successfully.
     pub fn stop(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {

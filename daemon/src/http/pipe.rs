@@ -1,0 +1,69 @@
+//! An MCP session of the daemon's own (`session::serve`) behind in-memory pipes: the HTTP face
+//! writes a client's messages in as lines and reads the session's lines out, so HTTP clients get
+//! exactly the gateway that `mcp-shim` clients get.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncWriteExt, DuplexStream};
+use tokio_util::codec::FramedRead;
+
+use super::Context;
+use crate::lines::LineCodec;
+use crate::session;
+
+/// Bytes buffered in each direction before a writer waits for its reader.
+const PIPE_BUFFER: usize = 256 * 1024;
+/// What the session's own output may add to the longest message it accepts (ids, tags).
+const OUTPUT_HEADROOM: usize = 64 * 1024;
+
+/// The session's input; dropping it (or [`Pipe::close`]) ends the session's input, as a client
+/// closing its socket does.
+pub struct Pipe {
+    input: tokio::sync::Mutex<Option<DuplexStream>>,
+}
+
+/// The session's output, line by line.
+pub type Output = FramedRead<DuplexStream, LineCodec>;
+
+/// Starts a session for `profile` (`None`: the active one) named `client` in the audit log.
+pub fn open(context: &Arc<Context>, profile: Option<String>, client: String) -> (Pipe, Output) {
+    let (to_session, session_input) = tokio::io::duplex(PIPE_BUFFER);
+    let (session_output, from_session) = tokio::io::duplex(PIPE_BUFFER);
+    let lines = FramedRead::new(session_input, LineCodec::new(context.max_line));
+    context.tracker.spawn(session::serve(
+        lines,
+        session_output,
+        profile,
+        client,
+        Arc::clone(&context.gateway),
+        context.stop.clone(),
+    ));
+    let output = FramedRead::new(
+        from_session,
+        LineCodec::new(context.max_line + OUTPUT_HEADROOM),
+    );
+    let pipe = Pipe {
+        input: tokio::sync::Mutex::new(Some(to_session)),
+    };
+    (pipe, output)
+}
+
+impl Pipe {
+    /// Writes one message (without a newline of its own); false once the session is gone.
+    pub async fn send(&self, line: &str) -> bool {
+        let mut input = self.input.lock().await;
+        let Some(writer) = input.as_mut() else {
+            return false;
+        };
+        let written = async {
+            writer.write_all(line.as_bytes()).await?;
+            writer.write_all(b"\n").await
+        };
+        written.await.is_ok()
+    }
+
+    /// Ends the session's input: it answers what is in flight, then ends.
+    pub async fn close(&self) {
+        self.input.lock().await.take();
+    }
+}
