@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::Value;
@@ -23,7 +22,6 @@ use super::pipe::{self, Output, Pipe};
 use super::sse::{self, Body};
 use super::{Context, Posted, client_name, header_text, plain, rpc_error};
 use crate::jsonrpc::{self, Kind, Message, code};
-use crate::lines::Line;
 
 /// A session with no open stream and no request for this long is ended, as if deleted.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -129,11 +127,7 @@ impl Legacy {
 
     /// Delivers each line the session writes until the session ends.
     async fn route(self: Arc<Self>, mut output: Output) {
-        while let Some(line) = output.next().await {
-            let Ok(Line::Text(line)) = line else {
-                tracing::debug!("http: dropped an unreadable line from a session");
-                continue;
-            };
+        while let Some(line) = pipe::next_line(&mut output).await {
             let Ok(message) = Message::parse(&line) else {
                 continue;
             };

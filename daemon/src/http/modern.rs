@@ -5,7 +5,6 @@
 //! asks for progress and for `subscriptions/listen`. Closing the stream cancels the request.
 
 use base64::Engine;
-use futures_util::StreamExt;
 use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -16,7 +15,6 @@ use super::pipe::{self, Output, Pipe};
 use super::sse::{self, Body};
 use super::{Context, Posted, accepts_exactly, client_name, header_text, plain, rpc_error};
 use crate::jsonrpc::{self, Kind, Message, code};
-use crate::lines::Line;
 use crate::modern::{CLIENT_INFO_KEY, PROTOCOL_KEY, UNSUPPORTED_VERSION};
 
 /// The 2026 error for routing headers that disagree with the body.
@@ -100,7 +98,7 @@ async fn relay(
     let key = id.to_string();
     loop {
         let line = tokio::select! {
-            line = output.next() => line,
+            line = pipe::next_line(&mut output) => line,
             () = gone.cancelled() => {
                 let params = json!({"requestId": id, "reason": "the HTTP client closed the stream"});
                 let cancel = jsonrpc::notification_line("notifications/cancelled", Some(&jsonrpc::to_raw(&params)));
@@ -108,7 +106,7 @@ async fn relay(
                 break;
             }
         };
-        let Some(Ok(Line::Text(line))) = line else {
+        let Some(line) = line else {
             break;
         };
         let Ok(message) = Message::parse(&line) else {

@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio_util::codec::FramedRead;
 
 use super::Context;
-use crate::lines::LineCodec;
+use crate::jsonrpc::{self, code};
+use crate::lines::{Line, LineCodec, sniff_id};
 use crate::session;
 
 /// Bytes buffered in each direction before a writer waits for its reader.
@@ -46,6 +48,34 @@ pub fn open(context: &Arc<Context>, profile: Option<String>, client: String) -> 
         input: tokio::sync::Mutex::new(Some(to_session)),
     };
     (pipe, output)
+}
+
+/// The session's next line; `None` once it has ended. A line too long to pass on becomes an error
+/// answer under its id, when the id is readable, so that no HTTP request waits for it forever.
+pub async fn next_line(output: &mut Output) -> Option<String> {
+    loop {
+        match output.next().await? {
+            Ok(Line::Text(line)) => return Some(line),
+            Ok(Line::Rejected { head, .. }) => {
+                tracing::warn!("http: a session wrote a line too long to pass on");
+                if let Some(id) = sniff_id(&head) {
+                    let error = jsonrpc::error(
+                        code::INTERNAL_ERROR,
+                        "the answer is longer than the HTTP face passes on",
+                    );
+                    return Some(
+                        jsonrpc::response_line(&id, &Err(error))
+                            .trim_end()
+                            .to_owned(),
+                    );
+                }
+            }
+            Err(err) => {
+                tracing::debug!("http: a session's output failed: {err}");
+                return None;
+            }
+        }
+    }
 }
 
 impl Pipe {
