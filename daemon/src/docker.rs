@@ -72,6 +72,8 @@ pub struct BindMount {
 /// since containers are created with `StdinOnce`, the engine then closes it for good.
 pub struct Attached {
     pub id: String,
+    /// The id of the image the container was created from.
+    pub image_id: String,
     pub stdin: Pin<Box<dyn AsyncWrite + Send>>,
     pub stdout: Pin<Box<dyn AsyncRead + Send>>,
 }
@@ -144,14 +146,7 @@ impl Engine {
         spec: &ContainerSpec,
         stderr: Arc<LogTail>,
     ) -> Result<Attached, EngineError> {
-        if let Err(err) = self.docker.inspect_image(&spec.image).await {
-            return Err(match err {
-                bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                } => EngineError::ImageMissing(spec.image.clone()),
-                other => other.into(),
-            });
-        }
+        let image_id = self.image_id(&spec.image).await?;
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
@@ -175,7 +170,7 @@ impl Engine {
             .name(&spec.name)
             .build();
         let id = self.docker.create_container(Some(options), body).await?.id;
-        match self.attach_and_start(&id, stderr).await {
+        match self.attach_and_start(&id, image_id, stderr).await {
             Ok(attached) => Ok(attached),
             Err(err) => {
                 self.remove(&id).await;
@@ -184,9 +179,21 @@ impl Engine {
         }
     }
 
+    /// The id of a local image (by name or id); the list cache is keyed by it.
+    pub async fn image_id(&self, image: &str) -> Result<String, EngineError> {
+        match self.docker.inspect_image(image).await {
+            Ok(inspected) => Ok(inspected.id.unwrap_or_default()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err(EngineError::ImageMissing(image.to_owned())),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     async fn attach_and_start(
         &self,
         id: &str,
+        image_id: String,
         stderr: Arc<LogTail>,
     ) -> Result<Attached, EngineError> {
         let options = AttachContainerOptionsBuilder::default()
@@ -215,6 +222,7 @@ impl Engine {
         });
         Ok(Attached {
             id: id.to_owned(),
+            image_id,
             stdin: attach.input,
             stdout: Box::pin(StreamReader::new(stdout)),
         })

@@ -26,6 +26,7 @@ mod downstream;
 mod gateway;
 mod jsonrpc;
 mod lines;
+mod listcache;
 pub mod listener;
 mod lists;
 pub mod logging;
@@ -91,6 +92,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let dirs = dirs::Dirs::from_env().map_err(anyhow::Error::msg)?;
     let audit = audit::Audit::start(&dirs.state);
+    let cache = listcache::ListCache::new(dirs.state.clone());
     let (config, problems) = config::ConfigStore::load(dirs);
     for problem in &problems {
         tracing::error!("configuration: {problem}");
@@ -107,13 +109,14 @@ pub async fn run(
         events,
     ));
     pool.spawn_idle_reaper();
-    let gateway = Arc::new(gateway::Gateway::new(
+    let gateway = gateway::Gateway::new(
         config,
         Arc::clone(&pool),
         audit,
+        cache,
         settings.request_timeout,
         settings.list_page_size,
-    ));
+    );
     tokio::spawn(Arc::clone(&gateway).run_events(server_events));
     let shared = Arc::new(server::Shared {
         gateway,

@@ -2,6 +2,7 @@
 //! running the fixture MCP server, and the official Python SDK as the client.
 
 mod admin;
+mod cache;
 mod docker;
 mod fidelity;
 mod lifecycle;
