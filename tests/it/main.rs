@@ -5,6 +5,7 @@ mod admin;
 mod cache;
 mod docker;
 mod fidelity;
+mod leaks;
 mod lifecycle;
 mod modern;
 mod pool;

@@ -88,13 +88,18 @@ impl Gateway {
     }
 
     /// Starts every server of `profile` in the background (a session opened), each refreshing
-    /// its cache entry.
+    /// its cache entry. A server already running was refreshed when it started.
     pub fn warm(&self, profile: &str) {
-        let Some(servers) = self.config.get().profile(profile).map(|p| p.servers) else {
+        let config = self.config.get();
+        let Some(servers) = config.profile(profile).map(|p| p.servers) else {
             return;
         };
         for server in servers {
-            self.warm_server(profile, &server);
+            let running = super::definition(&config, &server)
+                .is_ok_and(|def| self.pool.current(profile, &server, def).is_some());
+            if !running {
+                self.warm_server(profile, &server);
+            }
         }
     }
 
