@@ -11,7 +11,8 @@
 //!   a profile exposes. `jsonrpc`: the raw message envelope. `lines`: framing with a length limit.
 //!   `modern`: the 2026-07-28 shapes; `parking`: sealed state of calls waiting for a modern
 //!   client's input. `scan`: secret scanning. `audit`: the audit log.
-//! - `pool`: containers per (profile, server). `upstream`: one server's MCP connection.
+//! - `pool`: containers per (profile, server). `listcache`: their lists, kept on disk across
+//!   runs. `upstream`: one server's MCP connection.
 //!   `docker`: the engine API (the only user of bollard). `logtail`: servers' stderr.
 //! - `config`: settings, catalog, profiles, active profile, secrets. `dirs`: XDG paths.
 //! - `listener`, `logging`, `notify`: the systemd side (socket activation, journal, sd_notify).

@@ -405,6 +405,15 @@ impl Pool {
         Some(Arc::clone(&current.upstream))
     }
 
+    /// Whether (profile, server) has a container up, current or not, busy or not.
+    pub fn has_container(&self, profile: &str, server: &str) -> bool {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(profile.to_owned(), server.to_owned()))
+            .is_some_and(|slot| slot.lock().container.is_some())
+    }
+
     /// The id of `image`, asked of the engine once per daemon run and again whenever a container
     /// of it starts, so that looking it up costs no engine round trip per listing.
     pub async fn image_id(&self, image: &str) -> Result<String, PoolError> {

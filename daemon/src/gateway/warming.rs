@@ -19,6 +19,8 @@ use crate::upstream::Upstream;
 impl Gateway {
     /// One server's items of `kind` for a merged table: from its running container, else from
     /// the cache (starting the container in the background), else from a container started now.
+    /// A container that is up but busy (handing itself out, being replaced) is waited for: its
+    /// lists may have changed since the cache was written.
     pub(super) async fn server_items(
         &self,
         profile: &str,
@@ -30,11 +32,12 @@ impl Gateway {
         if let Some(upstream) = self.pool.current(profile, server, def) {
             return self.list_live(profile, server, &upstream, kind).await;
         }
-        if let Some(items) = self
-            .cache_entry(profile, server)
-            .await
-            .and_then(|entry| entry.items(kind))
-        {
+        let cached = if self.pool.has_container(profile, server) {
+            None
+        } else {
+            self.cache_entry(profile, server).await
+        };
+        if let Some(items) = cached.and_then(|entry| entry.items(kind)) {
             tracing::info!(profile, server, "{} from the list cache", kind.field());
             self.warm_server(profile, server);
             return Ok(items);
