@@ -1,4 +1,5 @@
-//! What `/proc` says about a process: resident memory, open files, threads, children.
+//! What `/proc` says about a process: resident memory, open files, threads (its children are
+//! counted by the harness, `mcp_gateway_tests::children`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,40 +79,6 @@ pub fn context_switches(pid: u32) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-/// The direct children of `pid`: how many, and how many of them are zombies.
-pub fn children(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let mut children = 0;
-    let mut zombies = 0;
-    for entry in std::fs::read_dir("/proc").context("cannot list /proc")? {
-        let Ok(entry) = entry else { continue };
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
-            continue;
-        }
-        // A process may exit between the listing and the read; it is then nobody's child.
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // The command name is in parentheses and may hold spaces: fields follow the last `)`.
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let mut fields = rest.split_whitespace();
-        let state = fields.next();
-        if fields.next().and_then(|ppid| ppid.parse::<u32>().ok()) == Some(pid) {
-            children += 1;
-            if state == Some("Z") {
-                zombies += 1;
-            }
-        }
-    }
-    Ok((children, zombies))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,19 +95,5 @@ mod tests {
         }
         assert!(cpu_time(me).unwrap() > Duration::ZERO);
         assert!(context_switches(me).unwrap() > 0);
-    }
-
-    #[test]
-    fn a_child_and_then_its_zombie_are_counted() {
-        let me = std::process::id();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        // `true` exits at once and stays a zombie until it is waited for.
-        let limit = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while children(me).unwrap().1 == 0 {
-            assert!(std::time::Instant::now() < limit, "no zombie seen");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        child.wait().unwrap();
-        assert!(status(child.id()).is_err(), "the reaped child is gone");
     }
 }

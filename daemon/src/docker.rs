@@ -72,6 +72,8 @@ pub struct BindMount {
 /// since containers are created with `StdinOnce`, the engine then closes it for good.
 pub struct Attached {
     pub id: String,
+    /// The id of the image the container was created from.
+    pub image_id: String,
     pub stdin: Pin<Box<dyn AsyncWrite + Send>>,
     pub stdout: Pin<Box<dyn AsyncRead + Send>>,
 }
@@ -137,17 +139,6 @@ impl Engine {
             .map_err(|err| EngineError::Unreachable(err.to_string()))
     }
 
-    /// Whether `image` is present locally: [`EngineError::ImageMissing`] when it is not.
-    pub async fn check_image(&self, image: &str) -> Result<(), EngineError> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Err(EngineError::ImageMissing(image.to_owned())),
-            Err(other) => Err(other.into()),
-        }
-    }
-
     /// Creates the container, attaches to its stdio, then starts it: attaching first means no
     /// output is lost. Never a TTY, which would mangle the line framing.
     pub async fn start(
@@ -155,7 +146,7 @@ impl Engine {
         spec: &ContainerSpec,
         stderr: Arc<LogTail>,
     ) -> Result<Attached, EngineError> {
-        self.check_image(&spec.image).await?;
+        let image_id = self.image_id(&spec.image).await?;
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
@@ -179,7 +170,7 @@ impl Engine {
             .name(&spec.name)
             .build();
         let id = self.docker.create_container(Some(options), body).await?.id;
-        match self.attach_and_start(&id, stderr).await {
+        match self.attach_and_start(&id, image_id, stderr).await {
             Ok(attached) => Ok(attached),
             Err(err) => {
                 self.remove(&id).await;
@@ -188,9 +179,22 @@ impl Engine {
         }
     }
 
+    /// The id of a local image (by name or id), [`EngineError::ImageMissing`] when it is not
+    /// present; the list cache is keyed by it.
+    pub async fn image_id(&self, image: &str) -> Result<String, EngineError> {
+        match self.docker.inspect_image(image).await {
+            Ok(inspected) => Ok(inspected.id.unwrap_or_default()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err(EngineError::ImageMissing(image.to_owned())),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     async fn attach_and_start(
         &self,
         id: &str,
+        image_id: String,
         stderr: Arc<LogTail>,
     ) -> Result<Attached, EngineError> {
         let options = AttachContainerOptionsBuilder::default()
@@ -219,6 +223,7 @@ impl Engine {
         });
         Ok(Attached {
             id: id.to_owned(),
+            image_id,
             stdin: attach.input,
             stdout: Box::pin(StreamReader::new(stdout)),
         })

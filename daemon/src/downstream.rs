@@ -160,15 +160,19 @@ impl Downstream {
     }
 
     /// Records that the client speaks 2026-07-28 (its requests carry their own `_meta`), with the
-    /// capabilities its latest request declared.
-    pub fn serve_modern(&self, capabilities: Value) {
-        let _ = self.era.compare_exchange(
-            Era::Unknown as u8,
-            Era::Modern as u8,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+    /// capabilities its latest request declared. True for the session's first such request.
+    pub fn serve_modern(&self, capabilities: Value) -> bool {
+        let first = self
+            .era
+            .compare_exchange(
+                Era::Unknown as u8,
+                Era::Modern as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
         *self.lock_capabilities() = capabilities;
+        first
     }
 
     fn lock_capabilities(&self) -> std::sync::MutexGuard<'_, Value> {

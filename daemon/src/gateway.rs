@@ -8,19 +8,21 @@
 
 mod events;
 mod screening;
+mod warming;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::audit::{Audit, Trail};
-use crate::config::{ConfigStore, ServerDef};
+use crate::config::{Config, ConfigStore, ServerDef};
 use crate::downstream::Downstream;
 use crate::jsonrpc::{self, Reply, code};
+use crate::listcache::ListCache;
 use crate::lists::{ListKind, Listing, Route, Table};
 use crate::names;
 use crate::parking::Seal;
@@ -102,6 +104,12 @@ pub struct Gateway {
     audit: Audit,
     /// Seals the `requestState` of calls parked for a modern client's input.
     pub seal: Seal,
+    /// Every server's lists as its container last gave them, kept across daemon runs.
+    cache: Arc<ListCache>,
+    /// (profile, server) pairs being started and listed in the background.
+    warming: Mutex<HashSet<(String, String)>>,
+    /// The gateway itself, for the background tasks it spawns.
+    me: Weak<Gateway>,
 }
 
 impl Gateway {
@@ -109,10 +117,11 @@ impl Gateway {
         config: Arc<ConfigStore>,
         pool: Arc<Pool>,
         audit: Audit,
+        cache: ListCache,
         request_timeout: Duration,
         page_size: usize,
-    ) -> Gateway {
-        Gateway {
+    ) -> Arc<Gateway> {
+        Arc::new_cyclic(|me| Gateway {
             pool,
             request_timeout,
             page_size,
@@ -125,7 +134,10 @@ impl Gateway {
             seal: Seal::new(),
             audit,
             config,
-        }
+            cache: Arc::new(cache),
+            warming: Mutex::default(),
+            me: me.clone(),
+        })
     }
 
     /// A page of the profile's merged list of `kind`.
@@ -182,17 +194,8 @@ impl Gateway {
             .ok_or_else(|| GatewayError::UnknownProfile(profile.to_owned()))?;
         let listings: Vec<Listing> =
             futures_util::future::join_all(profile_def.servers.iter().map(|server| async move {
-                let listing = async {
-                    let upstream = self.upstream(profile, server).await?;
-                    if !upstream.supports(kind.capability()) {
-                        return Ok(Vec::new());
-                    }
-                    list_all(&upstream, kind, self.request_timeout).await
-                };
-                (
-                    server.clone(),
-                    listing.await.map_err(|e: GatewayError| e.to_string()),
-                )
+                let listing = self.server_items(profile, server, kind).await;
+                (server.clone(), listing.map_err(|e| e.to_string()))
             }))
             .await;
         for (server, listing) in &listings {
@@ -216,15 +219,7 @@ impl Gateway {
     /// The server's running connection, started if needed.
     async fn upstream(&self, profile: &str, server: &str) -> Result<Arc<Upstream>, GatewayError> {
         let config = self.config.get();
-        let def: &ServerDef =
-            config
-                .catalog
-                .servers
-                .get(server)
-                .ok_or_else(|| PoolError::Start {
-                    server: server.to_owned(),
-                    reason: "it is not in the catalog".into(),
-                })?;
+        let def = definition(&config, server)?;
         Ok(self.pool.get(profile, server, def).await?)
     }
 
@@ -490,6 +485,18 @@ impl Gateway {
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
     }
+}
+
+/// The catalog's definition of `server`.
+fn definition<'a>(config: &'a Config, server: &str) -> Result<&'a ServerDef, PoolError> {
+    config
+        .catalog
+        .servers
+        .get(server)
+        .ok_or_else(|| PoolError::Start {
+            server: server.to_owned(),
+            reason: "it is not in the catalog".into(),
+        })
 }
 
 fn parse_params(params: Option<&RawValue>) -> Result<Map<String, Value>, GatewayError> {

@@ -12,7 +12,8 @@
 //!   `modern`: the 2026-07-28 shapes; `http`: the optional Streamable HTTP face, sessions behind
 //!   in-memory pipes; `parking`: sealed state of calls waiting for a modern
 //!   client's input. `scan`: secret scanning. `audit`: the audit log.
-//! - `pool`: containers per (profile, server). `upstream`: one server's MCP connection.
+//! - `pool`: containers per (profile, server). `listcache`: their lists, kept on disk across
+//!   runs. `upstream`: one server's MCP connection.
 //!   `docker`: the engine API (the only user of bollard). `logtail`: servers' stderr.
 //! - `config`: settings, catalog, profiles, active profile, secrets. `dirs`: XDG paths.
 //! - `listener`, `logging`, `notify`: the systemd side (socket activation, journal, sd_notify).
@@ -28,6 +29,7 @@ mod gateway;
 mod http;
 mod jsonrpc;
 mod lines;
+mod listcache;
 pub mod listener;
 mod lists;
 pub mod logging;
@@ -101,6 +103,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let dirs = dirs::Dirs::from_env().map_err(anyhow::Error::msg)?;
     let audit = audit::Audit::start(&dirs.state);
+    let cache = listcache::ListCache::new(dirs.state.clone());
     let (config, problems) = config::ConfigStore::load(dirs);
     for problem in &problems {
         tracing::error!("configuration: {problem}");
@@ -117,13 +120,14 @@ pub async fn run(
         events,
     ));
     pool.spawn_idle_reaper();
-    let gateway = Arc::new(gateway::Gateway::new(
+    let gateway = gateway::Gateway::new(
         config,
         Arc::clone(&pool),
         audit,
+        cache,
         settings.request_timeout,
         settings.list_page_size,
-    ));
+    );
     tokio::spawn(Arc::clone(&gateway).run_events(server_events));
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();

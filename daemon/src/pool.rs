@@ -11,6 +11,7 @@
 
 mod backoff;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -40,6 +41,8 @@ pub enum PoolError {
         retry_in: Duration,
         reason: String,
     },
+    #[error("mcp-gateway is shutting down")]
+    ShuttingDown,
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
@@ -72,6 +75,11 @@ pub struct Pool {
     events: tokio::sync::mpsc::Sender<ServerEvent>,
     /// Wakes the idle reaper when a container starts, so it learns the new deadline.
     started: Arc<tokio::sync::Notify>,
+    /// Image ids by the name a definition gives (`image_id`).
+    images: Mutex<HashMap<String, String>>,
+    /// Set by `shutdown`: a background start (warming) that comes later must not start a
+    /// container nobody will remove.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// One (profile, server) place in the pool. The async mutex makes concurrent first callers wait
@@ -147,6 +155,13 @@ struct Running {
     /// References to `upstream` while no request uses it (the pool's and the connection's own
     /// tasks'); more means a request is in progress, so the container is not idle.
     idle_refs: usize,
+}
+
+impl Running {
+    /// Whether this container is alive and runs what the slot should run now.
+    fn is_current(&self, def: &ServerDef, run: &RunSettings) -> bool {
+        !self.upstream.is_closed() && self.def == *def && self.run == *run
+    }
 }
 
 /// A (profile, server) slot as `mcpctl server ls` shows it.
@@ -267,6 +282,8 @@ impl Pool {
             slots: Mutex::default(),
             seq: Default::default(),
             started: Arc::default(),
+            images: Mutex::default(),
+            closing: Default::default(),
         }
     }
 
@@ -324,26 +341,12 @@ impl Pool {
         def: &ServerDef,
     ) -> Result<Arc<Upstream>, PoolError> {
         let slot = self.slot(profile, server);
-        let config = self.settings.config.get();
-        let run = config.settings.defaults.resolve(def);
-        // The profile's values for the server are part of what its container runs with, so a
-        // change to them starts a new container like a change to the definition does.
-        let values = config.server_values(profile, server);
-        let with_values;
-        let def = if values.is_empty() {
-            def
-        } else {
-            let mut merged = def.clone();
-            merged.env.extend(values);
-            with_values = merged;
-            &with_values
-        };
+        let (def, run) = self.resolve(profile, server, def);
+        let def = def.as_ref();
         slot.lock().last_used = Some(Instant::now());
         let mut running = slot.running.lock().await;
         if let Some(current) = running.as_ref()
-            && !current.upstream.is_closed()
-            && current.def == *def
-            && current.run == run
+            && current.is_current(def, &run)
         {
             return Ok(Arc::clone(&current.upstream));
         }
@@ -355,11 +358,75 @@ impl Pool {
             self.stop(&slot, stale).await;
         }
         slot.check_backoff(def, &run)?;
+        if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(PoolError::ShuttingDown);
+        }
         let started = self.start(&slot, profile, server, def, run).await?;
         let upstream = Arc::clone(&started.upstream);
         *running = Some(started);
         self.started.notify_one();
         Ok(upstream)
+    }
+
+    /// What (profile, server)'s container runs with: the definition with the profile's values
+    /// for the server in its environment, and the limits resolved against the defaults. The
+    /// values are part of it, so a change to them starts a new container like a change to the
+    /// definition does.
+    pub fn resolve<'a>(
+        &self,
+        profile: &str,
+        server: &str,
+        def: &'a ServerDef,
+    ) -> (Cow<'a, ServerDef>, RunSettings) {
+        let config = self.settings.config.get();
+        let run = config.settings.defaults.resolve(def);
+        let values = config.server_values(profile, server);
+        if values.is_empty() {
+            return (Cow::Borrowed(def), run);
+        }
+        let mut merged = def.clone();
+        merged.env.extend(values);
+        (Cow::Owned(merged), run)
+    }
+
+    /// The running server for (profile, server) if it is up and current, without starting or
+    /// waiting for one; it counts as a use.
+    pub fn current(&self, profile: &str, server: &str, def: &ServerDef) -> Option<Arc<Upstream>> {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(profile.to_owned(), server.to_owned()))
+            .cloned()?;
+        let (def, run) = self.resolve(profile, server, def);
+        let running = slot.running.try_lock().ok()?;
+        let current = running.as_ref().filter(|r| r.is_current(&def, &run))?;
+        slot.lock().last_used = Some(Instant::now());
+        Some(Arc::clone(&current.upstream))
+    }
+
+    /// Whether (profile, server) has a container up, current or not, busy or not.
+    pub fn has_container(&self, profile: &str, server: &str) -> bool {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(profile.to_owned(), server.to_owned()))
+            .is_some_and(|slot| slot.lock().container.is_some())
+    }
+
+    /// The id of `image`, asked of the engine once per daemon run and again whenever a container
+    /// of it starts, so that looking it up costs no engine round trip per listing.
+    pub async fn image_id(&self, image: &str) -> Result<String, PoolError> {
+        if let Some(id) = self.lock_images().get(image) {
+            return Ok(id.clone());
+        }
+        let id = self.engine().await?.image_id(image).await?;
+        self.lock_images().insert(image.to_owned(), id.clone());
+        Ok(id)
+    }
+
+    fn lock_images(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        self.images.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Starts a container and records the outcome in the slot.
@@ -469,6 +536,8 @@ impl Pool {
                 reason: err.to_string(),
             })?;
         tracing::info!(profile, server, container = %attached.id, "started {}", def.image);
+        self.lock_images()
+            .insert(def.image.clone(), attached.image_id.clone());
         let upstream = Upstream::spawn(
             server,
             profile,
@@ -703,6 +772,8 @@ impl Pool {
 
     /// Removes every container this daemon started.
     pub async fn shutdown(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
         let slots: Vec<_> = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
             slots.drain().map(|(_, slot)| slot).collect()

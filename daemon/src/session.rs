@@ -210,6 +210,8 @@ impl Session {
             "initialize" => {
                 let params = params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok());
                 self.peer.initialize(params.as_ref());
+                // The client's first call should find its server started.
+                gateway.warm(&profile);
                 return Some(Ok(initialize_result(params.as_ref())));
             }
             "ping" => return Some(Ok(jsonrpc::empty_object())),

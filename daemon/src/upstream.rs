@@ -195,6 +195,11 @@ impl Upstream {
         self.era.get().copied()
     }
 
+    /// The server's `capabilities`, once the handshake got them.
+    pub fn capabilities(&self) -> Option<&Value> {
+        self.capabilities.get()
+    }
+
     /// Whether the server declared `capability` (e.g. `prompts`, `logging`) at `initialize`.
     pub fn supports(&self, capability: &str) -> bool {
         self.capabilities

@@ -23,7 +23,8 @@ fn sigterm_during_a_call_answers_the_client_and_leaves_nothing_behind() {
         {"op": "call_tool", "name": "sleep", "arguments": {"ms": 4000}},
     ]);
     let client = daemon.python_client(&steps, &["--client", "lifecycle"]);
-    // The container starts on the call's first need, so once it exists the call is in flight.
+    // The session's `initialize` starts the container and the call waits for that start, so a
+    // moment after the container exists the call is in flight.
     wait_for(Duration::from_secs(30), || !daemon.containers().is_empty());
     std::thread::sleep(Duration::from_millis(500));
 

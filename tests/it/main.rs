@@ -2,10 +2,12 @@
 //! running the fixture MCP server, and the official Python SDK as the client.
 
 mod admin;
+mod cache;
 mod crash;
 mod docker;
 mod fidelity;
 mod http;
+mod leaks;
 mod lifecycle;
 mod modern;
 mod ops;

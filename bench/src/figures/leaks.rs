@@ -11,6 +11,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use mcp_gateway_tests::Start;
 use serde_json::json;
 
@@ -39,7 +41,7 @@ struct Snapshot {
 impl Snapshot {
     fn take(rig: &Rig) -> anyhow::Result<Snapshot> {
         let pid = rig.pid()?;
-        let (children, zombies) = procfs::children(pid)?;
+        let (children, zombies) = mcp_gateway_tests::children(pid).context("cannot list /proc")?;
         Ok(Snapshot {
             containers: rig.containers() as u64,
             children,

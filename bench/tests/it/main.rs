@@ -56,6 +56,7 @@ fn a_quick_run_measures_every_figure() {
         "throughput, 4 clients",
         "cold start → first tools/list, 1 server",
         "cold start → first tools/list, 2 servers",
+        "first tools/list after activation, warm list cache, 2 servers",
         "tools/list p50, 2 servers × 20 tools",
         "daemon RSS, 2 servers × 20 tools",
         "daemon RSS, idle",

@@ -115,8 +115,8 @@ async fn images(
     };
     let mut checks = Vec::new();
     for (name, def) in servers {
-        match engine.check_image(&def.image).await {
-            Ok(()) => {}
+        match engine.image_id(&def.image).await {
+            Ok(_) => {}
             Err(EngineError::ImageMissing(image)) => checks.push(Check::fail(
                 &format!("image {name}"),
                 format!("image {image} of server {name} is not present locally"),

@@ -388,7 +388,7 @@ impl Gateway {
 
     /// A server's list changed: once the burst is over, rebuild the merged lists it affects and
     /// tell every client of the profile once.
-    fn list_changed(self: &Arc<Self>, profile: &str, method: &str) {
+    pub(super) fn list_changed(self: &Arc<Self>, profile: &str, method: &str) {
         let key = (profile.to_owned(), method.to_owned());
         if !self
             .debouncing

@@ -91,10 +91,15 @@ impl Session {
         if let Err(error) = modern::check(params.as_ref()) {
             return Some(Err(error));
         }
-        self.peer
+        let first = self
+            .peer
             .serve_modern(modern::capabilities(params.as_ref()));
         let profile = self.peer.profile(&self.gateway.config.get());
         let gateway = &self.gateway;
+        if first {
+            // A modern client has no handshake; its first request opens the session.
+            gateway.warm(&profile);
+        }
         let relayed = modern::for_legacy_server(params.as_ref());
         let outcome = match method {
             "server/discover" => return Some(Ok(modern::discover())),

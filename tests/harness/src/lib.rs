@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod procs;
 mod raw;
+pub use procs::children;
 pub use raw::{ANSWER_TIMEOUT, RawClient};
 
 /// The fixture image the tests run, unless `MCP_TEST_FIXTURE_IMAGE` names another (a developer
