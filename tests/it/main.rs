@@ -6,6 +6,7 @@ mod docker;
 mod fidelity;
 mod lifecycle;
 mod modern;
+mod modern_servers;
 mod pool;
 mod secrets;
 mod security;
