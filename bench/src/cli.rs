@@ -111,8 +111,8 @@ pub struct Plan {
 
 /// Tools each fixture has without filler (echo, whoami, add, sleep, NAME_info, crash and the
 /// protocol probes: progress, log, sample, elicit, roots, change, bump, subscriptions, meta,
-/// setlevel, getenv).
-pub const FIXTURE_TOOLS: usize = 17;
+/// setlevel, ask, getenv).
+pub const FIXTURE_TOOLS: usize = 18;
 
 /// The fixture pages its lists at 2 items unless told otherwise; both paths of the benchmark
 /// list everything in one page, so that neither pays for paging the other does not.

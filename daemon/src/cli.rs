@@ -42,6 +42,10 @@ pub struct Cli {
     /// starting: 0 when they read cleanly, 1 otherwise (`mcpctl doctor` runs this without a daemon)
     #[arg(long)]
     pub check_config: bool,
+    /// Seconds a 2026-07-28 client has to retry an input_required result (its requestState
+    /// expires then, and a call parked for its answer is given up)
+    #[arg(long, env = "MCP_GATEWAY_INPUT_TTL", default_value_t = 600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub input_ttl: u64,
 }
 
 impl Cli {
@@ -50,6 +54,7 @@ impl Cli {
             request_timeout: Duration::from_secs(self.request_timeout),
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             list_page_size: usize::try_from(self.list_page_size).unwrap_or(usize::MAX),
+            input_ttl: Duration::from_secs(self.input_ttl),
             ..Settings::default()
         }
     }

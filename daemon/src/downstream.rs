@@ -9,13 +9,15 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use serde_json::Value;
 use serde_json::value::RawValue;
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::jsonrpc::{self, Message, Reply};
+use crate::jsonrpc::{self, Message, Reply, code};
 use crate::upstream::Upstream;
 
 /// A source of recency shared by every client, so "the most recent session" is well defined.
@@ -274,6 +276,19 @@ impl Downstream {
         }
     }
 
+    /// The client capabilities a modern server is told of on this client's requests: those the
+    /// gateway can bring to the client (sampling, elicitation and roots), as the client declared
+    /// them. A legacy client answers them as requests; a modern one gets the server's
+    /// `input_required` as it is.
+    pub fn declared_for_servers(&self) -> Value {
+        let capabilities = self.lock_capabilities();
+        let bridged = ["sampling", "elicitation", "roots"]
+            .into_iter()
+            .filter_map(|key| Some((key.to_owned(), capabilities.get(key)?.clone())))
+            .filter(|(_, value)| !value.is_null());
+        Value::Object(bridged.collect())
+    }
+
     /// Marks the client as just active, for choosing "the most recent session".
     pub fn touch(&self) {
         self.last_active
@@ -348,6 +363,42 @@ impl Downstream {
             return Err(ClientGone);
         }
         Ok((id, rx))
+    }
+
+    /// Asks the client on the gateway's behalf (a modern server's `input_required` for a legacy
+    /// client) and waits for its answer, at most `timeout`; a cancelled wait withdraws the
+    /// request and is `None`.
+    pub async fn ask(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+        cancel: &CancellationToken,
+        timeout: Duration,
+    ) -> Option<Reply> {
+        let gone = || Err(jsonrpc::error(code::INTERNAL_ERROR, ClientGone.to_string()));
+        let Ok((id, answer)) = self.request(method, params).await else {
+            return Some(gone());
+        };
+        tokio::select! {
+            reply = answer => Some(reply.unwrap_or_else(|_| gone())),
+            () = cancel.cancelled() => {
+                self.withdraw(id, "the call was cancelled");
+                None
+            }
+            () = tokio::time::sleep(timeout) => {
+                self.withdraw(id, "timed out in the gateway");
+                let message = format!("the client did not answer {method} within {} s", timeout.as_secs());
+                Some(Err(jsonrpc::error(code::INTERNAL_ERROR, message)))
+            }
+        }
+    }
+
+    /// Tells the client that a request it was asked to answer is withdrawn.
+    pub fn withdraw(&self, id: u64, reason: &str) {
+        if self.forget(id) {
+            let params = json!({"requestId": id, "reason": reason});
+            self.notify("notifications/cancelled", Some(&jsonrpc::to_raw(&params)));
+        }
     }
 
     /// Stops waiting for the answer to request `id` (the server withdrew it).

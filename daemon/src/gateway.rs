@@ -4,9 +4,11 @@
 //!
 //! Requests keep every member as the client sent it except the one naming the item, which gets the
 //! server's own name back. What servers send unprompted (logs, list changes, resource updates,
-//! requests for the client) is routed in `gateway/events.rs`.
+//! requests for the client) is routed in `gateway/events.rs`; a modern server's `input_required`
+//! answer in `gateway/input.rs`.
 
 mod events;
+mod input;
 mod screening;
 mod warming;
 
@@ -102,7 +104,7 @@ pub struct Gateway {
     debouncing: Mutex<HashSet<(String, String)>>,
     scanner: Scanner,
     audit: Audit,
-    /// Seals the `requestState` of calls parked for a modern client's input.
+    /// Seals the `requestState` a modern client gets with `input_required`.
     pub seal: Seal,
     /// Every server's lists as its container last gave them, kept across daemon runs.
     cache: Arc<ListCache>,
@@ -120,6 +122,7 @@ impl Gateway {
         cache: ListCache,
         request_timeout: Duration,
         page_size: usize,
+        seal: Seal,
     ) -> Arc<Gateway> {
         Arc::new_cyclic(|me| Gateway {
             pool,
@@ -131,7 +134,7 @@ impl Gateway {
             subscriptions: Mutex::default(),
             debouncing: Mutex::default(),
             scanner: Scanner::new(screening::stored_secrets(&config)),
-            seal: Seal::new(),
+            seal,
             audit,
             config,
             cache: Arc::new(cache),
@@ -404,7 +407,7 @@ impl Gateway {
         };
         trail.server = route.server.clone();
         let reply = self
-            .forward(profile, &route.server, method, &params, caller)
+            .forward_call(profile, &route.server, method, params, caller)
             .await?;
         Ok(match (reply, tool) {
             (Ok(result), Some(tool)) => {

@@ -71,6 +71,8 @@ pub struct Settings {
     pub idle_timeout: Option<Duration>,
     /// Items per page of the merged lists clients get.
     pub list_page_size: usize,
+    /// How long a modern client's `requestState` stays good.
+    pub input_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -82,6 +84,7 @@ impl Default for Settings {
             drain_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(600)),
             list_page_size: 500,
+            input_ttl: parking::DEFAULT_TTL,
         }
     }
 }
@@ -127,6 +130,7 @@ pub async fn run(
         cache,
         settings.request_timeout,
         settings.list_page_size,
+        parking::Seal::new(settings.input_ttl),
     );
     tokio::spawn(Arc::clone(&gateway).run_events(server_events));
     let token = CancellationToken::new();

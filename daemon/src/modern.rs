@@ -3,10 +3,11 @@
 //!
 //! A request is modern when it carries `io.modelcontextprotocol/protocolVersion` in its `_meta`
 //! (or is `server/discover`). Each one is checked on its own: a missing key is `-32602`, an
-//! unknown version `-32022` with the versions the gateway serves. Servers are legacy for now, so
-//! what is relayed loses the modern `_meta` keys on the way up (a dual-era server would otherwise
-//! answer in the modern era on a legacy session) and results gain what modern clients require
-//! (`resultType`, and `ttlMs`/`cacheScope` on cacheable ones) on the way down.
+//! unknown version `-32022` with the versions the gateway serves. What is relayed loses the
+//! client's modern `_meta` keys on the way up (a dual-era server on a legacy session would
+//! otherwise answer in the modern era; a modern server gets the gateway's own keys instead) and
+//! results gain what modern clients require (`resultType`, and `ttlMs`/`cacheScope` on cacheable
+//! ones) on the way down.
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -19,6 +20,8 @@ pub const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 pub const SUBSCRIPTION_KEY: &str = "io.modelcontextprotocol/subscriptionId";
 const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
 pub const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
+/// The per-request log level that replaces `logging/setLevel`.
+const LOG_LEVEL_KEY: &str = "io.modelcontextprotocol/logLevel";
 /// The prefix reserved for per-request protocol fields.
 const RESERVED_PREFIX: &str = "io.modelcontextprotocol/";
 
@@ -113,13 +116,26 @@ pub fn complete(result: Box<RawValue>, cacheable: bool) -> Box<RawValue> {
 
 /// A legacy error as a modern client expects it: resource-not-found is `-32602` now.
 pub fn translate_error(error: Box<RawValue>) -> Box<RawValue> {
+    recode(error, LEGACY_RESOURCE_NOT_FOUND, RESOURCE_NOT_FOUND)
+}
+
+/// A modern server's `resources/read` error as the gateway passes it on: resource-not-found in the
+/// legacy code every client path starts from (`-32002`; a modern client gets `-32602` back from
+/// [`translate_error`]). The gateway checks that the request names a URI before it routes it, so
+/// a server's `-32602` to a read is about the resource.
+pub fn legacy_read_error(error: Box<RawValue>) -> Box<RawValue> {
+    recode(error, RESOURCE_NOT_FOUND, LEGACY_RESOURCE_NOT_FOUND)
+}
+
+/// `error` with code `to` when its code is `from`, all else as it was.
+fn recode(error: Box<RawValue>, from: i64, to: i64) -> Box<RawValue> {
     let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(error.get()) else {
         return error;
     };
-    if object.get("code").and_then(Value::as_i64) != Some(LEGACY_RESOURCE_NOT_FOUND) {
+    if object.get("code").and_then(Value::as_i64) != Some(from) {
         return error;
     }
-    object.insert("code".into(), Value::from(RESOURCE_NOT_FOUND));
+    object.insert("code".into(), Value::from(to));
     jsonrpc::to_raw(&Value::Object(object))
 }
 
@@ -142,13 +158,20 @@ pub fn discover() -> Box<RawValue> {
     }))
 }
 
-/// `params` for a modern server: the gateway's own protocol keys added to `_meta`. It declares
-/// no client capability, so a server never answers with `input_required` the gateway could not
-/// bridge.
-pub fn describe(params: Option<&RawValue>) -> Box<RawValue> {
+/// `params` for a modern server: the gateway's own protocol keys added to `_meta`, declaring
+/// `capabilities` (what the client the request is for can answer through the gateway) and, when
+/// that client set one, its log level.
+pub fn describe(
+    params: Option<&RawValue>,
+    capabilities: Value,
+    log_level: Option<&str>,
+) -> Box<RawValue> {
     with_meta(params, |meta| {
         meta.insert(PROTOCOL_KEY.into(), Value::from(VERSION));
-        meta.insert(CAPABILITIES_KEY.into(), json!({}));
+        meta.insert(CAPABILITIES_KEY.into(), capabilities);
+        if let Some(level) = log_level {
+            meta.insert(LOG_LEVEL_KEY.into(), Value::from(level));
+        }
         meta.insert(
             CLIENT_INFO_KEY.into(),
             json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")}),
@@ -260,6 +283,21 @@ mod tests {
             error,
             json!({"code": -32602, "message": "no", "data": {"uri": "u"}})
         );
+        let legacy = legacy_read_error(jsonrpc::to_raw(&json!({"code": -32602, "message": "no"})));
+        assert_eq!(legacy.get(), r#"{"code":-32002,"message":"no"}"#);
+        let other = legacy_read_error(jsonrpc::to_raw(&json!({"code": -32603, "message": "x"})));
+        assert_eq!(other.get(), r#"{"code":-32603,"message":"x"}"#);
+        let described = describe(
+            Some(&jsonrpc::to_raw(&json!({"name": "t"}))),
+            json!({"sampling": {}}),
+            Some("warning"),
+        );
+        let described: Value = serde_json::from_str(described.get()).unwrap();
+        assert_eq!(
+            described["_meta"][CAPABILITIES_KEY],
+            json!({"sampling": {}})
+        );
+        assert_eq!(described["_meta"][LOG_LEVEL_KEY], "warning");
         let tagged: Value = serde_json::from_str(tagged(None, &json!(7)).get()).unwrap();
         assert_eq!(tagged, json!({"_meta": {SUBSCRIPTION_KEY: 7}}));
     }

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::downstream::Downstream;
+use crate::downstream::{Downstream, LogLevel};
 use crate::jsonrpc::{self, Kind, Message, Reply, code};
 use crate::lines::{Line, LineCodec, sniff_id};
 use crate::logtail::LogTail;
@@ -228,7 +228,18 @@ impl Upstream {
             _ => (params.map(Cow::Borrowed), None),
         };
         let params = match self.era() {
-            Some(Era::Modern) => Some(Cow::Owned(modern::describe(params.as_deref()))),
+            Some(Era::Modern) => {
+                let (declared, level) = match &caller.owner {
+                    Some(owner) => (owner.declared_for_servers(), owner.log_level()),
+                    None => (json!({}), None),
+                };
+                let level = level.map(LogLevel::name);
+                Some(Cow::Owned(modern::describe(
+                    params.as_deref(),
+                    declared,
+                    level,
+                )))
+            }
             _ => params,
         };
         let (tx, rx) = oneshot::channel();
@@ -371,7 +382,7 @@ impl Upstream {
         }
         match reply {
             Some(reply) => self.respond(&id, &reply).await,
-            None if self.is_closed() => withdraw(&client, client_id, "the server exited"),
+            None if self.is_closed() => client.withdraw(client_id, "the server exited"),
             None => self.respond(&id, &gone()).await,
         }
     }
@@ -384,6 +395,10 @@ impl Upstream {
         let method = message.method.unwrap_or_default();
         match method.as_str() {
             "notifications/progress" => self.forward_progress(message.params.as_deref()),
+            // The gateway's own listen streams on a modern server; clients get the gateway's.
+            "notifications/subscriptions/acknowledged" => {
+                tracing::debug!(server = %self.name, "the server acknowledged a listen stream")
+            }
             "notifications/cancelled" => {
                 let request = parse(message.params.as_deref())
                     .and_then(|p| p.get("requestId").map(Value::to_string));
@@ -391,7 +406,7 @@ impl Upstream {
                 if let Some((client, client_id)) = relayed
                     && let Some(client) = client.upgrade()
                 {
-                    withdraw(&client, client_id, "cancelled by the server");
+                    client.withdraw(client_id, "cancelled by the server");
                 }
             }
             _ => {
@@ -448,14 +463,6 @@ impl Upstream {
             );
             self.deliver(id, Err(error));
         }
-    }
-}
-
-/// Tells a client that a request it was asked to answer is withdrawn.
-fn withdraw(client: &Downstream, client_id: u64, reason: &str) {
-    if client.forget(client_id) {
-        let params = json!({"requestId": client_id, "reason": reason});
-        client.notify("notifications/cancelled", Some(&jsonrpc::to_raw(&params)));
     }
 }
 

@@ -14,7 +14,7 @@ pub(crate) fn duo(page_size: usize) -> Daemon {
     duo_with(page_size, &[])
 }
 
-fn duo_with(page_size: usize, env: &[(&str, &str)]) -> Daemon {
+pub(crate) fn duo_with(page_size: usize, env: &[(&str, &str)]) -> Daemon {
     let size = page_size.to_string();
     let mut env = env.to_vec();
     env.push(("MCP_GATEWAY_LIST_PAGE_SIZE", &size));

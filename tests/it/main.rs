@@ -11,6 +11,7 @@ mod leaks;
 mod lifecycle;
 mod modern;
 mod ops;
+mod modern_servers;
 mod pool;
 mod secrets;
 mod security;

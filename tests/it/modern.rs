@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mcp_gateway_tests::{Daemon, RawClient, Start, first_text, require_docker};
+use mcp_gateway_tests::{Daemon, RawClient, first_text, require_docker};
 use serde_json::{Value, json};
 
 const VERSION: &str = "2026-07-28";
@@ -243,13 +243,7 @@ fn a_modern_server_serves_both_kinds_of_clients() {
     if !require_docker() {
         return;
     }
-    let daemon = Daemon::start_capturing_stderr(Start::SocketActivated, &[]);
-    daemon.add_fixture_with_env("alpha", &["MCP_FIXTURE_PROTOCOL=2025-11-25"]);
-    daemon.add_fixture("gamma");
-    daemon.ctl_ok(&[
-        "profile", "create", "mixed", "--server", "alpha", "--server", "gamma",
-    ]);
-    daemon.ctl_ok(&["profile", "use", "mixed"]);
+    let daemon = crate::modern_servers::mixed(&[]);
     let steps = json!([
         {"op": "call_tool", "name": "gamma__echo", "arguments": {"text": "from legacy"}},
         {"op": "call_tool", "name": "gamma__change", "arguments": {"what": "tools"}},
@@ -383,4 +377,38 @@ fn legacy_server_requests_reach_a_modern_client_as_input_required() {
     let done = client.response(&json!(3));
     assert_eq!(first_text(&done["result"]), "raw answer", "{done}");
     assert_eq!(done["result"]["resultType"], "complete");
+}
+
+/// A `requestState` kept past the daemon's `MCP_GATEWAY_INPUT_TTL` is refused as expired.
+#[test]
+fn an_expired_request_state_is_refused() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = crate::fidelity::duo_with(500, &[("MCP_GATEWAY_INPUT_TTL", "1")]);
+    let mut client = daemon.raw_client(&[]);
+    let mut meta = meta();
+    meta["io.modelcontextprotocol/clientCapabilities"] = json!({"sampling": {}});
+    let call = json!({"name": "alpha__sample", "arguments": {"prompt": "late"}, "_meta": meta});
+    client.request(json!(1), "tools/call", call.clone());
+    let asked = client.response(&json!(1));
+    let state = asked["result"]["requestState"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no requestState in {asked}"))
+        .to_owned();
+    // States are stamped to the second: past one second and the next, the state is stale.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut retry = call;
+    retry["requestState"] = json!(state);
+    retry["inputResponses"] = json!({});
+    client.request(json!(2), "tools/call", retry);
+    let refused = client.response(&json!(2));
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{refused}"
+    );
 }

@@ -1,10 +1,12 @@
 //! The 2026-07-28 side of a session: requests that describe themselves, answered without a
 //! handshake; `subscriptions/listen` streams; and calls a legacy server interrupts with a request
-//! for the client, which park and come back to the client as `input_required`.
+//! for the client, which park and come back to the client as `input_required` (a modern server's
+//! own `input_required` is sealed and unsealed in `gateway/input.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -18,6 +20,7 @@ use crate::gateway::GatewayError;
 use crate::jsonrpc::{self, Reply, code};
 use crate::lists::ListKind;
 use crate::modern;
+use crate::parking::Sealed;
 use crate::upstream::{Caller, UpstreamError};
 
 /// The key of the one input request an `input_required` result of the gateway holds.
@@ -38,6 +41,8 @@ pub(super) struct Parked {
     asks: mpsc::Receiver<ServerAsk>,
     sink: u64,
     ask: Unanswered,
+    /// When the client's state for it expires.
+    expires: Instant,
 }
 
 /// A server request still to be answered; refused when dropped unanswered, so the server does
@@ -151,19 +156,25 @@ impl Session {
             .as_ref()
             .and_then(|p| p.get("requestState"))
             .and_then(Value::as_str);
-        let (mut call, mut asks, sink) = match state {
-            Some(state) => {
-                let Parked {
-                    call,
-                    asks,
-                    sink,
-                    mut ask,
-                } = self.unpark(state)?;
+        let parked = match state {
+            Some(state) => self.unpark(state)?,
+            None => None,
+        };
+        let (mut call, mut asks, sink) = match parked {
+            Some(Parked {
+                call,
+                asks,
+                sink,
+                mut ask,
+                ..
+            }) => {
                 let ask = ask.0.take().ok_or_else(used_state)?;
                 let answer = input_response(params.as_ref());
                 ask.upstream.respond(&ask.id, &answer).await;
                 (call, asks, sink)
             }
+            // A fresh call, or the retry of a modern server's own `input_required`, whose state
+            // the gateway unseals when it routes the call.
             None => {
                 let (sink, asks) = self.peer.open_asks();
                 let gateway = Arc::clone(&self.gateway);
@@ -187,7 +198,8 @@ impl Session {
                 }
             }
             Some(ask) = asks.recv() => {
-                self.park(Parked { call, asks, sink, ask: Unanswered(Some(ask)) })
+                let expires = Instant::now() + self.gateway.seal.ttl();
+                self.park(Parked { call, asks, sink, ask: Unanswered(Some(ask)), expires })
             }
         }
     }
@@ -198,7 +210,7 @@ impl Session {
         let state = self
             .gateway
             .seal
-            .seal(self.peer.id, key)
+            .seal(self.peer.id, &Sealed::Parked(key))
             .map_err(|err| jsonrpc::error(code::INTERNAL_ERROR, err.to_string()))?;
         let ask = parked.ask.0.as_ref().map(
             |ask| json!({ INPUT_KEY: {"method": ask.method, "params": ask.params.as_deref()} }),
@@ -211,14 +223,19 @@ impl Session {
         })))
     }
 
-    /// The parked call a retry's `requestState` names.
-    fn unpark(&self, state: &str) -> Result<Parked, Box<RawValue>> {
-        let key = self
-            .gateway
-            .seal
-            .open(state, self.peer.id)
-            .map_err(|err| jsonrpc::error(code::INVALID_PARAMS, err.to_string()))?;
-        self.lock_parked().remove(&key).ok_or_else(used_state)
+    /// The parked call a retry's `requestState` names; `None` for a state that wraps a modern
+    /// server's own.
+    fn unpark(&self, state: &str) -> Result<Option<Parked>, Box<RawValue>> {
+        let sealed = self.gateway.seal.open(state, self.peer.id);
+        let mut parked = self.lock_parked();
+        // Calls whose clients let their state expire are given up here, which refuses their
+        // servers' requests: the state can no longer resume them.
+        let now = Instant::now();
+        parked.retain(|_, call| call.expires > now);
+        match sealed.map_err(|err| jsonrpc::error(code::INVALID_PARAMS, err.to_string()))? {
+            Sealed::Parked(key) => parked.remove(&key).map(Some).ok_or_else(used_state),
+            Sealed::Server { .. } => Ok(None),
+        }
     }
 
     fn lock_parked(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Parked>> {

@@ -47,7 +47,7 @@ impl Upstream {
         let probe = self
             .request(
                 "server/discover",
-                Some(&modern::describe(None)),
+                Some(&modern::describe(None, json!({}), None)),
                 &Caller::gateway(timeout.min(PROBE_TIMEOUT)),
             )
             .await;
