@@ -10,8 +10,8 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -33,8 +33,13 @@ pub const LABEL_SERVER: &str = "io.mcp-gateway.server";
 pub enum EngineError {
     #[error("container engine unreachable: {0}")]
     Unreachable(String),
-    #[error("image {0:?} is not present; pull or build it first")]
-    ImageMissing(String),
+    /// The engine could not pull the image; `reason` is the registry's answer as the engine
+    /// relays it.
+    #[error("cannot pull image {image}: {reason}")]
+    Pull { image: String, reason: String },
+    /// An image pinned by digest that the engine holds without that digest, even after a pull.
+    #[error("image {image} does not match its pinned digest; the engine has {found}")]
+    DigestMismatch { image: String, found: String },
     #[error("container engine: {0}")]
     Api(#[from] bollard::errors::Error),
 }
@@ -144,14 +149,6 @@ impl Engine {
         spec: &ContainerSpec,
         stderr: Arc<LogTail>,
     ) -> Result<Attached, EngineError> {
-        if let Err(err) = self.docker.inspect_image(&spec.image).await {
-            return Err(match err {
-                bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                } => EngineError::ImageMissing(spec.image.clone()),
-                other => other.into(),
-            });
-        }
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
@@ -220,6 +217,70 @@ impl Engine {
         })
     }
 
+    /// Whether the engine holds `image` as it should run: present, and for an image pinned by
+    /// digest (`repo@sha256:…`), recorded under that digest, so a local image that merely
+    /// answers to the name is not taken for it.
+    pub async fn image_ready(&self, image: &str) -> Result<bool, EngineError> {
+        match self.repo_digests(image).await? {
+            None => Ok(false),
+            Some(digests) => Ok(pinned_digest(image).is_none_or(|_| holds_digest(image, &digests))),
+        }
+    }
+
+    /// The image's `RepoDigests`, or `None` when the engine does not have it.
+    async fn repo_digests(&self, image: &str) -> Result<Option<Vec<String>>, EngineError> {
+        match self.docker.inspect_image(image).await {
+            Ok(inspect) => Ok(Some(inspect.repo_digests.unwrap_or_default())),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Pulls `image` (by its tag, `latest` when it names none, or by its pinned digest), handing
+    /// each progress message of the engine to `progress`, then checks a pinned digest.
+    pub async fn pull(
+        &self,
+        image: &str,
+        mut progress: impl FnMut(PullEvent),
+    ) -> Result<(), EngineError> {
+        let (name, reference) = split_reference(image);
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(name)
+            .tag(reference)
+            .build();
+        let failed = |reason: String| EngineError::Pull {
+            image: image.to_owned(),
+            reason,
+        };
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|err| failed(pull_reason(err)))?;
+            let detail = info.progress_detail.unwrap_or_default();
+            progress(PullEvent {
+                layer: info.id,
+                status: info.status.unwrap_or_default(),
+                current: detail.current.and_then(|n| u64::try_from(n).ok()),
+                total: detail.total.and_then(|n| u64::try_from(n).ok()),
+            });
+        }
+        if pinned_digest(image).is_some() {
+            let digests = self.repo_digests(image).await?.unwrap_or_default();
+            if !holds_digest(image, &digests) {
+                return Err(EngineError::DigestMismatch {
+                    image: image.to_owned(),
+                    found: if digests.is_empty() {
+                        "no digest".to_owned()
+                    } else {
+                        digests.join(", ")
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Kills and removes a container; one that is already gone counts as removed.
     pub async fn remove(&self, id: &str) {
         let options = RemoveContainerOptionsBuilder::default().force(true).build();
@@ -285,6 +346,55 @@ impl Engine {
     }
 }
 
+/// One progress message of a pull, as the engine sends them: per layer (`layer`), a status
+/// (`Downloading`, `Pull complete`, …) and, while bytes move, how many of how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullEvent {
+    pub layer: Option<String>,
+    pub status: String,
+    pub current: Option<u64>,
+    pub total: Option<u64>,
+}
+
+/// The digest an image reference is pinned to (`repo@sha256:…`), if any.
+pub fn pinned_digest(image: &str) -> Option<&str> {
+    image.split_once('@').map(|(_, digest)| digest)
+}
+
+/// The repository and the tag or digest to pull, as the engine's API takes them: a digest after
+/// `@`, else a tag after the last `:` that follows the last `/` (a `:` before it belongs to a
+/// registry's port), else `latest`.
+fn split_reference(image: &str) -> (&str, &str) {
+    if let Some((name, digest)) = image.split_once('@') {
+        return (name, digest);
+    }
+    let last_part = image.rfind('/').map_or(0, |slash| slash + 1);
+    match image[last_part..].rfind(':') {
+        Some(colon) => (&image[..last_part + colon], &image[last_part + colon + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+/// Whether `digests` (an image's `RepoDigests`) hold the digest `image` is pinned to, under the
+/// same repository. The engine writes Docker Hub's repositories in their short form, so
+/// `docker.io/` and `library/` are left out of both sides.
+fn holds_digest(image: &str, digests: &[String]) -> bool {
+    fn short(reference: &str) -> &str {
+        let reference = reference.strip_prefix("docker.io/").unwrap_or(reference);
+        reference.strip_prefix("library/").unwrap_or(reference)
+    }
+    digests.iter().any(|digest| short(digest) == short(image))
+}
+
+/// The registry's answer inside a failed pull, without bollard's wrapping.
+fn pull_reason(err: bollard::errors::Error) -> String {
+    match err {
+        bollard::errors::Error::DockerStreamError { error } => error,
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
 /// The restrictions that protect the host: an init process to reap zombies and forward signals,
 /// no privilege escalation, no capabilities, the spec's network (`none` unless the catalog asks),
 /// memory, CPU and process limits, bind mounts read-only unless marked writable, and removal by
@@ -312,5 +422,47 @@ fn restricted_host_config(spec: &ContainerSpec) -> HostConfig {
         nano_cpus: Some(i64::try_from(spec.nano_cpus).unwrap_or(i64::MAX)),
         mounts: Some(mounts),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_into_repository_and_tag_or_digest() {
+        assert_eq!(split_reference("alpine"), ("alpine", "latest"));
+        assert_eq!(split_reference("alpine:3.20"), ("alpine", "3.20"));
+        assert_eq!(
+            split_reference("127.0.0.1:5000/team/fixture"),
+            ("127.0.0.1:5000/team/fixture", "latest")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/fixture:v2"),
+            ("127.0.0.1:5000/fixture", "v2")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/fixture@sha256:abc"),
+            ("127.0.0.1:5000/fixture", "sha256:abc")
+        );
+        assert_eq!(pinned_digest("fixture@sha256:abc"), Some("sha256:abc"));
+        assert_eq!(pinned_digest("127.0.0.1:5000/fixture:v2"), None);
+    }
+
+    #[test]
+    fn a_pinned_digest_must_be_recorded_for_the_same_repository() {
+        let digests = vec![
+            "alpine@sha256:aaa".to_owned(),
+            "10.0.0.1:5000/x@sha256:bbb".to_owned(),
+        ];
+        assert!(holds_digest("alpine@sha256:aaa", &digests));
+        assert!(holds_digest(
+            "docker.io/library/alpine@sha256:aaa",
+            &digests
+        ));
+        assert!(holds_digest("10.0.0.1:5000/x@sha256:bbb", &digests));
+        assert!(!holds_digest("alpine@sha256:bbb", &digests));
+        assert!(!holds_digest("10.0.0.1:5000/y@sha256:bbb", &digests));
+        assert!(!holds_digest("alpine@sha256:aaa", &[]));
     }
 }

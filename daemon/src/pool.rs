@@ -10,12 +10,14 @@
 //! uptime, last use and last failure.
 
 mod backoff;
+mod pulls;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use backoff::Backoff;
+pub use pulls::{Progress, PullState};
 
 use crate::config::{ConfigStore, Network, RunSettings, ServerDef};
 use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError};
@@ -72,6 +74,7 @@ pub struct Pool {
     events: tokio::sync::mpsc::Sender<ServerEvent>,
     /// Wakes the idle reaper when a container starts, so it learns the new deadline.
     started: Arc<tokio::sync::Notify>,
+    pulls: pulls::Pulls,
 }
 
 /// One (profile, server) place in the pool. The async mutex makes concurrent first callers wait
@@ -267,6 +270,7 @@ impl Pool {
             slots: Mutex::default(),
             seq: Default::default(),
             started: Arc::default(),
+            pulls: pulls::Pulls::default(),
         }
     }
 
@@ -421,6 +425,14 @@ impl Pool {
             .map_err(|err| PoolError::Start {
                 server: server.to_owned(),
                 reason: err.to_string(),
+            })?;
+        // A missing image is pulled on first need; a pinned digest is checked even when present.
+        self.pulls
+            .ensure(&engine, &def.image)
+            .await
+            .map_err(|reason| PoolError::Start {
+                server: server.to_owned(),
+                reason,
             })?;
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let spec = ContainerSpec {
@@ -584,6 +596,21 @@ impl Pool {
             }
         }
         next
+    }
+
+    /// Pulls `image` again (`mcpctl server pull`), or joins its pull in flight. Containers
+    /// already running keep the image they started with; the next start uses the new one.
+    pub async fn pull(
+        &self,
+        image: &str,
+    ) -> Result<tokio::sync::watch::Receiver<PullState>, PoolError> {
+        let engine = self.engine().await?;
+        Ok(self.pulls.pull(&engine, image))
+    }
+
+    /// The images being pulled and how far each is, for `status` and `server ls`.
+    pub fn pulls(&self) -> Vec<(String, Progress)> {
+        self.pulls.in_flight()
     }
 
     /// Removes every container of `server` (`mcpctl server restart` and `server rm`) and lifts

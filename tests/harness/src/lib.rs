@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod raw;
+mod registry;
 pub use raw::{ANSWER_TIMEOUT, RawClient};
+pub use registry::{Registry, build_named, build_unique, docker_cli, image_present};
 
 /// The fixture image the tests run, unless `MCP_TEST_FIXTURE_IMAGE` names another (a developer
 /// testing a changed fixture on an engine others share); `tests/run.sh` builds it, and
