@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, ResourcesUlimits};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
@@ -397,8 +397,9 @@ fn pull_reason(err: bollard::errors::Error) -> String {
 
 /// The restrictions that protect the host: an init process to reap zombies and forward signals,
 /// no privilege escalation, no capabilities, the spec's network (`none` unless the catalog asks),
-/// memory, CPU and process limits, bind mounts read-only unless marked writable, and removal by
-/// the engine itself once the server exits.
+/// memory, CPU and process limits, bind mounts read-only unless marked writable, open-file and
+/// process rlimits at the daemon's own hard limits, and removal by the engine itself once the
+/// server exits.
 fn restricted_host_config(spec: &ContainerSpec) -> HostConfig {
     let mounts = spec
         .mounts
@@ -421,8 +422,38 @@ fn restricted_host_config(spec: &ContainerSpec) -> HostConfig {
         pids_limit: Some(i64::from(spec.pids)),
         nano_cpus: Some(i64::try_from(spec.nano_cpus).unwrap_or(i64::MAX)),
         mounts: Some(mounts),
+        ulimits: Some(host_ulimits()),
         ..Default::default()
     }
+}
+
+/// Podman's API service lowers its own process limit to this at start, and a container cannot
+/// be given more than the service has (seen with Podman 4.3).
+const PODMAN_NPROC: u64 = 32768;
+
+/// `nofile` and `nproc` at the hard limits this process has (`nproc` no higher than Podman's).
+/// Podman otherwise asks the runtime for defaults of its own (1048576 open files) that a host with
+/// lower hard limits refuses at start (`error setting rlimit type 7: operation not permitted`);
+/// Docker would apply its daemon's limits, and a user's server has no claim to more than the user
+/// has. Processes are bounded by the pids limit anyway; `nproc` only has to be allowed.
+fn host_ulimits() -> Vec<ResourcesUlimits> {
+    use nix::sys::resource::{Resource, getrlimit};
+    [
+        ("nofile", Resource::RLIMIT_NOFILE, u64::MAX),
+        ("nproc", Resource::RLIMIT_NPROC, PODMAN_NPROC),
+    ]
+    .into_iter()
+    .filter_map(|(name, resource, ceiling)| {
+        let (_, hard) = getrlimit(resource).ok()?;
+        // Unlimited (RLIM_INFINITY) is -1 to the engine.
+        let limit = i64::try_from(hard.min(ceiling)).unwrap_or(-1);
+        Some(ResourcesUlimits {
+            name: Some(name.to_owned()),
+            soft: Some(limit),
+            hard: Some(limit),
+        })
+    })
+    .collect()
 }
 
 #[cfg(test)]
