@@ -118,9 +118,16 @@ impl Engine {
             .await
             .map_err(unreachable)?;
         let version = docker.version().await.map_err(unreachable)?;
-        let product = version
-            .platform
-            .map(|p| p.name)
+        // Podman's platform name is the host's (`linux/amd64/debian-12`); its product name is
+        // that of its first component.
+        let podman = version
+            .components
+            .iter()
+            .flatten()
+            .map(|component| component.name.clone())
+            .find(|name| name.starts_with("Podman"));
+        let product = podman
+            .or(version.platform.map(|p| p.name))
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "container engine".into());
         let description = format!(

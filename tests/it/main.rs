@@ -7,6 +7,7 @@ mod fidelity;
 mod images;
 mod lifecycle;
 mod modern;
+mod podman;
 mod pool;
 mod secrets;
 mod security;
