@@ -101,7 +101,7 @@ No such server, profile or tool.
 The change would make the configuration invalid.
 .TP
 .B 5
-The container engine failed.
+The container engine failed (for server pull: the image could not be pulled).
 .TP
 .B 6
 An MCP server failed: it did not start, crashed, or answered with an error.
