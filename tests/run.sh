@@ -15,6 +15,15 @@ if [ "$MCP_TEST_DOCKER" != off ]; then
         echo "tests/run.sh: no container engine answers; start dockerd (or run bash .ci/run)" >&2
         exit 1
     fi
+    # The pull tests (tests/it/images.rs) run a registry of their own on loopback.
+    if ! command -v docker-registry >/dev/null 2>&1; then
+        if [ "$(id -u)" != 0 ]; then
+            echo "tests/run.sh: the pull tests need docker-registry; run: sudo apt-get install docker-registry" >&2
+            exit 1
+        fi
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
+    fi
     bash tests/fixture/build-image.sh mcp-gateway-fixture:test
 fi
 

@@ -105,6 +105,9 @@ pub enum ServerCommand {
     },
     /// Stop the server's containers; the next request that needs it starts it again
     Restart { name: String },
+    /// Pull the server's image again, printing progress; running containers keep theirs until
+    /// restarted
+    Pull { name: String },
 }
 
 /// `mcpctl server add`: what the server runs and the limits it runs with.

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use mcp_gateway_proto::{
-    ContainerInfo, ContainerState, MountSpec, Network, Request, Response, RunInfo, SecretSource,
-    SecretValue,
+    ContainerInfo, ContainerState, MountSpec, Network, PullInfo, Request, Response, RunInfo,
+    SecretSource, SecretValue,
 };
 use serde_json::{Map, Value};
 
@@ -40,6 +40,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Request::ServerLogs { name, follow: true },
                 cli.json,
             );
+        }
+        Command::Server(ServerCommand::Pull { name }) => {
+            let mut client = Client::connect(&socket()?)?;
+            return pull(&mut client, name, cli.json);
         }
         Command::Calls {
             follow: true,
@@ -107,14 +111,33 @@ fn output(response: &Response, json: bool) -> anyhow::Result<()> {
 fn follow(client: &mut Client, request: Request, json: bool) -> anyhow::Result<()> {
     client.stream(&request)?;
     loop {
+        print_streamed(&client.next()?, json)?;
+    }
+}
+
+/// One response of a stream, printed at once: as text, or as one JSON object per line.
+fn print_streamed(response: &Response, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(response)?);
+    } else {
+        print_text(response);
+    }
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+/// Prints a pull's progress lines as they come, then its outcome: the `done` message, or the
+/// daemon's error (exit 5 when the pull failed). `--json` prints one response per line.
+fn pull(client: &mut Client, name: String, json: bool) -> anyhow::Result<()> {
+    // A large image takes as long as it takes; the daemon ends the stream either way.
+    client.stream(&Request::ServerPull { name })?;
+    loop {
         let response = client.next()?;
-        if json {
-            println!("{}", serde_json::to_string(&response)?);
-        } else {
-            print_text(&response);
+        print_streamed(&response, json)?;
+        if !matches!(response, Response::PullProgress(_)) {
+            return Ok(());
         }
-        use std::io::Write;
-        std::io::stdout().flush()?;
     }
 }
 
@@ -258,6 +281,7 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
             Request::ServerLogs { name, follow }
         }
         Command::Server(ServerCommand::Restart { name }) => Request::ServerRestart { name },
+        Command::Server(ServerCommand::Pull { name }) => Request::ServerPull { name },
         Command::Reload => Request::Reload,
         Command::Http(command) => crate::http_commands::request(command),
         Command::Catalog(CatalogCommand::Ls) => Request::CatalogList,
@@ -381,6 +405,9 @@ fn print_text(response: &Response) {
             for server in servers {
                 let run = server.run.as_ref().map(run_summary).unwrap_or_default();
                 println!("{:<20} {:<40} {run}", server.name, server.image);
+                if let Some(pull) = &server.pulling {
+                    println!("  {}", pull_summary(pull));
+                }
                 for container in &server.containers {
                     println!("  {}", container_summary(container));
                 }
@@ -496,6 +523,7 @@ fn print_text(response: &Response) {
                 println!("container: {}", container_summary(container));
             }
         }
+        Response::PullProgress(pull) => println!("{}", pull_summary(pull)),
         Response::LogLines { lines } => {
             for line in lines {
                 println!("{}: {}", line.profile, line.line);
@@ -602,6 +630,18 @@ fn run_summary(run: &RunInfo) -> String {
         summary.push_str(&format!(", {}:{}:{mode}", mount.source, mount.target));
     }
     summary
+}
+
+/// `pulling IMAGE 37% (Downloading)`; the share is left out until the engine has told it.
+pub fn pull_summary(pull: &PullInfo) -> String {
+    let mut text = format!("pulling {}", pull.image);
+    if let Some(percent) = pull.percent {
+        text.push_str(&format!(" {percent}%"));
+    }
+    if !pull.status.is_empty() {
+        text.push_str(&format!(" ({})", pull.status));
+    }
+    text
 }
 
 /// One line per profile: `work  running  up 12 s, used 3 s ago`, and the last failure.

@@ -1,5 +1,5 @@
-//! `mcpctl status`: the daemon's answer (engine, socket, active profile, servers, files not in
-//! force) with the systemd units as `systemctl --user` sees them beside it.
+//! `mcpctl status`: the daemon's answer (engine, socket, active profile, servers, image pulls,
+//! files not in force) with the systemd units as `systemctl --user` sees them beside it.
 
 use mcp_gateway_proto::{Request, Response, StatusInfo};
 use serde_json::Value;
@@ -55,6 +55,9 @@ fn print(status: &StatusInfo, units: &Result<Vec<units::Unit>, String>) {
         "containers:      {} running, {} starting, {} in backoff, {} stopped",
         servers.running, servers.starting, servers.backoff, servers.stopped
     );
+    for pull in &status.pulls {
+        println!("pull:            {}", crate::commands::pull_summary(pull));
+    }
     println!("sessions:        {}", status.sessions);
     if status.config_problems.is_empty() {
         println!("configuration:   the files are in force");

@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, ImageInspect, Mount, MountType, ResourcesUlimits,
+};
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -33,7 +35,14 @@ pub const LABEL_SERVER: &str = "io.mcp-gateway.server";
 pub enum EngineError {
     #[error("container engine unreachable: {0}")]
     Unreachable(String),
-    #[error("image {0:?} is not present; pull or build it first")]
+    /// The engine could not pull the image; `reason` is the registry's answer as the engine
+    /// relays it.
+    #[error("cannot pull image {image}: {reason}")]
+    Pull { image: String, reason: String },
+    /// An image pinned by digest that the engine holds without that digest, even after a pull.
+    #[error("image {image} does not match its pinned digest; the engine has {found}")]
+    DigestMismatch { image: String, found: String },
+    #[error("image {0} is not present locally")]
     ImageMissing(String),
     #[error("container engine: {0}")]
     Api(#[from] bollard::errors::Error),
@@ -115,9 +124,16 @@ impl Engine {
             .await
             .map_err(unreachable)?;
         let version = docker.version().await.map_err(unreachable)?;
-        let product = version
-            .platform
-            .map(|p| p.name)
+        // Podman's platform name is the host's (`linux/amd64/debian-12`); its product name is
+        // that of its first component.
+        let podman = version
+            .components
+            .iter()
+            .flatten()
+            .map(|component| component.name.clone())
+            .find(|name| name.starts_with("Podman"));
+        let product = podman
+            .or(version.platform.map(|p| p.name))
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "container engine".into());
         let description = format!(
@@ -182,13 +198,11 @@ impl Engine {
     /// The id of a local image (by name or id), [`EngineError::ImageMissing`] when it is not
     /// present; the list cache is keyed by it.
     pub async fn image_id(&self, image: &str) -> Result<String, EngineError> {
-        match self.docker.inspect_image(image).await {
-            Ok(inspected) => Ok(inspected.id.unwrap_or_default()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Err(EngineError::ImageMissing(image.to_owned())),
-            Err(other) => Err(other.into()),
-        }
+        let inspected = self
+            .inspect_image(image)
+            .await?
+            .ok_or_else(|| EngineError::ImageMissing(image.to_owned()))?;
+        Ok(inspected.id.unwrap_or_default())
     }
 
     async fn attach_and_start(
@@ -227,6 +241,76 @@ impl Engine {
             stdin: attach.input,
             stdout: Box::pin(StreamReader::new(stdout)),
         })
+    }
+
+    /// Whether the engine holds `image` as it should run: present, and for an image pinned by
+    /// digest (`repo@sha256:…`), recorded under that digest, so a local image that merely
+    /// answers to the name is not taken for it.
+    pub async fn image_ready(&self, image: &str) -> Result<bool, EngineError> {
+        match self.repo_digests(image).await? {
+            None => Ok(false),
+            Some(digests) => Ok(pinned_digest(image).is_none_or(|_| holds_digest(image, &digests))),
+        }
+    }
+
+    /// The image's `RepoDigests`, or `None` when the engine does not have it.
+    async fn repo_digests(&self, image: &str) -> Result<Option<Vec<String>>, EngineError> {
+        let inspected = self.inspect_image(image).await?;
+        Ok(inspected.map(|inspected| inspected.repo_digests.unwrap_or_default()))
+    }
+
+    /// The engine's description of `image`, or `None` when it does not have it.
+    async fn inspect_image(&self, image: &str) -> Result<Option<ImageInspect>, EngineError> {
+        match self.docker.inspect_image(image).await {
+            Ok(inspected) => Ok(Some(inspected)),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Pulls `image` (by its tag, `latest` when it names none, or by its pinned digest), handing
+    /// each progress message of the engine to `progress`, then checks a pinned digest.
+    pub async fn pull(
+        &self,
+        image: &str,
+        mut progress: impl FnMut(PullEvent),
+    ) -> Result<(), EngineError> {
+        let (name, reference) = split_reference(image);
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(name)
+            .tag(reference)
+            .build();
+        let failed = |reason: String| EngineError::Pull {
+            image: image.to_owned(),
+            reason,
+        };
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|err| failed(pull_reason(err)))?;
+            let detail = info.progress_detail.unwrap_or_default();
+            progress(PullEvent {
+                layer: info.id,
+                status: info.status.unwrap_or_default(),
+                current: detail.current.and_then(|n| u64::try_from(n).ok()),
+                total: detail.total.and_then(|n| u64::try_from(n).ok()),
+            });
+        }
+        if pinned_digest(image).is_some() {
+            let digests = self.repo_digests(image).await?.unwrap_or_default();
+            if !holds_digest(image, &digests) {
+                return Err(EngineError::DigestMismatch {
+                    image: image.to_owned(),
+                    found: if digests.is_empty() {
+                        "no digest".to_owned()
+                    } else {
+                        digests.join(", ")
+                    },
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Kills and removes a container; one that is already gone counts as removed.
@@ -294,10 +378,60 @@ impl Engine {
     }
 }
 
+/// One progress message of a pull, as the engine sends them: per layer (`layer`), a status
+/// (`Downloading`, `Pull complete`, …) and, while bytes move, how many of how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullEvent {
+    pub layer: Option<String>,
+    pub status: String,
+    pub current: Option<u64>,
+    pub total: Option<u64>,
+}
+
+/// The digest an image reference is pinned to (`repo@sha256:…`), if any.
+pub fn pinned_digest(image: &str) -> Option<&str> {
+    image.split_once('@').map(|(_, digest)| digest)
+}
+
+/// The repository and the tag or digest to pull, as the engine's API takes them: a digest after
+/// `@`, else a tag after the last `:` that follows the last `/` (a `:` before it belongs to a
+/// registry's port), else `latest`.
+fn split_reference(image: &str) -> (&str, &str) {
+    if let Some((name, digest)) = image.split_once('@') {
+        return (name, digest);
+    }
+    let last_part = image.rfind('/').map_or(0, |slash| slash + 1);
+    match image[last_part..].rfind(':') {
+        Some(colon) => (&image[..last_part + colon], &image[last_part + colon + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+/// Whether `digests` (an image's `RepoDigests`) hold the digest `image` is pinned to, under the
+/// same repository. The engine writes Docker Hub's repositories in their short form, so
+/// `docker.io/` and `library/` are left out of both sides.
+fn holds_digest(image: &str, digests: &[String]) -> bool {
+    fn short(reference: &str) -> &str {
+        let reference = reference.strip_prefix("docker.io/").unwrap_or(reference);
+        reference.strip_prefix("library/").unwrap_or(reference)
+    }
+    digests.iter().any(|digest| short(digest) == short(image))
+}
+
+/// The registry's answer inside a failed pull, without bollard's wrapping.
+fn pull_reason(err: bollard::errors::Error) -> String {
+    match err {
+        bollard::errors::Error::DockerStreamError { error } => error,
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
 /// The restrictions that protect the host: an init process to reap zombies and forward signals,
 /// no privilege escalation, no capabilities, the spec's network (`none` unless the catalog asks),
-/// memory, CPU and process limits, bind mounts read-only unless marked writable, and removal by
-/// the engine itself once the server exits.
+/// memory, CPU and process limits, bind mounts read-only unless marked writable, open-file and
+/// process rlimits at the daemon's own hard limits, and removal by the engine itself once the
+/// server exits.
 fn restricted_host_config(spec: &ContainerSpec) -> HostConfig {
     let mounts = spec
         .mounts
@@ -320,6 +454,78 @@ fn restricted_host_config(spec: &ContainerSpec) -> HostConfig {
         pids_limit: Some(i64::from(spec.pids)),
         nano_cpus: Some(i64::try_from(spec.nano_cpus).unwrap_or(i64::MAX)),
         mounts: Some(mounts),
+        ulimits: Some(host_ulimits()),
         ..Default::default()
+    }
+}
+
+/// Podman's API service lowers its own process limit to this at start, and a container cannot
+/// be given more than the service has (seen with Podman 4.3).
+const PODMAN_NPROC: u64 = 32768;
+
+/// `nofile` and `nproc` at the hard limits this process has (`nproc` no higher than Podman's).
+/// Podman otherwise asks the runtime for defaults of its own (1048576 open files) that a host with
+/// lower hard limits refuses at start (`error setting rlimit type 7: operation not permitted`);
+/// Docker would apply its daemon's limits, and a user's server has no claim to more than the user
+/// has. Processes are bounded by the pids limit anyway; `nproc` only has to be allowed.
+fn host_ulimits() -> Vec<ResourcesUlimits> {
+    use nix::sys::resource::{Resource, getrlimit};
+    [
+        ("nofile", Resource::RLIMIT_NOFILE, u64::MAX),
+        ("nproc", Resource::RLIMIT_NPROC, PODMAN_NPROC),
+    ]
+    .into_iter()
+    .filter_map(|(name, resource, ceiling)| {
+        let (_, hard) = getrlimit(resource).ok()?;
+        // Unlimited (RLIM_INFINITY) is -1 to the engine.
+        let limit = i64::try_from(hard.min(ceiling)).unwrap_or(-1);
+        Some(ResourcesUlimits {
+            name: Some(name.to_owned()),
+            soft: Some(limit),
+            hard: Some(limit),
+        })
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_into_repository_and_tag_or_digest() {
+        assert_eq!(split_reference("alpine"), ("alpine", "latest"));
+        assert_eq!(split_reference("alpine:3.20"), ("alpine", "3.20"));
+        assert_eq!(
+            split_reference("127.0.0.1:5000/team/fixture"),
+            ("127.0.0.1:5000/team/fixture", "latest")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/fixture:v2"),
+            ("127.0.0.1:5000/fixture", "v2")
+        );
+        assert_eq!(
+            split_reference("127.0.0.1:5000/fixture@sha256:abc"),
+            ("127.0.0.1:5000/fixture", "sha256:abc")
+        );
+        assert_eq!(pinned_digest("fixture@sha256:abc"), Some("sha256:abc"));
+        assert_eq!(pinned_digest("127.0.0.1:5000/fixture:v2"), None);
+    }
+
+    #[test]
+    fn a_pinned_digest_must_be_recorded_for_the_same_repository() {
+        let digests = vec![
+            "alpine@sha256:aaa".to_owned(),
+            "10.0.0.1:5000/x@sha256:bbb".to_owned(),
+        ];
+        assert!(holds_digest("alpine@sha256:aaa", &digests));
+        assert!(holds_digest(
+            "docker.io/library/alpine@sha256:aaa",
+            &digests
+        ));
+        assert!(holds_digest("10.0.0.1:5000/x@sha256:bbb", &digests));
+        assert!(!holds_digest("alpine@sha256:bbb", &digests));
+        assert!(!holds_digest("10.0.0.1:5000/y@sha256:bbb", &digests));
+        assert!(!holds_digest("alpine@sha256:aaa", &[]));
     }
 }

@@ -169,7 +169,7 @@ pub async fn run(
                         tracing::info!("removed {removed} containers left by an earlier run");
                     }
                     if let Ok(engine) = pool.engine().await {
-                        notify::status(&format!("ready; engine: {}", engine.description));
+                        notify::engine_connected(&engine.description);
                     }
                 }
                 Err(err) => {

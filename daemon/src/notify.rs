@@ -19,6 +19,11 @@ pub fn status(status: &str) {
     send(&[NotifyState::Status(status)]);
 }
 
+/// The state once the engine answers and nothing is pulling: ready, on which engine.
+pub fn engine_connected(description: &str) {
+    status(&format!("ready; engine: {description}"));
+}
+
 /// The daemon is draining its sessions and will exit.
 pub fn stopping(status: &str) {
     send(&[NotifyState::Stopping, NotifyState::Status(status)]);

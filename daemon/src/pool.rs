@@ -10,6 +10,7 @@
 //! uptime, last use and last failure.
 
 mod backoff;
+mod pulls;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use backoff::Backoff;
+pub use pulls::{Progress, PullState};
 
 use crate::config::{ConfigStore, Network, RunSettings, ServerDef};
 use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError};
@@ -80,6 +82,7 @@ pub struct Pool {
     /// Set by `shutdown`: a background start (warming) that comes later must not start a
     /// container nobody will remove.
     closing: std::sync::atomic::AtomicBool,
+    pulls: pulls::Pulls,
 }
 
 /// One (profile, server) place in the pool. The async mutex makes concurrent first callers wait
@@ -284,6 +287,7 @@ impl Pool {
             started: Arc::default(),
             images: Mutex::default(),
             closing: Default::default(),
+            pulls: pulls::Pulls::default(),
         }
     }
 
@@ -489,6 +493,14 @@ impl Pool {
                 server: server.to_owned(),
                 reason: err.to_string(),
             })?;
+        // A missing image is pulled on first need; a pinned digest is checked even when present.
+        self.pulls
+            .ensure(&engine, &def.image)
+            .await
+            .map_err(|reason| PoolError::Start {
+                server: server.to_owned(),
+                reason,
+            })?;
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let spec = ContainerSpec {
             name: format!("mcp-gw-{profile}-{server}-{}-{seq}", self.instance),
@@ -653,6 +665,21 @@ impl Pool {
             }
         }
         next
+    }
+
+    /// Pulls `image` again (`mcpctl server pull`), or joins its pull in flight. Containers
+    /// already running keep the image they started with; the next start uses the new one.
+    pub async fn pull(
+        &self,
+        image: &str,
+    ) -> Result<tokio::sync::watch::Receiver<PullState>, PoolError> {
+        let engine = self.engine().await?;
+        Ok(self.pulls.pull(&engine, image))
+    }
+
+    /// The images being pulled and how far each is, for `status` and `server ls`.
+    pub fn pulls(&self) -> Vec<(String, Progress)> {
+        self.pulls.in_flight()
     }
 
     /// Removes every container of `server` (`mcpctl server restart` and `server rm`) and lifts

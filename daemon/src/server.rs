@@ -210,6 +210,13 @@ async fn serve_control(
                     return control::follow_logs(&shared.gateway, &name, &mut reader, &mut writer)
                         .await;
                 }
+                // Progress lines first, then the answer; the connection goes on after it.
+                Ok(Request::ServerPull { name }) => {
+                    if !control::pull_image(&shared.gateway, &name, &mut writer).await {
+                        return;
+                    }
+                    continue;
+                }
                 Ok(request) => control::handle(shared, request).await,
                 Err(err) => Response::Error {
                     kind: ErrorKind::BadRequest,

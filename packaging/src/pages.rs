@@ -105,7 +105,7 @@ The change would make the configuration invalid,
 found a broken file, or the change would rewrite a file edited by hand that does not parse.
 .TP
 .B 5
-The container engine failed.
+The container engine failed (for server pull: the image could not be pulled).
 .TP
 .B 6
 An MCP server failed: it did not start, crashed, or answered with an error.

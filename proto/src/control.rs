@@ -73,6 +73,12 @@ pub enum Request {
     ServerRestart {
         name: String,
     },
+    /// Pull the server's image again. Answered by [`Response::PullProgress`] lines while the pull
+    /// runs, then one [`Response::Done`] or [`Response::Error`]; the connection stays usable.
+    /// Running containers keep their image until they are restarted.
+    ServerPull {
+        name: String,
+    },
     /// Re-read every configuration file; a broken one leaves the configuration in force as is.
     Reload,
     /// The user's catalog merged over the catalog built into the daemon.
@@ -251,6 +257,8 @@ pub enum Response {
     LogLines {
         lines: Vec<LogLine>,
     },
+    /// `server pull`: how far the pull is; repeated until the final `done` or `error`.
+    PullProgress(PullInfo),
     Catalog {
         entries: Vec<CatalogEntry>,
     },
@@ -317,6 +325,9 @@ pub struct StatusInfo {
     /// and not yet reloaded. Empty when the files are the configuration in force.
     #[serde(default)]
     pub config_problems: Vec<String>,
+    /// The images being pulled now.
+    #[serde(default)]
+    pub pulls: Vec<PullInfo>,
 }
 
 /// How many servers there are and what their containers are doing, for `status`.
@@ -383,6 +394,17 @@ pub enum CheckStatus {
     Unknown,
 }
 
+/// An image pull in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullInfo {
+    pub image: String,
+    /// The engine's last progress message (`Downloading`, `Pull complete`, …).
+    pub status: String,
+    /// The share of the image's bytes downloaded, once the engine has told their size.
+    #[serde(default)]
+    pub percent: Option<u8>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfo {
     pub name: String,
@@ -404,6 +426,9 @@ pub struct ServerInfo {
     /// The server's container per profile that has used it since the daemon started.
     #[serde(default)]
     pub containers: Vec<ContainerInfo>,
+    /// The pull of the server's image, while one runs.
+    #[serde(default)]
+    pub pulling: Option<PullInfo>,
 }
 
 /// A container's network.

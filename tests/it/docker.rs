@@ -259,3 +259,30 @@ fn leftover_containers_are_reconciled() {
     daemon.relaunch(Start::Bound);
     wait_for(Duration::from_secs(20), || daemon.containers().is_empty());
 }
+
+/// `DOCKER_HOST` names the engine: here the real socket under another path (a symbolic link in
+/// the test's directory). With `DOCKER_HOST` pointing nowhere the engine is unreachable
+/// (`wire.rs`), so reaching it here is the variable at work.
+#[test]
+fn docker_host_names_the_engine_socket() {
+    if !require_docker() {
+        return;
+    }
+    let real = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
+        .unwrap_or_else(|| "/var/run/docker.sock".to_owned());
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("engine.sock");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let host = format!("unix://{}", link.display());
+    let daemon = Daemon::start_with_env(Start::Bound, &[("DOCKER_HOST", &host)]);
+    let status = daemon.ctl_ok(&["status"]);
+    assert!(
+        status.contains("engine:          ") && !status.contains("unreachable"),
+        "{status}"
+    );
+    daemon.add_fixture("alpha");
+    assert_eq!(daemon.ctl_ok(&["tools", "call", "whoami"]).trim(), "alpha");
+    assert_eq!(daemon.containers().len(), 1);
+}

@@ -206,7 +206,7 @@ fn doctor_without_a_daemon_says_so_and_still_checks_the_files() {
 }
 
 #[test]
-fn doctor_finds_missing_images_unset_secrets_and_clients_whose_shim_is_gone() {
+fn doctor_finds_images_to_pull_unset_secrets_and_clients_whose_shim_is_gone() {
     if !require_docker() {
         return;
     }
@@ -243,12 +243,13 @@ fn doctor_finds_missing_images_unset_secrets_and_clients_whose_shim_is_gone() {
         assert_eq!(check(&checks, ok)["status"], "ok", "{checks:?}");
     }
     let image = check(&checks, "image ghost");
-    assert_eq!(image["status"], "fail");
+    assert_eq!(image["status"], "warn");
+    assert_eq!(image["fix"], "mcpctl server pull ghost", "{image}");
     assert!(
-        image["fix"]
+        image["message"]
             .as_str()
             .unwrap()
-            .contains("docker pull mcp-gateway-absent:doctor"),
+            .contains("mcp-gateway-absent:doctor"),
         "{image}"
     );
     assert!(checks.iter().all(|c| c["name"] != "image fx"), "{checks:?}");

@@ -111,6 +111,7 @@ fn without_an_engine_the_daemon_still_answers_and_fails_calls_clearly() {
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#,
         ],
     );
+    assert_eq!(answers[0]["error"]["code"], -32603, "{answers:?}");
     let message = answers[0]["error"]["message"].as_str().unwrap_or_default();
     assert!(
         message.contains("alpha: container engine unreachable"),

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use mcp_gateway_proto::{Check, Response, ServerCounts};
 
 use crate::config::{SecretError, ServerDef};
-use crate::docker::EngineError;
 use crate::gateway::Gateway;
 use crate::pool::SlotPhase;
 
@@ -115,12 +114,16 @@ async fn images(
     };
     let mut checks = Vec::new();
     for (name, def) in servers {
-        match engine.image_id(&def.image).await {
-            Ok(_) => {}
-            Err(EngineError::ImageMissing(image)) => checks.push(Check::fail(
+        match engine.image_ready(&def.image).await {
+            Ok(true) => {}
+            // A missing image is pulled on first need, so it is worth knowing, not broken.
+            Ok(false) => checks.push(Check::warn(
                 &format!("image {name}"),
-                format!("image {image} of server {name} is not present locally"),
-                &format!("docker pull {image} (podman pull {image} with Podman)"),
+                format!(
+                    "image {} of server {name} is not present locally; it is pulled on first need",
+                    def.image
+                ),
+                &format!("mcpctl server pull {name}"),
             )),
             Err(err) => checks.push(Check::fail(
                 &format!("image {name}"),

@@ -1,20 +1,23 @@
 //! Answers `mcpctl`'s control requests. Each request maps to one call into the configuration store
 //! or the gateway; this module only translates between those and the wire types. The catalog's
-//! requests are in `catalog`, `server logs` (which may stream) in `logs`, and the checks of
-//! `mcpctl doctor` with the server counts of `status` in `doctor`.
+//! requests are in `catalog`, `server logs` (which may stream) in `logs`, `server pull` (which
+//! streams its progress) in `pull`, and the checks of `mcpctl doctor` with the server counts of
+//! `status` in `doctor`.
 
 mod catalog;
 mod doctor;
 mod http;
 mod logs;
+mod pull;
 
 pub use logs::follow as follow_logs;
+pub use pull::pull as pull_image;
 
 use std::num::NonZeroU32;
 
 use mcp_gateway_proto::{
-    ContainerInfo, ContainerState, ErrorKind, MountSpec, ProfileInfo, Request, Response, RunInfo,
-    SecretInfo, SecretSource, ServerDetail, ServerInfo, StatusInfo, ToolInfo,
+    ContainerInfo, ContainerState, ErrorKind, MountSpec, ProfileInfo, PullInfo, Request, Response,
+    RunInfo, SecretInfo, SecretSource, ServerDetail, ServerInfo, StatusInfo, ToolInfo,
 };
 use serde_json::Value;
 
@@ -25,7 +28,7 @@ use crate::config::{
 use crate::gateway::{Gateway, GatewayError};
 use crate::jsonrpc;
 use crate::lists::ListKind;
-use crate::pool::{SlotPhase, SlotStatus};
+use crate::pool::{Progress, SlotPhase, SlotStatus};
 use crate::server::Shared;
 
 pub async fn handle(shared: &Shared, request: Request) -> Response {
@@ -319,6 +322,12 @@ async fn status(shared: &Shared) -> Response {
             .into_iter()
             .map(|problem| problem.message)
             .collect(),
+        pulls: gateway
+            .pool
+            .pulls()
+            .iter()
+            .map(|(image, progress)| pull_info(image, progress))
+            .collect(),
     })
 }
 
@@ -356,12 +365,13 @@ fn server_def(
 async fn server_list(gateway: &Gateway) -> Response {
     let running = gateway.pool.running();
     let statuses = gateway.pool.statuses();
+    let pulls = gateway.pool.pulls();
     let config = gateway.config.get();
     let servers = config
         .catalog
         .servers
         .iter()
-        .map(|(name, def)| server_info(&config, name, def, &running, &statuses))
+        .map(|(name, def)| server_info(&config, name, def, &running, &statuses, &pulls))
         .collect();
     Response::Servers { servers }
 }
@@ -372,6 +382,7 @@ fn server_info(
     def: &ServerDef,
     running: &[(String, String)],
     statuses: &[SlotStatus],
+    pulls: &[(String, Progress)],
 ) -> ServerInfo {
     ServerInfo {
         name: name.to_owned(),
@@ -390,6 +401,18 @@ fn server_info(
             .filter(|status| status.server == name)
             .map(container_info)
             .collect(),
+        pulling: pulls
+            .iter()
+            .find(|(image, _)| *image == def.image)
+            .map(|(image, progress)| pull_info(image, progress)),
+    }
+}
+
+fn pull_info(image: &str, progress: &Progress) -> PullInfo {
+    PullInfo {
+        image: image.to_owned(),
+        status: progress.status.clone(),
+        percent: progress.percent,
     }
 }
 
@@ -406,6 +429,7 @@ fn server_inspect(gateway: &Gateway, name: &str) -> Response {
         def,
         &gateway.pool.running(),
         &gateway.pool.statuses(),
+        &gateway.pool.pulls(),
     );
     let profiles: Vec<String> = config
         .profile_names()

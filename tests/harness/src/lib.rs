@@ -14,8 +14,10 @@ use serde_json::Value;
 
 mod procs;
 mod raw;
+mod registry;
 pub use procs::children;
 pub use raw::{ANSWER_TIMEOUT, RawClient};
+pub use registry::{Registry, build_named, build_unique, docker_cli, image_present};
 
 /// The fixture image the tests run, unless `MCP_TEST_FIXTURE_IMAGE` names another (a developer
 /// testing a changed fixture on an engine others share); `tests/run.sh` builds it, and
