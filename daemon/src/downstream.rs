@@ -7,7 +7,7 @@
 //! because a server's request may only go to a client that can answer it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -21,6 +21,11 @@ use crate::upstream::Upstream;
 /// A source of recency shared by every client, so "the most recent session" is well defined.
 static CLOCK: AtomicU64 = AtomicU64::new(1);
 
+/// How many bytes may wait for a client that does not read before its notifications are dropped.
+/// The queue's count of lines alone would let a server's large notifications pile up to hundreds
+/// of megabytes per client.
+const NOTIFY_BUDGET: usize = 4 * 1024 * 1024;
+
 pub struct Downstream {
     pub id: u64,
     /// The profile named in the client's hello; `None` follows the active profile.
@@ -28,6 +33,8 @@ pub struct Downstream {
     /// The client's name from its hello, for the audit log.
     pub client: String,
     out: mpsc::Sender<String>,
+    /// Bytes queued in `out` and not yet written to the client.
+    queued: Arc<AtomicUsize>,
     /// The client's `capabilities`: from `initialize`, or from a modern client's latest request.
     capabilities: Mutex<Value>,
     /// Which protocol era the client speaks, once it has said: see [`Era`].
@@ -130,6 +137,7 @@ impl Downstream {
             named_profile,
             client,
             out,
+            queued: Arc::default(),
             capabilities: Mutex::new(Value::Null),
             asks: Mutex::default(),
             era: AtomicU8::new(Era::Unknown as u8),
@@ -288,9 +296,24 @@ impl Downstream {
         *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = Some(level);
     }
 
+    /// The count of bytes queued for the client, which its writer lowers as it writes them.
+    pub fn queued(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.queued)
+    }
+
     /// Queues a response for the client, waiting for room: answers are never dropped.
     pub async fn send_line(&self, line: String) {
-        let _ = self.out.send(line).await;
+        self.queue(line).await;
+    }
+
+    async fn queue(&self, line: String) -> bool {
+        let len = line.len();
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        let sent = self.out.send(line).await.is_ok();
+        if !sent {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        }
+        sent
     }
 
     /// Fails every server request waiting for this client's answer and stops notifications; for
@@ -309,11 +332,14 @@ impl Downstream {
         if self.era() == Era::Unknown as u8 {
             return;
         }
-        if self
-            .out
-            .try_send(jsonrpc::notification_line(method, params))
-            .is_err()
-        {
+        let line = jsonrpc::notification_line(method, params);
+        let len = line.len();
+        // Counted before it is queued, so the writer never subtracts what was not added. One
+        // notification larger than the budget still reaches a client that keeps up.
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        let fits = before == 0 || before + len <= NOTIFY_BUDGET;
+        if !(fits && self.out.try_send(line).is_ok()) {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
             tracing::debug!(
                 session = self.id,
                 method,
@@ -334,12 +360,7 @@ impl Downstream {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, tx);
-        if self
-            .out
-            .send(jsonrpc::request_line(id, method, params))
-            .await
-            .is_err()
-        {
+        if !self.queue(jsonrpc::request_line(id, method, params)).await {
             self.forget(id);
             return Err(ClientGone);
         }

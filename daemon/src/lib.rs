@@ -5,7 +5,8 @@
 //!
 //! - [`run`] is the whole daemon given a listening socket; `main.rs` and the tests both call it.
 //! - `server`: accept loop, peer check, hello, dispatch. `control`: `mcpctl` requests.
-//! - `session`: one MCP client; `downstream`: the handle the rest of the daemon writes to it with.
+//! - `session`: one MCP client; `downstream`: the handle the rest of the daemon writes to it with;
+//!   `hangup`: noticing a client that has gone.
 //!   `gateway`: merged lists and request routing over a profile, and (`gateway/events`) what
 //!   servers send unprompted. `lists`: merged lists and their pages. `names`: the names and URIs
 //!   a profile exposes. `jsonrpc`: the raw message envelope. `lines`: framing with a length limit.
@@ -24,6 +25,7 @@ mod dirs;
 mod docker;
 mod downstream;
 mod gateway;
+mod hangup;
 mod jsonrpc;
 mod lines;
 pub mod listener;

@@ -4,6 +4,7 @@
 mod admin;
 mod docker;
 mod fidelity;
+mod hostile;
 mod lifecycle;
 mod modern;
 mod pool;
