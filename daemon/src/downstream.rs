@@ -443,6 +443,29 @@ mod tests {
     }
 
     #[test]
+    fn notifications_for_a_client_that_does_not_read_stop_at_the_byte_budget() {
+        let (out, mut queue) = mpsc::channel(256);
+        let client = Downstream::new(1, None, "test".into(), out);
+        client.initialize(None);
+        let big = jsonrpc::to_raw(&json!({"data": "x".repeat(1024 * 1024)}));
+        for _ in 0..64 {
+            client.notify("notifications/big", Some(&big));
+        }
+        let mut queued = 0;
+        while let Ok(line) = queue.try_recv() {
+            queued += line.len();
+        }
+        assert!(queued <= NOTIFY_BUDGET, "{queued} bytes queued");
+        assert!(queued >= NOTIFY_BUDGET / 2, "only {queued} bytes queued");
+        assert_eq!(client.queued.load(Ordering::Relaxed), queued);
+        // One notification over the budget still reaches a client whose queue is empty.
+        client.queued.store(0, Ordering::Relaxed);
+        let huge = jsonrpc::to_raw(&json!({"data": "x".repeat(2 * NOTIFY_BUDGET)}));
+        client.notify("notifications/huge", Some(&huge));
+        assert!(queue.try_recv().is_ok(), "a lone large notification was dropped");
+    }
+
+    #[test]
     fn log_levels_order_by_severity() {
         assert!(LogLevel::parse("debug") < LogLevel::parse("warning"));
         assert!(LogLevel::parse("emergency") > LogLevel::parse("alert"));

@@ -95,6 +95,18 @@ impl Probe {
     }
 }
 
+/// Ends an attack: stops the probe and prints its latencies, prints the daemon's memory before
+/// and now, and fails when it grew past the bound.
+fn end_attack(daemon: &Daemon, probe: Probe, before: u64, label: &str) {
+    let after = rss_kib(daemon);
+    probe.finish(label);
+    eprintln!("{label}: daemon RSS {before} KiB before, {after} KiB after");
+    assert!(
+        after < before + RSS_BOUND_KIB,
+        "{label}: the daemon grew from {before} KiB to {after} KiB"
+    );
+}
+
 fn call(client: &mut RawClient, id: u64, name: &str, arguments: Value) -> Value {
     client.request(
         json!(id),
@@ -173,13 +185,7 @@ fn a_hostile_server_hurts_only_its_own_calls() {
     client.request(json!(8), "ping", json!({}));
     assert_eq!(client.response(&json!(8))["result"], json!({}));
 
-    let after = rss_kib(&daemon);
-    probe.finish("hostile server");
-    eprintln!("hostile server: daemon RSS {before} KiB before, {after} KiB after");
-    assert!(
-        after < before + RSS_BOUND_KIB,
-        "the daemon grew from {before} KiB to {after} KiB"
-    );
+    end_attack(&daemon, probe, before, "hostile server");
     assert!(
         client.seen.iter().all(|m| m["id"] != json!(7)),
         "a cancelled call was answered"
@@ -218,13 +224,7 @@ fn a_client_that_does_not_read_costs_bounded_memory() {
     });
     // The gateway reads the server's last lines a moment after it wrote them.
     std::thread::sleep(Duration::from_secs(1));
-    let after = rss_kib(&daemon);
-    probe.finish("client that does not read");
-    eprintln!("client that does not read: daemon RSS {before} KiB before, {after} KiB after");
-    assert!(
-        after < before + RSS_BOUND_KIB,
-        "the daemon grew from {before} KiB to {after} KiB for 400 MiB of notifications"
-    );
+    end_attack(&daemon, probe, before, "client that does not read 400 MiB");
     drop(stuck);
 }
 
@@ -271,11 +271,5 @@ fn a_hostile_client_hurts_only_itself() {
         "still here"
     );
 
-    let after = rss_kib(&daemon);
-    probe.finish("hostile client");
-    eprintln!("hostile client: daemon RSS {before} KiB before, {after} KiB after");
-    assert!(
-        after < before + RSS_BOUND_KIB,
-        "the daemon grew from {before} KiB to {after} KiB"
-    );
+    end_attack(&daemon, probe, before, "hostile client");
 }
