@@ -306,6 +306,7 @@ impl Downstream {
         self.queue(line).await;
     }
 
+    /// Queues a line, counted in `queued` while it waits; false when the client is gone.
     async fn queue(&self, line: String) -> bool {
         let len = line.len();
         self.queued.fetch_add(len, Ordering::Relaxed);

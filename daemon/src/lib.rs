@@ -16,6 +16,7 @@
 //!   `docker`: the engine API (the only user of bollard). `logtail`: servers' stderr.
 //! - `config`: settings, catalog, profiles, active profile, secrets. `dirs`: XDG paths.
 //! - `listener`, `logging`, `notify`: the systemd side (socket activation, journal, sd_notify).
+//! - `fuzzing`: the parsers the fuzz targets (`fuzz/`) reach; hidden, for them alone.
 
 mod audit;
 mod cli;
@@ -24,6 +25,8 @@ mod control;
 mod dirs;
 mod docker;
 mod downstream;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 mod hangup;
 mod jsonrpc;
