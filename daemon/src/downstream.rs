@@ -463,7 +463,10 @@ mod tests {
         client.queued.store(0, Ordering::Relaxed);
         let huge = jsonrpc::to_raw(&json!({"data": "x".repeat(2 * NOTIFY_BUDGET)}));
         client.notify("notifications/huge", Some(&huge));
-        assert!(queue.try_recv().is_ok(), "a lone large notification was dropped");
+        assert!(
+            queue.try_recv().is_ok(),
+            "a lone large notification was dropped"
+        );
     }
 
     #[test]
