@@ -7,7 +7,7 @@
 //! because a server's request may only go to a client that can answer it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +23,11 @@ use crate::upstream::Upstream;
 /// A source of recency shared by every client, so "the most recent session" is well defined.
 static CLOCK: AtomicU64 = AtomicU64::new(1);
 
+/// How many bytes may wait for a client that does not read before its notifications are dropped.
+/// The queue's count of lines alone would let a server's large notifications pile up to hundreds
+/// of megabytes per client.
+const NOTIFY_BUDGET: usize = 4 * 1024 * 1024;
+
 pub struct Downstream {
     pub id: u64,
     /// The profile named in the client's hello; `None` follows the active profile.
@@ -30,6 +35,8 @@ pub struct Downstream {
     /// The client's name from its hello, for the audit log.
     pub client: String,
     out: mpsc::Sender<String>,
+    /// Bytes queued in `out` and not yet written to the client.
+    queued: Arc<AtomicUsize>,
     /// The client's `capabilities`: from `initialize`, or from a modern client's latest request.
     capabilities: Mutex<Value>,
     /// Which protocol era the client speaks, once it has said: see [`Era`].
@@ -132,6 +139,7 @@ impl Downstream {
             named_profile,
             client,
             out,
+            queued: Arc::default(),
             capabilities: Mutex::new(Value::Null),
             asks: Mutex::default(),
             era: AtomicU8::new(Era::Unknown as u8),
@@ -307,9 +315,25 @@ impl Downstream {
         *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = Some(level);
     }
 
+    /// The count of bytes queued for the client, which its writer lowers as it writes them.
+    pub fn queued(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.queued)
+    }
+
     /// Queues a response for the client, waiting for room: answers are never dropped.
     pub async fn send_line(&self, line: String) {
-        let _ = self.out.send(line).await;
+        self.queue(line).await;
+    }
+
+    /// Queues a line, counted in `queued` while it waits; false when the client is gone.
+    async fn queue(&self, line: String) -> bool {
+        let len = line.len();
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        let sent = self.out.send(line).await.is_ok();
+        if !sent {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        }
+        sent
     }
 
     /// Fails every server request waiting for this client's answer and stops notifications; for
@@ -328,11 +352,14 @@ impl Downstream {
         if self.era() == Era::Unknown as u8 {
             return;
         }
-        if self
-            .out
-            .try_send(jsonrpc::notification_line(method, params))
-            .is_err()
-        {
+        let line = jsonrpc::notification_line(method, params);
+        let len = line.len();
+        // Counted before it is queued, so the writer never subtracts what was not added. One
+        // notification larger than the budget still reaches a client that keeps up.
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        let fits = before == 0 || before + len <= NOTIFY_BUDGET;
+        if !(fits && self.out.try_send(line).is_ok()) {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
             tracing::debug!(
                 session = self.id,
                 method,
@@ -353,12 +380,7 @@ impl Downstream {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, tx);
-        if self
-            .out
-            .send(jsonrpc::request_line(id, method, params))
-            .await
-            .is_err()
-        {
+        if !self.queue(jsonrpc::request_line(id, method, params)).await {
             self.forget(id);
             return Err(ClientGone);
         }
@@ -474,6 +496,32 @@ mod tests {
             "elicitation/create",
             json!({"mode": "form"})
         ));
+    }
+
+    #[test]
+    fn notifications_for_a_client_that_does_not_read_stop_at_the_byte_budget() {
+        let (out, mut queue) = mpsc::channel(256);
+        let client = Downstream::new(1, None, "test".into(), out);
+        client.initialize(None);
+        let big = jsonrpc::to_raw(&json!({"data": "x".repeat(1024 * 1024)}));
+        for _ in 0..64 {
+            client.notify("notifications/big", Some(&big));
+        }
+        let mut queued = 0;
+        while let Ok(line) = queue.try_recv() {
+            queued += line.len();
+        }
+        assert!(queued <= NOTIFY_BUDGET, "{queued} bytes queued");
+        assert!(queued >= NOTIFY_BUDGET / 2, "only {queued} bytes queued");
+        assert_eq!(client.queued.load(Ordering::Relaxed), queued);
+        // One notification over the budget still reaches a client whose queue is empty.
+        client.queued.store(0, Ordering::Relaxed);
+        let huge = jsonrpc::to_raw(&json!({"data": "x".repeat(2 * NOTIFY_BUDGET)}));
+        client.notify("notifications/huge", Some(&huge));
+        assert!(
+            queue.try_recv().is_ok(),
+            "a lone large notification was dropped"
+        );
     }
 
     #[test]

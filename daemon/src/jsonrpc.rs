@@ -140,11 +140,18 @@ pub fn empty_object() -> Box<RawValue> {
 
 /// Writes queued lines until the queue closes or a write fails, then shuts the writer down. Lines
 /// already queued behind the first are written before one flush, so a burst costs one syscall.
-pub async fn write_lines<W: AsyncWrite + Unpin>(mut writer: W, mut queue: mpsc::Receiver<String>) {
+/// `written` hears the length of each line once it is out of the queue's memory.
+pub async fn write_lines<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut queue: mpsc::Receiver<String>,
+    written: impl Fn(usize),
+) {
     while let Some(line) = queue.recv().await {
         let mut result = writer.write_all(line.as_bytes()).await;
+        written(line.len());
         while let (Ok(()), Ok(more)) = (&result, queue.try_recv()) {
             result = writer.write_all(more.as_bytes()).await;
+            written(more.len());
         }
         if result.and(writer.flush().await).is_err() {
             break;

@@ -5,7 +5,8 @@
 //!
 //! - [`run`] is the whole daemon given a listening socket; `main.rs` and the tests both call it.
 //! - `server`: accept loop, peer check, hello, dispatch. `control`: `mcpctl` requests.
-//! - `session`: one MCP client; `downstream`: the handle the rest of the daemon writes to it with.
+//! - `session`: one MCP client; `downstream`: the handle the rest of the daemon writes to it with;
+//!   `hangup`: noticing a client that has gone.
 //!   `gateway`: merged lists and request routing over a profile, and (`gateway/events`) what
 //!   servers send unprompted. `lists`: merged lists and their pages. `names`: the names and URIs
 //!   a profile exposes. `jsonrpc`: the raw message envelope. `lines`: framing with a length limit.
@@ -17,6 +18,7 @@
 //!   `docker`: the engine API (the only user of bollard). `logtail`: servers' stderr.
 //! - `config`: settings, catalog, profiles, active profile, secrets. `dirs`: XDG paths.
 //! - `listener`, `logging`, `notify`: the systemd side (socket activation, journal, sd_notify).
+//! - `fuzzing`: the parsers the fuzz targets (`fuzz/`) reach; hidden, for them alone.
 
 mod audit;
 mod cli;
@@ -25,7 +27,10 @@ mod control;
 mod dirs;
 mod docker;
 mod downstream;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
+mod hangup;
 mod http;
 mod jsonrpc;
 mod lines;

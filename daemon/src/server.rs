@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::gateway::Gateway;
+use crate::hangup::Hangup;
 use crate::lines::LineCodec;
 use crate::{control, session};
 
@@ -166,6 +167,14 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
                 send_line(&mut writer, &refuse(ErrorKind::NotFound, message)).await;
                 return;
             }
+            let hangup = match Hangup::watch(reader.get_ref().as_ref()) {
+                Ok(hangup) => hangup,
+                Err(err) => {
+                    let message = format!("cannot watch the connection: {err}");
+                    send_line(&mut writer, &refuse(ErrorKind::Internal, message)).await;
+                    return;
+                }
+            };
             send_line(&mut writer, &accepted(Some(profile.clone()))).await;
             tracing::info!(profile, client = %hello.client, "session opened");
             shared.sessions.fetch_add(1, Ordering::Relaxed);
@@ -175,7 +184,7 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
             let named = hello.profile.clone();
             let client = hello.client_name.clone().unwrap_or(hello.client.clone());
             let gateway = Arc::clone(&shared.gateway);
-            session::serve(reader, writer, named, client, gateway, shutdown).await;
+            session::serve(reader, writer, hangup, named, client, gateway, shutdown).await;
             shared.sessions.fetch_sub(1, Ordering::Relaxed);
             tracing::info!(profile, client = %hello.client, "session closed");
         }

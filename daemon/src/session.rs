@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::downstream::Downstream;
 use crate::gateway::{Gateway, GatewayError};
+use crate::hangup::Hangup;
 use crate::jsonrpc::{self, Kind, Message, ParseError, Reply, code};
 use crate::lines::{Line, LineCodec, Reject, sniff_id};
 use crate::lists::ListKind;
@@ -34,6 +35,9 @@ use crate::upstream::{Caller, UpstreamError};
 const LEGACY_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// Requests one session may have in flight at once.
+const MAX_IN_FLIGHT: usize = 128;
 
 struct Session {
     peer: Arc<Downstream>,
@@ -47,11 +51,14 @@ struct Session {
     next_parked: AtomicU64,
 }
 
-/// Serves the session until the client closes its side or the daemon shuts down. `profile` is the
-/// one the client named; `None` follows the active profile. `client` names it in the audit log.
+/// Serves the session until the client closes its side or the daemon shuts down. `hangup`
+/// watches the client's connection, so that a client gone entirely (killed) has its unfinished
+/// requests cancelled instead of waiting for answers nobody will read. `profile` is the one the
+/// client named; `None` follows the active profile. `client` names it in the audit log.
 pub async fn serve<R, W>(
     mut lines: FramedRead<R, LineCodec>,
     writer: W,
+    hangup: Hangup,
     profile: Option<String>,
     client: String,
     gateway: Arc<Gateway>,
@@ -61,13 +68,16 @@ pub async fn serve<R, W>(
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (out, queue) = mpsc::channel(256);
-    let writer = tokio::spawn(jsonrpc::write_lines(writer, queue));
     let peer = Arc::new(Downstream::new(
         NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
         profile,
         client,
         out,
     ));
+    let queued = peer.queued();
+    let writer = tokio::spawn(jsonrpc::write_lines(writer, queue, move |bytes| {
+        queued.fetch_sub(bytes, Ordering::Relaxed);
+    }));
     gateway.register(Arc::clone(&peer));
     let session = Arc::new(Session {
         peer: Arc::clone(&peer),
@@ -80,7 +90,9 @@ pub async fn serve<R, W>(
     let mut requests = JoinSet::new();
     loop {
         let line = tokio::select! {
-            line = lines.next() => line,
+            // A client at its limit is not read until one of its requests ends, so one that sends
+            // without reading its answers holds at most this many of them in the daemon.
+            line = lines.next(), if requests.len() < MAX_IN_FLIGHT => line,
             Some(_) = requests.join_next(), if !requests.is_empty() => continue,
             () = shutdown.cancelled() => break,
         };
@@ -109,6 +121,16 @@ pub async fn serve<R, W>(
     session.closing.cancel();
     tokio::select! {
         () = async { while requests.join_next().await.is_some() {} } => {}
+        () = hangup.hung_up() => {
+            // Dropping a request tells its server that the client went away.
+            tracing::info!(
+                session = peer.id,
+                requests = requests.len(),
+                "client gone; cancelling its requests in flight"
+            );
+            requests.abort_all();
+            while requests.join_next().await.is_some() {}
+        }
         () = shutdown.cancelled() => {
             requests.abort_all();
             session.refuse_in_flight().await;

@@ -173,7 +173,7 @@ impl Upstream {
             era: OnceLock::new(),
             events,
         });
-        tokio::spawn(jsonrpc::write_lines(Box::pin(stdin), queue));
+        tokio::spawn(jsonrpc::write_lines(Box::pin(stdin), queue, |_| {}));
         tokio::spawn(read_loop(Arc::clone(&upstream), Box::pin(stdout), max_line));
         upstream
     }

@@ -1,4 +1,5 @@
-//! The daemon's life under systemd: stopped with SIGTERM while a client waits for an answer.
+//! The daemon's life under systemd: stopped with SIGTERM while a client waits for an answer. A
+//! client killed while it waits for one.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -60,4 +61,47 @@ fn sigterm_during_a_call_answers_the_client_and_leaves_nothing_behind() {
     eprintln!("SIGTERM during a call: exit after {elapsed:?}, the client got {result}");
 
     wait_for(Duration::from_secs(10), || daemon.containers().is_empty());
+}
+
+/// The sessions the daemon counts now.
+fn sessions(daemon: &Daemon) -> u64 {
+    let status: serde_json::Value =
+        serde_json::from_str(&daemon.ctl_ok(&["--json", "status"])).unwrap();
+    status["sessions"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no session count in {status}"))
+}
+
+/// A client killed during a call (SIGKILL: its end of the socket closes both ways at once, with
+/// no clean end of input first): the server hears `notifications/cancelled` for the call right
+/// away, not at the request timeout, and the session is gone from `mcpctl status`. The hostile
+/// fixture's `silent` tool never answers and reports each cancellation on stderr.
+#[test]
+fn a_client_killed_mid_call_has_its_call_cancelled_upstream() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = Daemon::start(Start::Bound);
+    daemon.add_fixture_with_env("quiet", &["MCP_FIXTURE_HOSTILE=1"]);
+    let logs = || daemon.ctl_ok(&["server", "logs", "quiet"]);
+    let mut client = daemon.raw_client(&["--client", "doomed"]);
+    client.initialize("2025-11-25", json!({}));
+    client.request(
+        json!(1),
+        "tools/call",
+        json!({"name": "silent", "arguments": {}}),
+    );
+    wait_for(Duration::from_secs(60), || logs().contains("silent "));
+    assert_eq!(sessions(&daemon), 1);
+    assert!(!logs().contains("cancelled"), "{}", logs());
+
+    drop(client);
+    let killed = Instant::now();
+    // Well inside the 120 s request timeout, which is what used to end such a call.
+    wait_for(Duration::from_secs(20), || logs().contains("cancelled "));
+    eprintln!(
+        "the server heard the cancellation {:?} after the client was killed",
+        killed.elapsed()
+    );
+    wait_for(Duration::from_secs(20), || sessions(&daemon) == 0);
 }

@@ -6,6 +6,7 @@ mod cache;
 mod crash;
 mod docker;
 mod fidelity;
+mod hostile;
 mod http;
 mod images;
 mod leaks;

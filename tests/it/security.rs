@@ -1,9 +1,18 @@
 //! Security through the gateway (issue 7): secrets in tool arguments are blocked by default with
 //! an error that names the rule and never the secret; the gateway's own stored secrets count.
-//! Every call is in the audit log.
+//! Every call is in the audit log. A connection from another user is refused even when the
+//! socket's mode lets it in.
 
-use mcp_gateway_tests::{Daemon, Start, first_text, require_docker};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use mcp_gateway_tests::{Daemon, Start, bin, first_text, require_docker, wait_for};
 use serde_json::json;
+
+/// `nobody` on Debian; any uid other than the daemon's (root here and in CI) would do.
+const OTHER_UID: u32 = 65534;
 
 #[test]
 fn a_secret_in_tool_arguments_is_blocked_by_rule_name() {
@@ -117,4 +126,115 @@ fn calls_are_audited_and_followed() {
     assert_eq!(streamed[2]["calls"][0]["name"], "nope");
     follower.kill().unwrap();
     follower.wait().unwrap();
+}
+
+/// Runs `program ARGS` as [`OTHER_UID`] with a bare environment.
+fn as_other_user(program: &Path, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .arg(format!("--reuid={OTHER_UID}"))
+        .arg(format!("--regid={OTHER_UID}"))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("run setpriv")
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the daemon's fd table")
+        .count()
+}
+
+/// The socket's mode loosened by hand (0666, every directory above it traversable) lets another
+/// user connect, but not in: `mcp-shim` and `mcpctl` run as `nobody` exit with their protocol
+/// status and say whose socket it is, a raw client that skips that check gets its connection
+/// closed without a byte, the daemon logs each refusal with the uid, keeps no descriptor for
+/// them, and still serves its own user.
+#[test]
+fn another_user_is_refused_even_through_a_loosened_socket() {
+    let daemon = Daemon::start_capturing_stderr(Start::Bound, &[]);
+    let pid = daemon.pid().expect("the daemon runs");
+    // Settle the daemon's own descriptors (engine connection attempts, the audit log) first.
+    daemon.ctl_ok(&["status"]);
+    let before = open_fds(pid);
+
+    // The test's binaries may sit below a directory `nobody` cannot enter.
+    let bins = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bins.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = |name: &str| {
+        let to = bins.path().join(name);
+        std::fs::copy(bin(name), &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        to
+    };
+    let (shim, ctl) = (copy("mcp-shim"), copy("mcpctl"));
+    for dir in [daemon.dir.path(), &daemon.dir.path().join("run")] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+    }
+    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let socket = daemon.socket.to_str().unwrap();
+
+    let refused = format!("the socket belongs to uid 0, not to this user (uid {OTHER_UID})");
+    for (program, args) in [
+        (&shim, vec!["--socket", socket]),
+        (&ctl, vec!["--socket", socket, "status"]),
+    ] {
+        let output = as_other_user(program, &args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(76), "{program:?}: {stderr}");
+        assert!(stderr.contains(&refused), "{program:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{program:?} wrote to stdout");
+    }
+
+    // A raw client does not check the daemon's uid: it says hello and waits for an answer. The
+    // daemon may close before the hello arrives (a broken pipe) or with it unread (a reset).
+    let raw = format!(
+        r#"
+import socket
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect({socket:?})
+try:
+    s.sendall(b'{{"type":"hello","proto":1,"role":"control","client":"raw"}}\n')
+    print(repr(s.recv(4096)))
+except (BrokenPipeError, ConnectionResetError):
+    print("closed")
+"#
+    );
+    let output = as_other_user(Path::new("/usr/bin/python3"), &["-c", &raw]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        ["b''", "closed"].contains(&stdout.trim()),
+        "the daemon answered another user: {stdout}"
+    );
+
+    let uid = format!("uid={OTHER_UID}");
+    wait_for(Duration::from_secs(10), || {
+        daemon.log().matches(&uid).count() >= 3
+    });
+    for line in daemon.log().lines().filter(|l| l.contains(&uid)) {
+        assert!(
+            line.contains("refused a connection from another user"),
+            "{line}"
+        );
+    }
+    wait_for(Duration::from_secs(10), || open_fds(pid) <= before);
+
+    let mut client = daemon.raw_client(&[]);
+    let result = client.initialize("2025-11-25", json!({}));
+    assert_eq!(result["serverInfo"]["name"], "mcp-gateway", "{result}");
+    client.request(json!(2), "tools/list", json!({}));
+    assert_eq!(client.response(&json!(2))["result"]["tools"], json!([]));
+    let status: serde_json::Value =
+        serde_json::from_str(&daemon.ctl_ok(&["--json", "status"])).unwrap();
+    assert_eq!(status["sessions"], 1, "{status}");
 }

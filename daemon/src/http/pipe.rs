@@ -9,6 +9,7 @@ use tokio::io::{AsyncWriteExt, DuplexStream};
 use tokio_util::codec::FramedRead;
 
 use super::Context;
+use crate::hangup::Hangup;
 use crate::jsonrpc::{self, code};
 use crate::lines::{Line, LineCodec, sniff_id};
 use crate::session;
@@ -35,6 +36,8 @@ pub fn open(context: &Arc<Context>, profile: Option<String>, client: String) -> 
     context.tracker.spawn(session::serve(
         lines,
         session_output,
+        // An HTTP session ends when the face closes its input (DELETE, idle, disable).
+        Hangup::never(),
         profile,
         client,
         Arc::clone(&context.gateway),

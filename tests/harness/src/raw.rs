@@ -53,8 +53,13 @@ impl RawClient {
 
     /// Writes one line (a newline is added).
     pub fn send_line(&mut self, line: &str) {
+        self.send_bytes(line.as_bytes());
+    }
+
+    /// Writes one line of any bytes, UTF-8 or not (a newline is added).
+    pub fn send_bytes(&mut self, line: &[u8]) {
         let stdin = self.stdin.as_mut().expect("stdin still open");
-        stdin.write_all(line.as_bytes()).expect("write to the shim");
+        stdin.write_all(line).expect("write to the shim");
         stdin.write_all(b"\n").expect("write to the shim");
         stdin.flush().expect("flush the shim's stdin");
     }

@@ -1,0 +1,275 @@
+//! Hostile peers (issue 7): a server and clients that misbehave on the wire hurt only themselves.
+//! Each test runs the attack on one profile while a second session, on another profile and
+//! server, calls `echo` in a loop; its calls must all succeed within the request timeout, and
+//! their latency during the attack is printed (not asserted: speed belongs to `bench/`). The
+//! daemon's resident memory is read before and after and must stay within a generous bound.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mcp_gateway_tests::{Daemon, RawClient, Start, require_docker, wait_for};
+use serde_json::{Value, json};
+
+/// How much the daemon's resident memory may grow during an attack. Generous: it tells bounded
+/// from unbounded (the attacks below move hundreds of megabytes), not lean from fat.
+const RSS_BOUND_KIB: u64 = 64 * 1024;
+
+/// Longer than the daemon's default MCP line limit (16 MiB).
+const GIANT: usize = 17 * 1024 * 1024;
+
+/// A daemon with a `hostile` profile holding `server` (the fixture with `env`) and a `calm`
+/// profile holding an ordinary fixture.
+fn two_profiles(server: &str, env: &[&str]) -> Daemon {
+    let daemon = Daemon::start(Start::Bound);
+    daemon.add_fixture_with_env(server, env);
+    daemon.add_fixture("calm");
+    daemon.ctl_ok(&["profile", "create", "hostile", "--server", server]);
+    daemon.ctl_ok(&["profile", "create", "calm", "--server", "calm"]);
+    daemon
+}
+
+fn rss_kib(daemon: &Daemon) -> u64 {
+    let pid = daemon.pid().expect("the daemon runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {status}"))
+}
+
+/// A session on the `calm` profile calling `echo` until stopped; each call must be answered
+/// within the harness's answer timeout.
+struct Probe {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<Duration>>,
+}
+
+impl Probe {
+    fn start(daemon: &Daemon) -> Probe {
+        let mut client = daemon.raw_client(&["--profile", "calm"]);
+        client.initialize("2025-11-25", json!({}));
+        // The first call starts the container; only calls after it measure the gateway.
+        let answer = call(&mut client, 0, "echo", json!({"text": "warm"}));
+        assert_eq!(answer["result"]["content"][0]["text"], "warm", "{answer}");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut latencies = Vec::new();
+            let mut id = 1;
+            while !stopped.load(Ordering::Relaxed) {
+                let sent = Instant::now();
+                let answer = call(&mut client, id, "echo", json!({"text": id.to_string()}));
+                latencies.push(sent.elapsed());
+                assert_eq!(
+                    answer["result"]["content"][0]["text"],
+                    id.to_string(),
+                    "{answer}"
+                );
+                id += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            latencies
+        });
+        Probe { stop, thread }
+    }
+
+    /// Stops the probe and prints its latencies under `label`.
+    fn finish(self, label: &str) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut latencies = self.thread.join().expect("the calm session's calls failed");
+        assert!(!latencies.is_empty(), "the calm session made no call");
+        latencies.sort();
+        let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+        eprintln!(
+            "{label}: the calm session's echo during the attack: {} calls, p50 {:?}, p99 {:?}, max {:?}",
+            latencies.len(),
+            at(0.5),
+            at(0.99),
+            latencies[latencies.len() - 1]
+        );
+    }
+}
+
+/// Ends an attack: stops the probe and prints its latencies, prints the daemon's memory before
+/// and now, and fails when it grew past the bound.
+fn end_attack(daemon: &Daemon, probe: Probe, before: u64, label: &str) {
+    let after = rss_kib(daemon);
+    probe.finish(label);
+    eprintln!("{label}: daemon RSS {before} KiB before, {after} KiB after");
+    assert!(
+        after < before + RSS_BOUND_KIB,
+        "{label}: the daemon grew from {before} KiB to {after} KiB"
+    );
+}
+
+fn call(client: &mut RawClient, id: u64, name: &str, arguments: Value) -> Value {
+    client.request(
+        json!(id),
+        "tools/call",
+        json!({"name": name, "arguments": arguments}),
+    );
+    client.response(&json!(id))
+}
+
+fn error_message(answer: &Value) -> &str {
+    answer["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error: {answer}"))
+}
+
+fn text(answer: &Value) -> &str {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text result: {answer}"))
+}
+
+/// Giant lines, invalid UTF-8, unsolicited junk, responses to ids the server never got, a flood
+/// of notifications and silence: the caller gets an error or its answer for each, and the
+/// session stays usable.
+#[test]
+fn a_hostile_server_hurts_only_its_own_calls() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = two_profiles("evil", &["MCP_FIXTURE_HOSTILE=1"]);
+    let mut client = daemon.raw_client(&["--profile", "hostile"]);
+    client.initialize("2025-11-25", json!({}));
+    assert_eq!(
+        text(&call(&mut client, 1, "strays", json!({}))),
+        "strays sent"
+    );
+    let probe = Probe::start(&daemon);
+    let before = rss_kib(&daemon);
+
+    let giant = call(&mut client, 2, "giant", json!({"bytes": GIANT}));
+    assert!(error_message(&giant).contains("too long"), "{giant}");
+    let garbage = call(&mut client, 3, "garbage", json!({}));
+    assert!(error_message(&garbage).contains("not UTF-8"), "{garbage}");
+    let noise = call(&mut client, 4, "noise", json!({"bytes": GIANT}));
+    assert_eq!(text(&noise), "noise sent");
+    let strays = call(&mut client, 5, "strays", json!({}));
+    assert_eq!(text(&strays), "strays sent");
+    let flood = call(
+        &mut client,
+        6,
+        "flood",
+        json!({"count": 20000, "bytes": 1024}),
+    );
+    assert_eq!(text(&flood), "flooded 20000");
+    assert!(
+        client
+            .seen
+            .iter()
+            .any(|m| m["method"] == "notifications/fixture/flood"),
+        "the flood's notifications reach a client that reads"
+    );
+    client.seen.clear();
+    client.request(
+        json!(7),
+        "tools/call",
+        json!({"name": "silent", "arguments": {}}),
+    );
+    let cancelled = json!({"requestId": 7, "reason": "the test gave up"});
+    std::thread::sleep(Duration::from_millis(500));
+    client.notify("notifications/cancelled", cancelled);
+    wait_for(Duration::from_secs(20), || {
+        daemon
+            .ctl_ok(&["server", "logs", "evil"])
+            .contains("cancelled ")
+    });
+    client.request(json!(8), "ping", json!({}));
+    assert_eq!(client.response(&json!(8))["result"], json!({}));
+
+    end_attack(&daemon, probe, before, "hostile server");
+    assert!(
+        client.seen.iter().all(|m| m["id"] != json!(7)),
+        "a cancelled call was answered"
+    );
+}
+
+/// A client connected straight to the socket that asks the hostile server for a flood of large
+/// notifications and never reads: its notifications are dropped once a few megabytes wait for
+/// it, so the daemon's memory stays bounded, and other sessions keep working.
+#[test]
+fn a_client_that_does_not_read_costs_bounded_memory() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = two_profiles("evil", &["MCP_FIXTURE_HOSTILE=1"]);
+    let probe = Probe::start(&daemon);
+    let before = rss_kib(&daemon);
+
+    let mut stuck = UnixStream::connect(&daemon.socket).unwrap();
+    let lines = [
+        json!({"type": "hello", "proto": 1, "role": "mcp", "client": "stuck", "profile": "hostile"}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "stuck", "version": "0"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "flood", "arguments": {"count": 400, "bytes": 1024 * 1024}}}),
+    ];
+    for line in lines {
+        writeln!(stuck, "{line}").unwrap();
+    }
+    wait_for(Duration::from_secs(120), || {
+        daemon
+            .ctl_ok(&["server", "logs", "evil"])
+            .contains("flooded 400")
+    });
+    // The gateway reads the server's last lines a moment after it wrote them.
+    std::thread::sleep(Duration::from_secs(1));
+    end_attack(&daemon, probe, before, "client that does not read 400 MiB");
+    drop(stuck);
+}
+
+/// A client that sends giant lines, invalid UTF-8, a flood of notifications and responses to
+/// requests it was never sent: it gets an error for each line that has an id, its session keeps
+/// answering, and the other session does not notice.
+#[test]
+fn a_hostile_client_hurts_only_itself() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = two_profiles("victim", &[]);
+    let mut client = daemon.raw_client(&["--profile", "hostile"]);
+    client.initialize("2025-11-25", json!({}));
+    let probe = Probe::start(&daemon);
+    let before = rss_kib(&daemon);
+
+    let mut giant = br#"{"jsonrpc":"2.0","id":"giant","method":"tools/call","params":{"name":"echo","arguments":{"text":""#.to_vec();
+    giant.resize(GIANT, b'x');
+    giant.extend_from_slice(br#""}}}"#);
+    client.send_bytes(&giant);
+    let answer = client.response(&json!("giant"));
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+
+    client.send_bytes(b"{\"jsonrpc\":\"2.0\",\"id\":\"bytes\",\"method\":\"ping\",\"params\":{\"x\":\"\xff\xfe\"}}");
+    let answer = client.response(&json!("bytes"));
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
+
+    for n in 0..20000 {
+        client.notify("notifications/hostile/flood", json!({"n": n}));
+    }
+    for n in 0..1000 {
+        client.send(&json!({"jsonrpc": "2.0", "id": 100_000 + n, "result": {}}));
+    }
+    client.send_line("not json at all");
+    let answer = client
+        .wait(mcp_gateway_tests::ANSWER_TIMEOUT, |m| {
+            m["id"].is_null() && m.get("error").is_some()
+        })
+        .expect("a parse error for the line that is not JSON");
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
+    assert_eq!(
+        text(&call(&mut client, 9, "echo", json!({"text": "still here"}))),
+        "still here"
+    );
+
+    end_attack(&daemon, probe, before, "hostile client");
+}
