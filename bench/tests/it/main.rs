@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use mcp_gateway_tests::require_docker;
+use mcp_gateway_tests::{fixture_image, require_docker};
 use serde_json::Value;
 
 fn row<'a>(rows: &'a [Value], prefix: &str) -> &'a Value {
@@ -43,6 +43,9 @@ fn a_quick_run_measures_every_figure() {
             "5",
         ])
         .args(["--cycles", "10"])
+        // The image `tests/run.sh` has just built from this tree: the benchmark's own tag is only
+        // built when missing, so on a machine that ran an older benchmark it may be stale.
+        .args(["--image", fixture_image()])
         .output()
         .expect("run mcp-gateway-bench");
     let stderr = String::from_utf8_lossy(&output.stderr);
