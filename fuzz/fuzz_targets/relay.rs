@@ -29,7 +29,11 @@ fn envelope(line: &str) {
         return;
     };
     let params = message.params.as_deref();
-    for edited in [describe(params), tagged(params, &Value::from(7))] {
+    let capabilities = serde_json::json!({ "sampling": {} });
+    for edited in [
+        describe(params, capabilities, Some("info")),
+        tagged(params, &Value::from(7)),
+    ] {
         let edited: Value = serde_json::from_str(edited.get()).expect("edited params are JSON");
         assert!(
             edited.is_object(),
