@@ -26,12 +26,15 @@ const DEBOUNCE: Duration = Duration::from_millis(100);
 
 impl Gateway {
     pub fn register(&self, session: Arc<Downstream>) {
+        self.pool.open_session(session.id);
         self.lock_sessions().insert(session.id, session);
     }
 
-    /// Forgets a client that went away, and withdraws the subscriptions it held.
+    /// Forgets a client that went away, withdraws the subscriptions it held and removes its own
+    /// containers of session-isolated servers.
     pub async fn unregister(&self, session: &Downstream) {
         self.lock_sessions().remove(&session.id);
+        self.pool.end_session(session.id).await;
         let profile = session.profile(&self.config.get());
         let uris: Vec<String> = session
             .subscriptions
@@ -60,6 +63,16 @@ impl Gateway {
             .filter(|s| s.profile(&config) == profile)
             .cloned()
             .collect()
+    }
+
+    /// How many clients each profile serves now, both eras.
+    pub fn session_counts(&self) -> std::collections::HashMap<String, u32> {
+        let config = self.config.get();
+        let mut counts = std::collections::HashMap::new();
+        for session in self.lock_sessions().values() {
+            *counts.entry(session.profile(&config)).or_default() += 1;
+        }
+        counts
     }
 
     /// The legacy clients currently served from `profile`: those that hear every change.
@@ -234,7 +247,7 @@ impl Gateway {
             .unwrap_or_default();
         let params = json!({"level": wanted.name()});
         futures_util::future::join_all(servers.iter().map(|server| async {
-            let upstream = self.upstream(profile, server).await?;
+            let upstream = self.upstream(profile, server, Some(session.id)).await?;
             // Modern servers take a log level per request instead; the method is gone there.
             if upstream.supports("logging") && upstream.era() == Some(Era::Legacy) {
                 let params = jsonrpc::to_raw(&params);
@@ -261,8 +274,14 @@ impl Gateway {
 
     /// A client's notification for the servers (roots changed, or one the gateway does not know):
     /// every running server of the profile hears it; none is started for it.
-    pub async fn notify_servers(&self, profile: &str, method: &str, params: Option<&RawValue>) {
-        for upstream in self.pool.running_upstreams(profile) {
+    pub async fn notify_servers(
+        &self,
+        session: &Downstream,
+        profile: &str,
+        method: &str,
+        params: Option<&RawValue>,
+    ) {
+        for upstream in self.pool.running_upstreams(profile, session.id) {
             upstream.notify(method, params).await;
         }
     }
