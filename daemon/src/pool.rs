@@ -601,7 +601,7 @@ impl Pool {
             .insert(def.image.clone(), attached.image_id.clone());
         let upstream = Upstream::spawn(
             server,
-            profile,
+            (profile, session),
             (attached.stdin, attached.stdout),
             Arc::clone(&stderr),
             self.settings.max_line,

@@ -136,6 +136,44 @@ fn each_session_has_its_own_container_removed_when_the_session_ends() {
         "counter 2 subscribed false"
     );
 
+    // A session container's log message reaches its own session only; a shared one's, both.
+    let log = |client: &mut RawClient, id: u64, tool: &str, message: &str| {
+        let id = json!(id);
+        client.request(
+            id.clone(),
+            "tools/call",
+            json!({"name": tool, "arguments": {"level": "error", "message": message}}),
+        );
+        client.response(&id);
+    };
+    let logged = |message: &'static str| {
+        move |m: &Value| m["method"] == "notifications/message" && m["params"]["data"] == message
+    };
+    log(&mut first, 10, "solo__log", "solo only");
+    assert!(
+        first
+            .wait(Duration::from_secs(5), logged("solo only"))
+            .is_some()
+    );
+    log(&mut first, 11, "alpha__log", "for all");
+    assert!(
+        first
+            .wait(Duration::from_secs(5), logged("for all"))
+            .is_some()
+    );
+    // The shared message, sent after the session one, arriving shows the other session's
+    // message would have arrived by now had it been sent here.
+    assert!(
+        second
+            .wait(Duration::from_secs(5), logged("for all"))
+            .is_some()
+    );
+    assert!(
+        second.wait(Duration::ZERO, logged("solo only")).is_none(),
+        "{:?}",
+        second.seen
+    );
+
     let (_, sessions) = containers_of(&daemon, "solo");
     assert_eq!(sessions.len(), 2, "one container per session: {sessions:?}");
     assert_eq!(containers_of(&daemon, "alpha"), (1, BTreeSet::new()));

@@ -18,7 +18,7 @@ use super::{Gateway, GatewayError, parse_params, string_member};
 use crate::downstream::{Downstream, LogLevel, ServerAsk};
 use crate::jsonrpc::{self, Reply, code};
 use crate::lists::ListKind;
-use crate::upstream::{Caller, Era, ServerEvent};
+use crate::upstream::{Caller, Era, ServerEvent, Upstream};
 use crate::{modern, names};
 
 /// How long a burst of list changes is collected before clients hear of it once.
@@ -292,10 +292,11 @@ impl Gateway {
             match event {
                 ServerEvent::Notification {
                     profile,
+                    session,
                     server,
                     method,
                     params,
-                } => self.on_notification(&profile, &server, &method, params),
+                } => self.on_notification((&profile, session), &server, &method, params),
                 ServerEvent::Request {
                     upstream,
                     id,
@@ -303,8 +304,7 @@ impl Gateway {
                     params,
                     owners,
                 } => {
-                    let client =
-                        self.pick_client(upstream.profile(), &method, params.as_deref(), &owners);
+                    let client = self.pick_client(&upstream, &method, params.as_deref(), &owners);
                     // A modern client is not asked directly: its call turns the request into an
                     // `input_required` result.
                     let (id, method, params, client) = match client {
@@ -331,28 +331,52 @@ impl Gateway {
         }
     }
 
+    /// Routes a server's notification: to the profile's clients, or only to the session whose
+    /// own container sent it. A session container's list change is only announced to its
+    /// session: the profile's tables come from its shared listing, which did not change.
     fn on_notification(
         self: &Arc<Self>,
-        profile: &str,
+        (profile, owner): (&str, Option<u64>),
         server: &str,
         method: &str,
         params: Option<Box<RawValue>>,
     ) {
         match method {
-            "notifications/message" => self.forward_log(profile, server, params.as_deref()),
-            "notifications/resources/updated" => {
-                self.forward_update(profile, server, params.as_deref())
+            "notifications/message" => {
+                self.forward_log((profile, owner), server, params.as_deref())
             }
-            _ if !ListKind::changed_by(method).is_empty() => self.list_changed(profile, method),
+            "notifications/resources/updated" => {
+                self.forward_update((profile, owner), server, params.as_deref())
+            }
+            _ if !ListKind::changed_by(method).is_empty() => match owner {
+                None => self.list_changed(profile, method),
+                Some(_) => {
+                    for session in self.audience(self.clients_of(profile), owner) {
+                        announce(&session, method);
+                    }
+                }
+            },
             _ => {
-                for session in self.sessions_of(profile) {
+                for session in self.audience(self.sessions_of(profile), owner) {
                     session.notify(method, params.as_deref());
                 }
             }
         }
     }
 
-    fn forward_log(&self, profile: &str, server: &str, params: Option<&RawValue>) {
+    /// `sessions`, or only the one owning the container (`owner`) among them.
+    fn audience(&self, sessions: Vec<Arc<Downstream>>, owner: Option<u64>) -> Vec<Arc<Downstream>> {
+        let mut sessions = sessions;
+        sessions.retain(|s| owner.is_none_or(|id| s.id == id));
+        sessions
+    }
+
+    fn forward_log(
+        &self,
+        (profile, owner): (&str, Option<u64>),
+        server: &str,
+        params: Option<&RawValue>,
+    ) {
         let Ok(mut params) = parse_params(params) else {
             return;
         };
@@ -362,7 +386,7 @@ impl Gateway {
             .and_then(LogLevel::parse);
         params.insert("logger".into(), Value::from(server));
         let params = jsonrpc::to_raw(&Value::Object(params));
-        for session in self.sessions_of(profile) {
+        for session in self.audience(self.sessions_of(profile), owner) {
             if session
                 .log_level()
                 .is_none_or(|min| level.is_none_or(|l| l >= min))
@@ -373,7 +397,12 @@ impl Gateway {
     }
 
     /// Sends `resources/updated` to the clients subscribed to the URI, in the form each knows.
-    fn forward_update(&self, profile: &str, server: &str, params: Option<&RawValue>) {
+    fn forward_update(
+        &self,
+        (profile, owner): (&str, Option<u64>),
+        server: &str,
+        params: Option<&RawValue>,
+    ) {
         let Ok(mut params) = parse_params(params) else {
             return;
         };
@@ -382,7 +411,7 @@ impl Gateway {
         };
         let rewritten = format!("{}{server}/{uri}", names::URI_PREFIX);
         let method = "notifications/resources/updated";
-        for session in self.clients_of(profile) {
+        for session in self.audience(self.clients_of(profile), owner) {
             let known = {
                 let mine = session
                     .subscriptions
@@ -439,18 +468,18 @@ impl Gateway {
     }
 
     /// The client a server's request goes to: one whose call the server is working on (the most
-    /// recent one that can answer), else the most recent client of the profile that can; with
-    /// none, the error the server gets.
+    /// recent one that can answer), else the most recent client of the profile that can (of a
+    /// session's own container: that session); with none, the error the server gets.
     fn pick_client(
         &self,
-        profile: &str,
+        upstream: &Upstream,
         method: &str,
         params: Option<&RawValue>,
         owners: &[Arc<Downstream>],
     ) -> Result<Arc<Downstream>, (i64, String)> {
         let can = |s: &&Arc<Downstream>| s.can_answer(method, params);
         let chosen = if owners.is_empty() {
-            self.sessions_of(profile)
+            self.audience(self.sessions_of(upstream.profile()), upstream.session())
                 .iter()
                 .filter(can)
                 .max_by_key(|s| s.last_active())
