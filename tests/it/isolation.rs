@@ -62,7 +62,8 @@ fn containers_of(daemon: &Daemon, server: &str) -> (usize, BTreeSet<String>) {
     (shared, sessions)
 }
 
-fn bump(client: &mut RawClient, id: u64, tool: &str) -> String {
+/// Calls the fixture's `bump` tool as `tool` and returns the counter it reports.
+fn bump(client: &mut RawClient, id: u64, tool: &str) -> u64 {
     let id = json!(id);
     client.request(
         id.clone(),
@@ -70,7 +71,10 @@ fn bump(client: &mut RawClient, id: u64, tool: &str) -> String {
         json!({"name": tool, "arguments": {}}),
     );
     let response = client.response(&id);
-    first_text(&response["result"]).to_owned()
+    let text = first_text(&response["result"]);
+    text.strip_prefix("counter ")
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("not a bump answer: {text}"))
 }
 
 /// `server ls --json`'s container rows for `server`.
@@ -115,26 +119,11 @@ fn each_session_has_its_own_container_removed_when_the_session_ends() {
     second.initialize("2025-11-25", json!({}));
 
     // The session-isolated counter counts each session's calls apart; the shared one counts all.
-    assert_eq!(
-        bump(&mut first, 1, "solo__bump"),
-        "counter 1 subscribed false"
-    );
-    assert_eq!(
-        bump(&mut first, 2, "solo__bump"),
-        "counter 2 subscribed false"
-    );
-    assert_eq!(
-        bump(&mut second, 1, "solo__bump"),
-        "counter 1 subscribed false"
-    );
-    assert_eq!(
-        bump(&mut first, 3, "alpha__bump"),
-        "counter 1 subscribed false"
-    );
-    assert_eq!(
-        bump(&mut second, 2, "alpha__bump"),
-        "counter 2 subscribed false"
-    );
+    assert_eq!(bump(&mut first, 1, "solo__bump"), 1);
+    assert_eq!(bump(&mut first, 2, "solo__bump"), 2);
+    assert_eq!(bump(&mut second, 1, "solo__bump"), 1);
+    assert_eq!(bump(&mut first, 3, "alpha__bump"), 1);
+    assert_eq!(bump(&mut second, 2, "alpha__bump"), 2);
 
     // A session container's log message reaches its own session only; a shared one's, both.
     let log = |client: &mut RawClient, id: u64, tool: &str, message: &str| {
@@ -205,10 +194,7 @@ fn each_session_has_its_own_container_removed_when_the_session_ends() {
         containers_of(&daemon, "solo").1.len() == 1
     });
     assert_eq!(running_session_rows(&daemon, "solo").len(), 1);
-    assert_eq!(
-        bump(&mut second, 3, "solo__bump"),
-        "counter 2 subscribed false"
-    );
+    assert_eq!(bump(&mut second, 3, "solo__bump"), 2);
 
     // So does one whose bridge is SIGKILLed (dropping a raw client kills its shim): the
     // daemon sees the end of the session's socket.
@@ -229,10 +215,7 @@ fn session_containers_are_removed_at_shutdown() {
     two_servers(&daemon);
     let mut client = daemon.raw_client(&[]);
     client.initialize("2025-11-25", json!({}));
-    assert_eq!(
-        bump(&mut client, 1, "solo__bump"),
-        "counter 1 subscribed false"
-    );
+    assert_eq!(bump(&mut client, 1, "solo__bump"), 1);
     assert_eq!(containers_of(&daemon, "solo").1.len(), 1);
     assert!(daemon.stop());
     assert!(daemon.containers().is_empty(), "{:?}", daemon.containers());
