@@ -273,7 +273,8 @@ impl Gateway {
     }
 
     /// A client's notification for the servers (roots changed, or one the gateway does not know):
-    /// every running server of the profile hears it; none is started for it.
+    /// every running server the session reaches (the profile's shared ones and its own) hears
+    /// it; none is started for it.
     pub async fn notify_servers(
         &self,
         session: &Downstream,
@@ -351,24 +352,17 @@ impl Gateway {
             _ if !ListKind::changed_by(method).is_empty() => match owner {
                 None => self.list_changed(profile, method),
                 Some(_) => {
-                    for session in self.audience(self.clients_of(profile), owner) {
+                    for session in audience(self.clients_of(profile), owner) {
                         announce(&session, method);
                     }
                 }
             },
             _ => {
-                for session in self.audience(self.sessions_of(profile), owner) {
+                for session in audience(self.sessions_of(profile), owner) {
                     session.notify(method, params.as_deref());
                 }
             }
         }
-    }
-
-    /// `sessions`, or only the one owning the container (`owner`) among them.
-    fn audience(&self, sessions: Vec<Arc<Downstream>>, owner: Option<u64>) -> Vec<Arc<Downstream>> {
-        let mut sessions = sessions;
-        sessions.retain(|s| owner.is_none_or(|id| s.id == id));
-        sessions
     }
 
     fn forward_log(
@@ -386,7 +380,7 @@ impl Gateway {
             .and_then(LogLevel::parse);
         params.insert("logger".into(), Value::from(server));
         let params = jsonrpc::to_raw(&Value::Object(params));
-        for session in self.audience(self.sessions_of(profile), owner) {
+        for session in audience(self.sessions_of(profile), owner) {
             if session
                 .log_level()
                 .is_none_or(|min| level.is_none_or(|l| l >= min))
@@ -411,7 +405,7 @@ impl Gateway {
         };
         let rewritten = format!("{}{server}/{uri}", names::URI_PREFIX);
         let method = "notifications/resources/updated";
-        for session in self.audience(self.clients_of(profile), owner) {
+        for session in audience(self.clients_of(profile), owner) {
             let known = {
                 let mine = session
                     .subscriptions
@@ -479,7 +473,7 @@ impl Gateway {
     ) -> Result<Arc<Downstream>, (i64, String)> {
         let can = |s: &&Arc<Downstream>| s.can_answer(method, params);
         let chosen = if owners.is_empty() {
-            self.audience(self.sessions_of(upstream.profile()), upstream.session())
+            audience(self.sessions_of(upstream.profile()), upstream.session())
                 .iter()
                 .filter(can)
                 .max_by_key(|s| s.last_active())
@@ -495,6 +489,12 @@ impl Gateway {
             )
         })
     }
+}
+
+/// `sessions`, or only the one owning the container (`owner`) among them.
+fn audience(mut sessions: Vec<Arc<Downstream>>, owner: Option<u64>) -> Vec<Arc<Downstream>> {
+    sessions.retain(|s| owner.is_none_or(|id| s.id == id));
+    sessions
 }
 
 /// Tells a client that a list changed: a legacy client directly, a modern one on each of its
