@@ -148,6 +148,17 @@ pub struct ServerAdd {
     /// [default: config.toml's, else 1800]
     #[arg(long, value_name = "SECONDS")]
     pub idle_timeout: Option<u64>,
+    /// Who shares a container of the server: every session of a profile (`shared`), or none,
+    /// each client session getting its own, removed when it ends (`session`) [default: shared]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub isolation: Option<IsolationArg>,
+}
+
+/// `--isolation`: see `isolation` in the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IsolationArg {
+    Shared,
+    Session,
 }
 
 #[derive(Debug, Subcommand)]

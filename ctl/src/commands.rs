@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use mcp_gateway_proto::{
-    ContainerInfo, ContainerState, MountSpec, Network, PullInfo, Request, Response, RunInfo,
-    SecretSource, SecretValue,
+    ContainerInfo, ContainerState, Isolation, MountSpec, Network, PullInfo, Request, Response,
+    RunInfo, SecretSource, SecretValue,
 };
 use serde_json::{Map, Value};
 
 use crate::cli::{
-    CatalogCommand, Cli, Command, OnOff, ProfileCommand, SecretCommand, ServerAdd, ServerCommand,
-    ToolsCommand,
+    CatalogCommand, Cli, Command, IsolationArg, OnOff, ProfileCommand, SecretCommand, ServerAdd,
+    ServerCommand, ToolsCommand,
 };
 use crate::client::Client;
 
@@ -252,6 +252,7 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
                 network,
                 mounts,
                 idle_timeout,
+                isolation,
             } = *add;
             Request::ServerAdd {
                 name,
@@ -272,6 +273,10 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
                     .map(|mount| parse_mount(mount))
                     .collect::<anyhow::Result<_>>()?,
                 idle_timeout,
+                isolation: isolation.map(|isolation| match isolation {
+                    IsolationArg::Shared => Isolation::Shared,
+                    IsolationArg::Session => Isolation::Session,
+                }),
             }
         }
         Command::Server(ServerCommand::Ls) => Request::ServerList,
@@ -610,7 +615,8 @@ fn print_tool_result(result: &Value) {
     }
 }
 
-/// `512m, 1 cpu, 256 pids, network none, idle 1800 s`, then the mounts.
+/// `512m, 1 cpu, 256 pids, network none, idle 1800 s`, then `one per session` for a
+/// session-isolated server, then the mounts.
 fn run_summary(run: &RunInfo) -> String {
     let network = match &run.network {
         Network::None => "none",
@@ -625,6 +631,9 @@ fn run_summary(run: &RunInfo) -> String {
         "{}, {} cpu, {} pids, network {network}, {idle}",
         run.memory, run.cpus, run.pids
     );
+    if run.isolation == Isolation::Session {
+        summary.push_str(", one per session");
+    }
     for mount in &run.mounts {
         let mode = if mount.writable { "rw" } else { "ro" };
         summary.push_str(&format!(", {}:{}:{mode}", mount.source, mount.target));
@@ -644,7 +653,8 @@ pub fn pull_summary(pull: &PullInfo) -> String {
     text
 }
 
-/// One line per profile: `work  running  up 12 s, used 3 s ago`, and the last failure.
+/// One line per container: `work  running  1 session, up 12 s, used 3 s ago`, and the last
+/// failure; a session's own container is `work/session 7`.
 fn container_summary(container: &ContainerInfo) -> String {
     let state = match container.state {
         ContainerState::Starting => "starting",
@@ -654,6 +664,10 @@ fn container_summary(container: &ContainerInfo) -> String {
         _ => "unknown",
     };
     let mut details = Vec::new();
+    if container.state == ContainerState::Running {
+        let plural = if container.sessions == 1 { "" } else { "s" };
+        details.push(format!("{} session{plural}", container.sessions));
+    }
     if let Some(era) = &container.era {
         details.push(format!("speaks {era}"));
     }
@@ -672,11 +686,11 @@ fn container_summary(container: &ContainerInfo) -> String {
     if let Some(error) = &container.last_error {
         details.push(format!("last error: {error}"));
     }
-    format!(
-        "{:<18} {state:<9} {}",
-        container.profile,
-        details.join(", ")
-    )
+    let place = match container.session {
+        Some(session) => format!("{}/session {session}", container.profile),
+        None => container.profile.clone(),
+    };
+    format!("{place:<18} {state:<9} {}", details.join(", "))
 }
 
 #[cfg(test)]

@@ -132,6 +132,7 @@ fn server_add(name: &str, entry: &Yaml, notes: &mut Vec<String>) -> Result<Reque
         network: Some(network),
         mounts,
         idle_timeout,
+        isolation: None,
     })
 }
 

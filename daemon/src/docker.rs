@@ -30,6 +30,8 @@ pub const LABEL_SCOPE: &str = "io.mcp-gateway.scope";
 pub const LABEL_INSTANCE: &str = "io.mcp-gateway.instance";
 pub const LABEL_PROFILE: &str = "io.mcp-gateway.profile";
 pub const LABEL_SERVER: &str = "io.mcp-gateway.server";
+/// On a session-isolated server's container: the id of the client session it belongs to.
+pub const LABEL_SESSION: &str = "io.mcp-gateway.session";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -219,11 +219,17 @@ impl Gateway {
         Ok(table)
     }
 
-    /// The server's running connection, started if needed.
-    async fn upstream(&self, profile: &str, server: &str) -> Result<Arc<Upstream>, GatewayError> {
+    /// The server's running connection, started if needed: for a client session's request to a
+    /// session-isolated server, that session's own container; else the profile's shared one.
+    async fn upstream(
+        &self,
+        profile: &str,
+        server: &str,
+        session: Option<u64>,
+    ) -> Result<Arc<Upstream>, GatewayError> {
         let config = self.config.get();
         let def = definition(&config, server)?;
-        Ok(self.pool.get(profile, server, def).await?)
+        Ok(self.pool.get(profile, server, session, def).await?)
     }
 
     /// Where an exposed tool or prompt name (or resource URI) lives, from the cached table or,
@@ -303,7 +309,11 @@ impl Gateway {
         }
         let mut with_resources = Vec::new();
         for server in &servers {
-            if self.upstream(profile, server).await?.supports("resources") {
+            if self
+                .upstream(profile, server, None)
+                .await?
+                .supports("resources")
+            {
                 with_resources.push(server);
             }
         }
@@ -464,7 +474,7 @@ impl Gateway {
         params: &Map<String, Value>,
         caller: &Caller,
     ) -> Result<Reply, GatewayError> {
-        let upstream = self.upstream(profile, server).await?;
+        let upstream = self.upstream(profile, server, session_of(caller)).await?;
         let params = jsonrpc::to_raw(&Value::Object(params.clone()));
         Ok(upstream.request(method, Some(&params), caller).await?)
     }
@@ -488,6 +498,11 @@ impl Gateway {
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
     }
+}
+
+/// The client session a request is made for; `None` for the gateway's own.
+fn session_of(caller: &Caller) -> Option<u64> {
+    caller.owner.as_ref().map(|owner| owner.id)
 }
 
 /// The catalog's definition of `server`.

@@ -1,5 +1,7 @@
 //! The container pool: one running server per (profile, server), started on first need, shared
-//! by every session of that profile, and removed after its idle timeout.
+//! by every session of that profile, and removed after its idle timeout. A server with
+//! `isolation = "session"` has one per (profile, server, session) for the requests of client
+//! sessions instead, removed when the session ends.
 //!
 //! The pool owns the engine connection, which it (re)establishes lazily: the daemon must start and
 //! answer `status` while the engine is down, and pick the engine up once it appears.
@@ -13,14 +15,14 @@ mod backoff;
 mod pulls;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use backoff::Backoff;
 pub use pulls::{Progress, PullState};
 
-use crate::config::{ConfigStore, Network, RunSettings, ServerDef};
+use crate::config::{ConfigStore, Isolation, Network, RunSettings, ServerDef};
 use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError};
 use crate::logtail::LogTail;
 use crate::upstream::{Era, ServerEvent, Upstream, UpstreamError};
@@ -45,6 +47,8 @@ pub enum PoolError {
     },
     #[error("mcp-gateway is shutting down")]
     ShuttingDown,
+    #[error("the client session has ended")]
+    SessionEnded,
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
@@ -71,7 +75,10 @@ pub struct Pool {
     instance: String,
     uid: u32,
     engine: tokio::sync::Mutex<Option<Arc<Engine>>>,
-    slots: Mutex<HashMap<(String, String), Arc<Slot>>>,
+    slots: Mutex<HashMap<SlotKey, Arc<Slot>>>,
+    /// The client sessions open now: only they may have a container of their own. Taken after
+    /// `slots` when both are needed.
+    sessions: Mutex<HashSet<u64>>,
     seq: std::sync::atomic::AtomicU64,
     /// Where every server's unprompted messages go (the gateway).
     events: tokio::sync::mpsc::Sender<ServerEvent>,
@@ -85,7 +92,10 @@ pub struct Pool {
     pulls: pulls::Pulls,
 }
 
-/// One (profile, server) place in the pool. The async mutex makes concurrent first callers wait
+/// A place in the pool: (profile, server, the session owning it for a session-isolated server).
+type SlotKey = (String, String, Option<u64>);
+
+/// One (profile, server[, session]) place in the pool. The async mutex makes concurrent first callers wait
 /// for the one start in progress instead of starting a container each; `state` is what can be
 /// read without waiting for a start.
 struct Slot {
@@ -171,6 +181,8 @@ impl Running {
 pub struct SlotStatus {
     pub profile: String,
     pub server: String,
+    /// The session whose own container this is.
+    pub session: Option<u64>,
     pub state: SlotPhase,
     pub container: Option<String>,
     pub uptime: Option<Duration>,
@@ -283,6 +295,7 @@ impl Pool {
             uid: nix::unistd::geteuid().as_raw(),
             engine: tokio::sync::Mutex::new(None),
             slots: Mutex::default(),
+            sessions: Mutex::default(),
             seq: Default::default(),
             started: Arc::default(),
             images: Mutex::default(),
@@ -327,24 +340,72 @@ impl Pool {
         Ok(leftovers.len())
     }
 
-    fn slot(&self, profile: &str, server: &str) -> Arc<Slot> {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(
-            slots
-                .entry((profile.to_owned(), server.to_owned()))
-                .or_insert_with(|| Arc::new(Slot::new(server))),
-        )
+    fn lock_slots(&self) -> MutexGuard<'_, HashMap<SlotKey, Arc<Slot>>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The running server for (profile, server), started if needed. Every request to a server
+    fn lock_sessions(&self) -> MutexGuard<'_, HashSet<u64>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The slot for `key`; a session's own slot only while the session is open, checked under
+    /// the same lock `end_session` takes, so no container starts for a session that has ended.
+    fn slot(&self, key: SlotKey) -> Result<Arc<Slot>, PoolError> {
+        let mut slots = self.lock_slots();
+        if let Some(session) = key.2
+            && !self.lock_sessions().contains(&session)
+        {
+            return Err(PoolError::SessionEnded);
+        }
+        let server = key.1.clone();
+        Ok(Arc::clone(
+            slots
+                .entry(key)
+                .or_insert_with(|| Arc::new(Slot::new(&server))),
+        ))
+    }
+
+    /// A client session opened: from now on it may have containers of its own.
+    pub fn open_session(&self, session: u64) {
+        self.lock_sessions().insert(session);
+    }
+
+    /// A client session ended: its own containers are removed (a start in progress is waited
+    /// for, then removed). Returns how many containers were removed.
+    pub async fn end_session(&self, session: u64) -> usize {
+        let ended: Vec<_> = {
+            let mut slots = self.lock_slots();
+            self.lock_sessions().remove(&session);
+            let keys: Vec<_> = slots
+                .keys()
+                .filter(|key| key.2 == Some(session))
+                .cloned()
+                .collect();
+            keys.iter().filter_map(|key| slots.remove(key)).collect()
+        };
+        let mut removed = 0;
+        for slot in ended {
+            if let Some(running) = slot.running.lock().await.take() {
+                tracing::info!(session, server = %slot.server, "removing the session's container");
+                self.stop(&slot, running).await;
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// The running server for (profile, server), started if needed; for a session-isolated
+    /// server and a request of a client session, that session's own. Every request to a server
     /// comes through here, which is what marks the container as used.
     pub async fn get(
         &self,
         profile: &str,
         server: &str,
+        session: Option<u64>,
         def: &ServerDef,
     ) -> Result<Arc<Upstream>, PoolError> {
-        let slot = self.slot(profile, server);
+        let session = session.filter(|_| def.isolation == Isolation::Session);
+        let slot = self.slot((profile.to_owned(), server.to_owned(), session))?;
         let (def, run) = self.resolve(profile, server, def);
         let def = def.as_ref();
         slot.lock().last_used = Some(Instant::now());
@@ -365,7 +426,9 @@ impl Pool {
         if self.closing.load(std::sync::atomic::Ordering::Acquire) {
             return Err(PoolError::ShuttingDown);
         }
-        let started = self.start(&slot, profile, server, def, run).await?;
+        let started = self
+            .start(&slot, (profile, server, session), def, run)
+            .await?;
         let upstream = Arc::clone(&started.upstream);
         *running = Some(started);
         self.started.notify_one();
@@ -393,14 +456,12 @@ impl Pool {
         (Cow::Owned(merged), run)
     }
 
-    /// The running server for (profile, server) if it is up and current, without starting or
+    /// The shared running server for (profile, server) if it is up and current, without starting or
     /// waiting for one; it counts as a use.
     pub fn current(&self, profile: &str, server: &str, def: &ServerDef) -> Option<Arc<Upstream>> {
         let slot = self
-            .slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(profile.to_owned(), server.to_owned()))
+            .lock_slots()
+            .get(&(profile.to_owned(), server.to_owned(), None))
             .cloned()?;
         let (def, run) = self.resolve(profile, server, def);
         let running = slot.running.try_lock().ok()?;
@@ -409,12 +470,10 @@ impl Pool {
         Some(Arc::clone(&current.upstream))
     }
 
-    /// Whether (profile, server) has a container up, current or not, busy or not.
+    /// Whether (profile, server) has a shared container up, current or not, busy or not.
     pub fn has_container(&self, profile: &str, server: &str) -> bool {
-        self.slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(profile.to_owned(), server.to_owned()))
+        self.lock_slots()
+            .get(&(profile.to_owned(), server.to_owned(), None))
             .is_some_and(|slot| slot.lock().container.is_some())
     }
 
@@ -437,8 +496,7 @@ impl Pool {
     async fn start(
         &self,
         slot: &Arc<Slot>,
-        profile: &str,
-        server: &str,
+        key: (&str, &str, Option<u64>),
         def: &ServerDef,
         run: RunSettings,
     ) -> Result<Running, PoolError> {
@@ -447,7 +505,7 @@ impl Pool {
             state.starting = true;
             state.tried = Some((def.clone(), run.clone()));
         }
-        let result = self.launch(slot, profile, server, def, run).await;
+        let result = self.launch(slot, key, def, run).await;
         let mut state = slot.lock();
         state.starting = false;
         match &result {
@@ -476,8 +534,7 @@ impl Pool {
     async fn launch(
         &self,
         slot: &Arc<Slot>,
-        profile: &str,
-        server: &str,
+        (profile, server, session): (&str, &str, Option<u64>),
         def: &ServerDef,
         run: RunSettings,
     ) -> Result<Running, PoolError> {
@@ -502,6 +559,17 @@ impl Pool {
                 reason,
             })?;
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut labels = vec![
+            (docker::LABEL_MANAGED, "true".into()),
+            (docker::LABEL_UID, self.uid.to_string()),
+            (docker::LABEL_SCOPE, self.settings.scope.clone()),
+            (docker::LABEL_INSTANCE, self.instance.clone()),
+            (docker::LABEL_PROFILE, profile.to_owned()),
+            (docker::LABEL_SERVER, server.to_owned()),
+        ];
+        if let Some(session) = session {
+            labels.push((docker::LABEL_SESSION, session.to_string()));
+        }
         let spec = ContainerSpec {
             name: format!("mcp-gw-{profile}-{server}-{}-{seq}", self.instance),
             image: def.image.clone(),
@@ -512,14 +580,7 @@ impl Pool {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .chain(secrets)
                 .collect(),
-            labels: vec![
-                (docker::LABEL_MANAGED, "true".into()),
-                (docker::LABEL_UID, self.uid.to_string()),
-                (docker::LABEL_SCOPE, self.settings.scope.clone()),
-                (docker::LABEL_INSTANCE, self.instance.clone()),
-                (docker::LABEL_PROFILE, profile.to_owned()),
-                (docker::LABEL_SERVER, server.to_owned()),
-            ],
+            labels,
             memory: run.memory,
             nano_cpus: run.nano_cpus,
             pids: run.pids,
@@ -547,12 +608,12 @@ impl Pool {
                 server: server.to_owned(),
                 reason: err.to_string(),
             })?;
-        tracing::info!(profile, server, container = %attached.id, "started {}", def.image);
+        tracing::info!(profile, server, session, container = %attached.id, "started {}", def.image);
         self.lock_images()
             .insert(def.image.clone(), attached.image_id.clone());
         let upstream = Upstream::spawn(
             server,
-            profile,
+            (profile, session),
             (attached.stdin, attached.stdout),
             Arc::clone(&stderr),
             self.settings.max_line,
@@ -620,14 +681,12 @@ impl Pool {
     async fn reap_idle(&self) -> Duration {
         // Without containers the reaper sleeps until one starts.
         let mut next = Duration::from_secs(3600);
-        let slots: Vec<_> = {
-            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots
-                .iter()
-                .map(|(k, s)| (k.clone(), Arc::clone(s)))
-                .collect()
-        };
-        for ((profile, server), slot) in slots {
+        let slots: Vec<_> = self
+            .lock_slots()
+            .iter()
+            .map(|(k, s)| (k.clone(), Arc::clone(s)))
+            .collect();
+        for ((profile, server, _), slot) in slots {
             // A slot whose lock is taken is starting a container or handing one out: in use.
             let Ok(mut running) = slot.running.try_lock() else {
                 continue;
@@ -686,14 +745,12 @@ impl Pool {
     /// its backoff, so the next request that needs it starts it at once. Returns how many
     /// containers were removed.
     pub async fn stop_server(&self, server: &str) -> usize {
-        let slots: Vec<_> = {
-            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots
-                .iter()
-                .filter(|((_, s), _)| s == server)
-                .map(|(_, slot)| Arc::clone(slot))
-                .collect()
-        };
+        let slots: Vec<_> = self
+            .lock_slots()
+            .iter()
+            .filter(|((_, s, _), _)| s == server)
+            .map(|(_, slot)| Arc::clone(slot))
+            .collect();
         let mut stopped = 0;
         for slot in slots {
             let mut running = slot.running.lock().await;
@@ -710,36 +767,45 @@ impl Pool {
         stopped
     }
 
-    /// The stderr of `server`'s last container in each profile that ran it, by profile.
+    /// The stderr of `server`'s last container in each profile that ran it (and each open
+    /// session's own), by profile.
     pub fn logs(&self, server: &str) -> Vec<(String, Arc<LogTail>)> {
-        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let slots = self.lock_slots();
         let mut logs: Vec<_> = slots
             .iter()
-            .filter(|((_, s), _)| s == server)
-            .filter_map(|((profile, _), slot)| Some((profile.clone(), slot.lock().stderr.clone()?)))
+            .filter(|((_, s, _), _)| s == server)
+            .filter_map(|((profile, ..), slot)| {
+                Some((profile.clone(), slot.lock().stderr.clone()?))
+            })
             .collect();
         logs.sort_by(|a, b| a.0.cmp(&b.0));
         logs
     }
 
-    /// (profile, server) pairs with a live container, for `status` and `server ls`.
+    /// (profile, server) pairs with a live container, for `status` and `server ls`; a pair with
+    /// several session containers is there once per container.
     pub fn running(&self) -> Vec<(String, String)> {
-        let mut live: Vec<_> = self.live().into_iter().map(|(key, _)| key).collect();
+        let mut live: Vec<_> = self
+            .live()
+            .into_iter()
+            .map(|((profile, server, _), _)| (profile, server))
+            .collect();
         live.sort();
         live
     }
 
-    /// The live connections of a profile's servers; servers starting right now are left out.
-    pub fn running_upstreams(&self, profile: &str) -> Vec<Arc<Upstream>> {
+    /// The live connections a session of `profile` reaches: the profile's shared servers and
+    /// the session's own containers; servers starting right now are left out.
+    pub fn running_upstreams(&self, profile: &str, session: u64) -> Vec<Arc<Upstream>> {
         self.live()
             .into_iter()
-            .filter(|((p, _), _)| p == profile)
+            .filter(|((p, _, owner), _)| p == profile && owner.is_none_or(|o| o == session))
             .map(|(_, upstream)| upstream)
             .collect()
     }
 
-    fn live(&self) -> Vec<((String, String), Arc<Upstream>)> {
-        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+    fn live(&self) -> Vec<(SlotKey, Arc<Upstream>)> {
+        let slots = self.lock_slots();
         slots
             .iter()
             .filter_map(|(key, slot)| {
@@ -752,17 +818,15 @@ impl Pool {
 
     /// Every (profile, server) that has had a container since the daemon started, sorted.
     pub fn statuses(&self) -> Vec<SlotStatus> {
-        let slots: Vec<_> = {
-            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots
-                .iter()
-                .map(|(k, s)| (k.clone(), Arc::clone(s)))
-                .collect()
-        };
+        let slots: Vec<_> = self
+            .lock_slots()
+            .iter()
+            .map(|(k, s)| (k.clone(), Arc::clone(s)))
+            .collect();
         let now = Instant::now();
         let mut statuses: Vec<SlotStatus> = slots
             .into_iter()
-            .map(|((profile, server), slot)| {
+            .map(|((profile, server, session), slot)| {
                 let state = slot.lock();
                 let retry_in = state
                     .failure
@@ -782,6 +846,7 @@ impl Pool {
                 SlotStatus {
                     profile,
                     server,
+                    session,
                     state: phase,
                     container: state.container.as_ref().map(|(id, _)| id.clone()),
                     uptime: state.container.as_ref().map(|(_, since)| now - *since),
@@ -793,7 +858,9 @@ impl Pool {
                 }
             })
             .collect();
-        statuses.sort_by(|a, b| (&a.profile, &a.server).cmp(&(&b.profile, &b.server)));
+        statuses.sort_by(|a, b| {
+            (&a.profile, &a.server, a.session).cmp(&(&b.profile, &b.server, b.session))
+        });
         statuses
     }
 
@@ -801,10 +868,7 @@ impl Pool {
     pub async fn shutdown(&self) {
         self.closing
             .store(true, std::sync::atomic::Ordering::Release);
-        let slots: Vec<_> = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.drain().map(|(_, slot)| slot).collect()
-        };
+        let slots: Vec<_> = self.lock_slots().drain().map(|(_, slot)| slot).collect();
         let stops = slots.into_iter().map(|slot| async move {
             if let Some(running) = slot.running.lock().await.take() {
                 self.stop(&slot, running).await;

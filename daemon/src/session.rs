@@ -287,7 +287,7 @@ impl Session {
             _ => {
                 let profile = self.peer.profile(&self.gateway.config.get());
                 self.gateway
-                    .notify_servers(&profile, method, message.params.as_deref())
+                    .notify_servers(&self.peer, &profile, method, message.params.as_deref())
                     .await;
             }
         }

@@ -63,6 +63,8 @@ pub enum ServerEvent {
     /// A notification other than progress and cancellation (logs, list changes, updates…).
     Notification {
         profile: String,
+        /// The client session owning the container, for a session-isolated server.
+        session: Option<u64>,
         server: String,
         method: String,
         params: Option<Box<RawValue>>,
@@ -101,6 +103,8 @@ impl Caller {
 pub struct Upstream {
     name: String,
     profile: String,
+    /// The client session this container belongs to (`isolation = "session"`).
+    session: Option<u64>,
     outgoing: mpsc::Sender<String>,
     pending: Mutex<HashMap<u64, Pending>>,
     /// Server requests relayed to a client: the server's id (as JSON text) → the client and the
@@ -150,7 +154,7 @@ impl Upstream {
     /// Starts the reader and writer tasks over the server's stdout and stdin.
     pub fn spawn(
         name: &str,
-        profile: &str,
+        (profile, session): (&str, Option<u64>),
         (stdin, stdout): (
             impl AsyncWrite + Send + 'static,
             impl AsyncRead + Send + 'static,
@@ -163,6 +167,7 @@ impl Upstream {
         let upstream = Arc::new(Upstream {
             name: name.to_owned(),
             profile: profile.to_owned(),
+            session,
             outgoing,
             pending: Mutex::default(),
             relayed: Mutex::default(),
@@ -180,6 +185,11 @@ impl Upstream {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The client session this container belongs to, if it is one session's own.
+    pub fn session(&self) -> Option<u64> {
+        self.session
     }
 
     pub fn profile(&self) -> &str {
@@ -412,6 +422,7 @@ impl Upstream {
             _ => {
                 let event = ServerEvent::Notification {
                     profile: self.profile.clone(),
+                    session: self.session,
                     server: self.name.clone(),
                     method,
                     params: message.params,

@@ -48,6 +48,9 @@ pub enum Request {
         /// the daemon's default.
         #[serde(default)]
         idle_timeout: Option<u64>,
+        /// Who shares a container of the server; `None` keeps what the entry has (shared).
+        #[serde(default)]
+        isolation: Option<Isolation>,
     },
     /// Every server in the catalog, with its running containers.
     ServerList,
@@ -443,6 +446,17 @@ pub enum Network {
     Named(String),
 }
 
+/// Which sessions share a container of a server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// One container per (profile, server), used by every session of the profile.
+    #[default]
+    Shared,
+    /// One container per client session, removed when the session ends.
+    Session,
+}
+
 /// A bind mount from the host, read-only unless `writable`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountSpec {
@@ -465,12 +479,21 @@ pub struct RunInfo {
     /// Seconds without a request before the container is removed; `None`: never.
     #[serde(default)]
     pub idle_timeout: Option<u64>,
+    #[serde(default)]
+    pub isolation: Isolation,
 }
 
 /// One (profile, server) container as the pool sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerInfo {
     pub profile: String,
+    /// The client session whose own container this is (`isolation = "session"`); `None` for a
+    /// container the profile's sessions share.
+    #[serde(default)]
+    pub session: Option<u64>,
+    /// How many connected sessions use the container.
+    #[serde(default)]
+    pub sessions: u32,
     pub state: ContainerState,
     /// The engine's id while a container exists.
     #[serde(default)]

@@ -22,9 +22,10 @@ mod paths;
 
 pub use client::{ConnectError, Connection, connect};
 pub use control::{
-    CallRecord, CatalogEntry, ContainerInfo, ContainerState, ErrorKind, LogLine, MountSpec,
-    Network, ProfileInfo, PullInfo, Request, Response, RunInfo, SecretInfo, SecretSource,
-    SecretValue, ServerDetail, ServerInfo, StatusInfo, ToolInfo, validate_secret_name,
+    CallRecord, CatalogEntry, ContainerInfo, ContainerState, ErrorKind, Isolation, LogLine,
+    MountSpec, Network, ProfileInfo, PullInfo, Request, Response, RunInfo, SecretInfo,
+    SecretSource, SecretValue, ServerDetail, ServerInfo, StatusInfo, ToolInfo,
+    validate_secret_name,
 };
 pub use control::{Check, CheckStatus, ServerCounts};
 pub use framing::{LineError, MAX_CONTROL_LINE, MAX_MCP_LINE, decode, encode};

@@ -9,6 +9,7 @@ mod fidelity;
 mod hostile;
 mod http;
 mod images;
+mod isolation;
 mod leaks;
 mod lifecycle;
 mod modern;

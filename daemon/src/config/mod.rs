@@ -21,7 +21,9 @@ pub use builtin::builtin;
 use files::Stamp;
 pub use files::{FileError, read_text, write_private};
 pub use http::HttpSettings;
-pub use model::{Catalog, Config, DEFAULT_PROFILE, Profile, Profiles, ServerDef, validate_name};
+pub use model::{
+    Catalog, Config, DEFAULT_PROFILE, Isolation, Profile, Profiles, ServerDef, validate_name,
+};
 pub use run::{Cpus, Memory, Mount, Network, RunSettings, Settings};
 pub use secrets::{SecretError, Secrets, Source as SecretSource};
 

@@ -49,6 +49,26 @@ pub struct ServerDef {
     /// Seconds without a request before the container is removed; 0 keeps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<u64>,
+    /// Who shares a container of the server (`isolation`).
+    #[serde(default, skip_serializing_if = "Isolation::is_shared")]
+    pub isolation: Isolation,
+}
+
+/// Which sessions share a container of a server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// One container per (profile, server), used by every session of the profile.
+    #[default]
+    Shared,
+    /// One container per client session, removed when the session ends.
+    Session,
+}
+
+impl Isolation {
+    pub fn is_shared(&self) -> bool {
+        *self == Isolation::Shared
+    }
 }
 
 /// `profiles.toml`: `[profiles.NAME]` tables, and `[config.PROFILE.SERVER]` tables of the values

@@ -90,6 +90,47 @@ fn a_typo_is_reported_with_path_and_line() {
 }
 
 #[test]
+fn isolation_is_read_persisted_and_a_misspelt_mode_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = store(dir.path());
+    let mut solo = def("img:s");
+    solo.isolation = Isolation::Session;
+    first.add_server("solo", solo).unwrap();
+    first.add_server("alpha", def("img:a")).unwrap();
+    let catalog = dir.path().join("config/catalog.toml");
+    let text = std::fs::read_to_string(&catalog).unwrap();
+    // Shared is the default and is not written out.
+    assert_eq!(text.matches("isolation").count(), 1, "{text}");
+    assert!(text.contains("isolation = \"session\""), "{text}");
+    let second = store(dir.path());
+    assert_eq!(
+        second.get().catalog.servers["solo"].isolation,
+        Isolation::Session
+    );
+    assert_eq!(
+        second.get().catalog.servers["alpha"].isolation,
+        Isolation::Shared
+    );
+
+    std::fs::write(
+        &catalog,
+        "[servers.solo]\nimage = \"s\"\nisolation = \"sesion\"\n",
+    )
+    .unwrap();
+    let dirs = Dirs {
+        config: dir.path().join("config"),
+        state: dir.path().join("state"),
+    };
+    let (_, problems) = ConfigStore::load(dirs);
+    let message = problems[0].to_string();
+    assert!(
+        message.starts_with(&format!("{}:3: ", catalog.display())),
+        "{message}"
+    );
+    assert!(message.contains("sesion"), "{message}");
+}
+
+#[test]
 fn a_vanished_active_profile_falls_back_to_default_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("state")).unwrap();

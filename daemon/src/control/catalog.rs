@@ -50,7 +50,10 @@ fn entry(gateway: &Gateway, name: &str) -> Option<CatalogEntry> {
         command: def.command.clone(),
         env: def.env.clone(),
         secrets: def.secrets.clone(),
-        run: Some(run_info(&config.settings.defaults.resolve(def))),
+        run: Some(run_info(
+            &config.settings.defaults.resolve(def),
+            def.isolation,
+        )),
     })
 }
 
@@ -83,6 +86,10 @@ pub fn over_builtin(name: &str, given: ServerDef) -> Result<ServerDef, ConfigErr
         def.mounts = given.mounts;
     }
     def.idle_timeout = given.idle_timeout.or(def.idle_timeout);
+    // Built-in entries are shared; only asking for sessions changes that.
+    if !given.isolation.is_shared() {
+        def.isolation = given.isolation;
+    }
     Ok(def)
 }
 

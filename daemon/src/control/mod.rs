@@ -13,6 +13,7 @@ mod pull;
 pub use logs::follow as follow_logs;
 pub use pull::pull as pull_image;
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 
 use mcp_gateway_proto::{
@@ -22,8 +23,8 @@ use mcp_gateway_proto::{
 use serde_json::Value;
 
 use crate::config::{
-    self, ConfigError, Cpus, DEFAULT_PROFILE, Memory, Mount, Network, RunSettings, SecretError,
-    ServerDef,
+    self, ConfigError, Cpus, DEFAULT_PROFILE, Isolation, Memory, Mount, Network, RunSettings,
+    SecretError, ServerDef,
 };
 use crate::gateway::{Gateway, GatewayError};
 use crate::jsonrpc;
@@ -71,6 +72,7 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             network,
             mounts,
             idle_timeout,
+            isolation,
         } => {
             let replaced = gateway.config.get().catalog.servers.contains_key(&name);
             let given = ServerDef {
@@ -84,6 +86,10 @@ async fn answer(shared: &Shared, request: Request) -> Response {
                 network: None,
                 mounts: Vec::new(),
                 idle_timeout,
+                isolation: match isolation {
+                    Some(mcp_gateway_proto::Isolation::Session) => Isolation::Session,
+                    Some(mcp_gateway_proto::Isolation::Shared) | None => Isolation::Shared,
+                },
             };
             let def = server_def(given, memory, cpus, pids, network, mounts)
                 .and_then(|given| catalog::over_builtin(&name, given));
@@ -363,26 +369,50 @@ fn server_def(
 }
 
 async fn server_list(gateway: &Gateway) -> Response {
-    let running = gateway.pool.running();
-    let statuses = gateway.pool.statuses();
-    let pulls = gateway.pool.pulls();
+    let pool = Containers::of(gateway);
     let config = gateway.config.get();
     let servers = config
         .catalog
         .servers
         .iter()
-        .map(|(name, def)| server_info(&config, name, def, &running, &statuses, &pulls))
+        .map(|(name, def)| server_info(&config, name, def, &pool))
         .collect();
     Response::Servers { servers }
+}
+
+/// What the pool runs, with the sessions each profile serves, for `server ls` and `inspect`.
+struct Containers {
+    running: Vec<(String, String)>,
+    statuses: Vec<SlotStatus>,
+    sessions: HashMap<String, u32>,
+    pulls: Vec<(String, Progress)>,
+}
+
+impl Containers {
+    fn of(gateway: &Gateway) -> Containers {
+        Containers {
+            running: gateway.pool.running(),
+            statuses: gateway.pool.statuses(),
+            sessions: gateway.session_counts(),
+            pulls: gateway.pool.pulls(),
+        }
+    }
+
+    /// How many connected sessions use a container: its own session, or every session of the
+    /// profile for a shared one.
+    fn users(&self, status: &SlotStatus) -> u32 {
+        match status.session {
+            Some(_) => 1,
+            None => self.sessions.get(&status.profile).copied().unwrap_or(0),
+        }
+    }
 }
 
 fn server_info(
     config: &config::Config,
     name: &str,
     def: &ServerDef,
-    running: &[(String, String)],
-    statuses: &[SlotStatus],
-    pulls: &[(String, Progress)],
+    pool: &Containers,
 ) -> ServerInfo {
     ServerInfo {
         name: name.to_owned(),
@@ -390,18 +420,30 @@ fn server_info(
         command: def.command.clone(),
         env: def.env.keys().cloned().collect(),
         secrets: def.secrets.clone(),
-        running_in: running
-            .iter()
-            .filter(|(_, s)| s == name)
-            .map(|(p, _)| p.clone())
-            .collect(),
-        run: Some(run_info(&config.settings.defaults.resolve(def))),
-        containers: statuses
+        running_in: {
+            let mut profiles: Vec<String> = pool
+                .running
+                .iter()
+                .filter(|(_, s)| s == name)
+                .map(|(p, _)| p.clone())
+                .collect();
+            // A profile with several session containers runs the server once as far as this
+            // list is concerned.
+            profiles.dedup();
+            profiles
+        },
+        run: Some(run_info(
+            &config.settings.defaults.resolve(def),
+            def.isolation,
+        )),
+        containers: pool
+            .statuses
             .iter()
             .filter(|status| status.server == name)
-            .map(container_info)
+            .map(|status| container_info(status, pool.users(status)))
             .collect(),
-        pulling: pulls
+        pulling: pool
+            .pulls
             .iter()
             .find(|(image, _)| *image == def.image)
             .map(|(image, progress)| pull_info(image, progress)),
@@ -423,14 +465,7 @@ fn server_inspect(gateway: &Gateway, name: &str) -> Response {
     let Some(def) = config.catalog.servers.get(name) else {
         return config_error(ConfigError::UnknownServer(name.to_owned()));
     };
-    let info = server_info(
-        &config,
-        name,
-        def,
-        &gateway.pool.running(),
-        &gateway.pool.statuses(),
-        &gateway.pool.pulls(),
-    );
+    let info = server_info(&config, name, def, &Containers::of(gateway));
     let profiles: Vec<String> = config
         .profile_names()
         .into_iter()
@@ -453,7 +488,7 @@ fn server_inspect(gateway: &Gateway, name: &str) -> Response {
     })
 }
 
-fn run_info(run: &RunSettings) -> RunInfo {
+fn run_info(run: &RunSettings, isolation: Isolation) -> RunInfo {
     RunInfo {
         memory: Memory(run.memory).to_string(),
         cpus: f64::from(Cpus(run.nano_cpus)),
@@ -473,12 +508,18 @@ fn run_info(run: &RunSettings) -> RunInfo {
             })
             .collect(),
         idle_timeout: run.idle_timeout.map(|t| t.as_secs()),
+        isolation: match isolation {
+            Isolation::Shared => mcp_gateway_proto::Isolation::Shared,
+            Isolation::Session => mcp_gateway_proto::Isolation::Session,
+        },
     }
 }
 
-fn container_info(status: &SlotStatus) -> ContainerInfo {
+fn container_info(status: &SlotStatus, sessions: u32) -> ContainerInfo {
     ContainerInfo {
         profile: status.profile.clone(),
+        session: status.session,
+        sessions,
         state: match status.state {
             SlotPhase::Starting => ContainerState::Starting,
             SlotPhase::Running => ContainerState::Running,

@@ -18,7 +18,7 @@ use super::{Gateway, GatewayError, parse_params, string_member};
 use crate::downstream::{Downstream, LogLevel, ServerAsk};
 use crate::jsonrpc::{self, Reply, code};
 use crate::lists::ListKind;
-use crate::upstream::{Caller, Era, ServerEvent};
+use crate::upstream::{Caller, Era, ServerEvent, Upstream};
 use crate::{modern, names};
 
 /// How long a burst of list changes is collected before clients hear of it once.
@@ -26,12 +26,15 @@ const DEBOUNCE: Duration = Duration::from_millis(100);
 
 impl Gateway {
     pub fn register(&self, session: Arc<Downstream>) {
+        self.pool.open_session(session.id);
         self.lock_sessions().insert(session.id, session);
     }
 
-    /// Forgets a client that went away, and withdraws the subscriptions it held.
+    /// Forgets a client that went away, withdraws the subscriptions it held and removes its own
+    /// containers of session-isolated servers.
     pub async fn unregister(&self, session: &Downstream) {
         self.lock_sessions().remove(&session.id);
+        self.pool.end_session(session.id).await;
         let profile = session.profile(&self.config.get());
         let uris: Vec<String> = session
             .subscriptions
@@ -60,6 +63,16 @@ impl Gateway {
             .filter(|s| s.profile(&config) == profile)
             .cloned()
             .collect()
+    }
+
+    /// How many clients each profile serves now, both eras.
+    pub fn session_counts(&self) -> std::collections::HashMap<String, u32> {
+        let config = self.config.get();
+        let mut counts = std::collections::HashMap::new();
+        for session in self.lock_sessions().values() {
+            *counts.entry(session.profile(&config)).or_default() += 1;
+        }
+        counts
     }
 
     /// The legacy clients currently served from `profile`: those that hear every change.
@@ -234,7 +247,7 @@ impl Gateway {
             .unwrap_or_default();
         let params = json!({"level": wanted.name()});
         futures_util::future::join_all(servers.iter().map(|server| async {
-            let upstream = self.upstream(profile, server).await?;
+            let upstream = self.upstream(profile, server, Some(session.id)).await?;
             // Modern servers take a log level per request instead; the method is gone there.
             if upstream.supports("logging") && upstream.era() == Some(Era::Legacy) {
                 let params = jsonrpc::to_raw(&params);
@@ -260,9 +273,16 @@ impl Gateway {
     }
 
     /// A client's notification for the servers (roots changed, or one the gateway does not know):
-    /// every running server of the profile hears it; none is started for it.
-    pub async fn notify_servers(&self, profile: &str, method: &str, params: Option<&RawValue>) {
-        for upstream in self.pool.running_upstreams(profile) {
+    /// every running server the session reaches (the profile's shared ones and its own) hears
+    /// it; none is started for it.
+    pub async fn notify_servers(
+        &self,
+        session: &Downstream,
+        profile: &str,
+        method: &str,
+        params: Option<&RawValue>,
+    ) {
+        for upstream in self.pool.running_upstreams(profile, session.id) {
             upstream.notify(method, params).await;
         }
     }
@@ -273,10 +293,11 @@ impl Gateway {
             match event {
                 ServerEvent::Notification {
                     profile,
+                    session,
                     server,
                     method,
                     params,
-                } => self.on_notification(&profile, &server, &method, params),
+                } => self.on_notification((&profile, session), &server, &method, params),
                 ServerEvent::Request {
                     upstream,
                     id,
@@ -284,8 +305,7 @@ impl Gateway {
                     params,
                     owners,
                 } => {
-                    let client =
-                        self.pick_client(upstream.profile(), &method, params.as_deref(), &owners);
+                    let client = self.pick_client(&upstream, &method, params.as_deref(), &owners);
                     // A modern client is not asked directly: its call turns the request into an
                     // `input_required` result.
                     let (id, method, params, client) = match client {
@@ -312,28 +332,45 @@ impl Gateway {
         }
     }
 
+    /// Routes a server's notification: to the profile's clients, or only to the session whose
+    /// own container sent it. A session container's list change is only announced to its
+    /// session: the profile's tables come from its shared listing, which did not change.
     fn on_notification(
         self: &Arc<Self>,
-        profile: &str,
+        (profile, owner): (&str, Option<u64>),
         server: &str,
         method: &str,
         params: Option<Box<RawValue>>,
     ) {
         match method {
-            "notifications/message" => self.forward_log(profile, server, params.as_deref()),
-            "notifications/resources/updated" => {
-                self.forward_update(profile, server, params.as_deref())
+            "notifications/message" => {
+                self.forward_log((profile, owner), server, params.as_deref())
             }
-            _ if !ListKind::changed_by(method).is_empty() => self.list_changed(profile, method),
+            "notifications/resources/updated" => {
+                self.forward_update((profile, owner), server, params.as_deref())
+            }
+            _ if !ListKind::changed_by(method).is_empty() => match owner {
+                None => self.list_changed(profile, method),
+                Some(_) => {
+                    for session in audience(self.clients_of(profile), owner) {
+                        announce(&session, method);
+                    }
+                }
+            },
             _ => {
-                for session in self.sessions_of(profile) {
+                for session in audience(self.sessions_of(profile), owner) {
                     session.notify(method, params.as_deref());
                 }
             }
         }
     }
 
-    fn forward_log(&self, profile: &str, server: &str, params: Option<&RawValue>) {
+    fn forward_log(
+        &self,
+        (profile, owner): (&str, Option<u64>),
+        server: &str,
+        params: Option<&RawValue>,
+    ) {
         let Ok(mut params) = parse_params(params) else {
             return;
         };
@@ -343,7 +380,7 @@ impl Gateway {
             .and_then(LogLevel::parse);
         params.insert("logger".into(), Value::from(server));
         let params = jsonrpc::to_raw(&Value::Object(params));
-        for session in self.sessions_of(profile) {
+        for session in audience(self.sessions_of(profile), owner) {
             if session
                 .log_level()
                 .is_none_or(|min| level.is_none_or(|l| l >= min))
@@ -354,7 +391,12 @@ impl Gateway {
     }
 
     /// Sends `resources/updated` to the clients subscribed to the URI, in the form each knows.
-    fn forward_update(&self, profile: &str, server: &str, params: Option<&RawValue>) {
+    fn forward_update(
+        &self,
+        (profile, owner): (&str, Option<u64>),
+        server: &str,
+        params: Option<&RawValue>,
+    ) {
         let Ok(mut params) = parse_params(params) else {
             return;
         };
@@ -363,7 +405,7 @@ impl Gateway {
         };
         let rewritten = format!("{}{server}/{uri}", names::URI_PREFIX);
         let method = "notifications/resources/updated";
-        for session in self.clients_of(profile) {
+        for session in audience(self.clients_of(profile), owner) {
             let known = {
                 let mine = session
                     .subscriptions
@@ -420,18 +462,18 @@ impl Gateway {
     }
 
     /// The client a server's request goes to: one whose call the server is working on (the most
-    /// recent one that can answer), else the most recent client of the profile that can; with
-    /// none, the error the server gets.
+    /// recent one that can answer), else the most recent client of the profile that can (of a
+    /// session's own container: that session); with none, the error the server gets.
     fn pick_client(
         &self,
-        profile: &str,
+        upstream: &Upstream,
         method: &str,
         params: Option<&RawValue>,
         owners: &[Arc<Downstream>],
     ) -> Result<Arc<Downstream>, (i64, String)> {
         let can = |s: &&Arc<Downstream>| s.can_answer(method, params);
         let chosen = if owners.is_empty() {
-            self.sessions_of(profile)
+            audience(self.sessions_of(upstream.profile()), upstream.session())
                 .iter()
                 .filter(can)
                 .max_by_key(|s| s.last_active())
@@ -447,6 +489,12 @@ impl Gateway {
             )
         })
     }
+}
+
+/// `sessions`, or only the one owning the container (`owner`) among them.
+fn audience(mut sessions: Vec<Arc<Downstream>>, owner: Option<u64>) -> Vec<Arc<Downstream>> {
+    sessions.retain(|s| owner.is_none_or(|id| s.id == id));
+    sessions
 }
 
 /// Tells a client that a list changed: a legacy client directly, a modern one on each of its

@@ -43,7 +43,9 @@ impl Gateway {
         if let Some(owner) = modern_owner {
             self.unseal_retry(owner, server, &mut params)?;
         }
-        let upstream = self.upstream(profile, server).await?;
+        let upstream = self
+            .upstream(profile, server, super::session_of(caller))
+            .await?;
         if upstream.era() != Some(Era::Modern) {
             let params = jsonrpc::to_raw(&Value::Object(params));
             return Ok(upstream.request(method, Some(&params), caller).await?);

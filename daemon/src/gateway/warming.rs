@@ -42,7 +42,7 @@ impl Gateway {
             self.warm_server(profile, server);
             return Ok(items);
         }
-        let upstream = self.pool.get(profile, server, def).await?;
+        let upstream = self.pool.get(profile, server, None, def).await?;
         self.list_live(profile, server, &upstream, kind).await
     }
 
@@ -127,7 +127,7 @@ impl Gateway {
 
     async fn refresh(self: &Arc<Self>, profile: &str, server: &str) -> Result<(), GatewayError> {
         let cached = self.cache_entry(profile, server).await;
-        let upstream = self.upstream(profile, server).await?;
+        let upstream = self.upstream(profile, server, None).await?;
         let mut lists = BTreeMap::new();
         for kind in ListKind::ALL {
             if upstream.supports(kind.capability()) {

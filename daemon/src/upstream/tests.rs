@@ -51,7 +51,14 @@ fn spawn_fake(
     max_line: usize,
 ) -> (Arc<Upstream>, mpsc::Receiver<ServerEvent>) {
     let (events, receiver) = mpsc::channel(16);
-    let upstream = Upstream::spawn("fake", "p", (stdin, stdout), stderr, max_line, events);
+    let upstream = Upstream::spawn(
+        "fake",
+        ("p", None),
+        (stdin, stdout),
+        stderr,
+        max_line,
+        events,
+    );
     (upstream, receiver)
 }
 
