@@ -1,6 +1,7 @@
 //! The Streamable HTTP face (issue 7): `mcpctl http enable` on a loopback port, then curl for
 //! the exact statuses and headers (401 without the token, 403 for a foreign Host or Origin, 413,
-//! 400 for routing headers that contradict the body, both eras' happy paths) and the Python SDK's
+//! 400 for routing headers that contradict the body, both eras' happy paths, an `input_required`
+//! retry in a later POST, concurrent POSTs with one id) and the Python SDK's
 //! Streamable HTTP client, legacy and 2026-07-28, listing and calling tools through it.
 
 use std::io::{BufRead, BufReader};
@@ -477,6 +478,83 @@ fn modern_requests_over_http_with_curl() {
 
     let calls = face.daemon.ctl_ok(&["calls"]);
     assert!(calls.contains("curl-modern (http)"), "{calls}");
+}
+
+/// A legacy server's sampling request during a 2026-07-28 call over HTTP comes back as
+/// `input_required`; the retry, in another POST, resumes the parked call, since the face's
+/// modern requests share a session. Two concurrent POSTs with the same id get their own answers.
+#[test]
+fn an_input_required_retry_over_http_resumes_the_parked_call() {
+    if !require_docker() {
+        return;
+    }
+    let face = Face::start();
+    face.daemon
+        .add_fixture_with_env("alpha", &["MCP_FIXTURE_PROTOCOL=2025-11-25"]);
+    let mut meta = modern_meta("curl-input");
+    meta["io.modelcontextprotocol/clientCapabilities"] = json!({"sampling": {}});
+    let routed = [
+        "-H",
+        MODERN_VERSION,
+        "-H",
+        "Mcp-Method: tools/call",
+        "-H",
+        "Mcp-Name: sample",
+    ];
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "sample", "arguments": {"prompt": "over http"}, "_meta": meta}});
+    let asked = face.post(&call, &routed);
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    let asked = asked.json();
+    assert_eq!(asked["id"], 1, "{asked}");
+    let result = &asked["result"];
+    assert_eq!(result["resultType"], "input_required", "{asked}");
+    let (key, request) = result["inputRequests"]
+        .as_object()
+        .and_then(|requests| requests.iter().next())
+        .unwrap_or_else(|| panic!("no inputRequests in {asked}"));
+    assert_eq!(request["method"], "sampling/createMessage", "{asked}");
+    let mut retry = call.clone();
+    retry["id"] = json!(2);
+    retry["params"]["requestState"] = result["requestState"].clone();
+    retry["params"]["inputResponses"] = json!({key: {"role": "assistant",
+        "content": {"type": "text", "text": "answered over http"}, "model": "m"}});
+    let done = face.post(&retry, &routed);
+    assert_eq!(done.status, 200, "{}", done.body);
+    let done = done.json();
+    assert_eq!(done["id"], 2, "{done}");
+    assert_eq!(first_text(&done["result"]), "answered over http", "{done}");
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+
+    // The longer call is still in flight under id 7 when the shorter one, also id 7, answers.
+    let sleep = |ms: u64| {
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+            "name": "sleep", "arguments": {"ms": ms}, "_meta": modern_meta("curl-input")}})
+    };
+    let sleeping = [
+        "-H",
+        MODERN_VERSION,
+        "-H",
+        "Mcp-Method: tools/call",
+        "-H",
+        "Mcp-Name: sleep",
+    ];
+    let replies = std::thread::scope(|scope| {
+        let long = scope.spawn(|| face.post(&sleep(2000), &sleeping));
+        std::thread::sleep(Duration::from_millis(300));
+        let short = scope.spawn(|| face.post(&sleep(100), &sleeping));
+        [long.join().unwrap(), short.join().unwrap()]
+    });
+    for (reply, ms) in replies.iter().zip([2000, 100]) {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let answer = reply.json();
+        assert_eq!(answer["id"], 7, "{answer}");
+        assert_eq!(
+            first_text(&answer["result"]),
+            format!("slept {ms}"),
+            "{answer}"
+        );
+    }
 }
 
 #[test]

@@ -5,12 +5,13 @@
 //!
 //! Every request passes `guard` (Host, Origin) and the bearer token (`token`) first; bodies are
 //! capped. Legacy clients (`initialize`) get sessions (`legacy`); 2026-07-28 requests are served
-//! statelessly, one session per request (`modern`). `sse` builds the response bodies.
+//! statelessly (`modern`) through long-lived sessions they share (`shared`). `sse` builds the response bodies.
 
 mod guard;
 mod legacy;
 mod modern;
 mod pipe;
+mod shared;
 mod sse;
 mod token;
 
@@ -61,6 +62,8 @@ struct Context {
     profile: RwLock<Option<String>>,
     token: RwLock<String>,
     sessions: legacy::Sessions,
+    /// The sessions 2026-07-28 requests share.
+    shared: shared::Shared,
     /// Fires when the face stops or the daemon shuts down; ends sessions and connections.
     stop: CancellationToken,
     tracker: TaskTracker,
@@ -162,6 +165,7 @@ impl Face {
             profile: RwLock::new(settings.profile.clone()),
             token: RwLock::new(token),
             sessions: legacy::Sessions::default(),
+            shared: shared::Shared::default(),
             stop: self.shutdown.child_token(),
             tracker: self.tracker.clone(),
         });
@@ -219,6 +223,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, context: Arc<Context>) {
             },
             _ = reap.tick() => {
                 context.sessions.reap().await;
+                context.shared.reap(&context).await;
                 continue;
             }
             () = context.stop.cancelled() => break,
@@ -244,6 +249,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, context: Arc<Context>) {
         });
     }
     context.sessions.end_all().await;
+    context.shared.end_all().await;
 }
 
 /// A JSON-RPC error response with `status`, for a request refused before any session saw it.

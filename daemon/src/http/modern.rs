@@ -1,20 +1,22 @@
 //! 2026-07-28 requests over HTTP: stateless POSTs. The routing headers must repeat the body
 //! (`MCP-Protocol-Version`, `Mcp-Method`, and `Mcp-Name` for the requests that name something),
-//! or the request is refused with `400` and `-32020` before anything runs. Each request gets a
-//! daemon session of its own for its lifetime; its answer is JSON, or an event stream when it
-//! asks for progress and for `subscriptions/listen`. Closing the stream cancels the request.
+//! or the request is refused with `400` and `-32020` before anything runs. Requests go through
+//! the face's long-lived shared sessions (`shared`), so a retry after `input_required` finds its
+//! parked call; a `subscriptions/listen` stream gets a session of its own for its lifetime. The
+//! answer is JSON, or an event stream when the request asks for progress and for
+//! `subscriptions/listen`. Closing the stream (or the connection) cancels the request.
 
 use base64::Engine;
 use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::pipe::{self, Output, Pipe};
 use super::sse::{self, Body};
 use super::{Context, Posted, accepts_exactly, client_name, header_text, plain, rpc_error};
-use crate::jsonrpc::{self, Kind, Message, code};
+use crate::jsonrpc::{Kind, Message, code};
 use crate::modern::{CLIENT_INFO_KEY, PROTOCOL_KEY, UNSUPPORTED_VERSION};
 
 /// The 2026 error for routing headers that disagree with the body.
@@ -55,28 +57,35 @@ pub async fn post(
     let client = client_name(meta.and_then(|m| m.get(CLIENT_INFO_KEY)));
     let streams = posted.method() == "subscriptions/listen"
         || (accepts_exactly(headers, "text/event-stream") && posted.progress_token().is_some());
-    let (pipe, output) = pipe::open(context, context.profile(), client);
-    if !pipe.send(&posted.line).await {
-        return plain(
+    let (lines, mut answers) = mpsc::channel(STREAM_BUFFER);
+    let shutting_down = || {
+        plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "the gateway is shutting down",
-        );
+        )
+    };
+    if posted.method() == "subscriptions/listen" {
+        let (pipe, output) = pipe::open(context, context.profile(), client);
+        if !pipe.send(&posted.line).await {
+            return shutting_down();
+        }
+        let gone = CancellationToken::new();
+        tokio::spawn(listen(pipe, output, posted.id(), lines, gone.clone()));
+        return sse::stream(answers, gone.drop_guard());
     }
-    let (lines, mut answers) = mpsc::channel(STREAM_BUFFER);
-    let gone = CancellationToken::new();
-    tokio::spawn(relay(
-        pipe,
-        output,
-        posted.id(),
-        lines,
-        streams,
-        gone.clone(),
-    ));
-    let guard = gone.drop_guard();
+    let Some(pending) = context
+        .shared
+        .request(context, context.profile(), client, &posted, streams, lines)
+        .await
+    else {
+        return shutting_down();
+    };
     if streams {
-        return sse::stream(answers, guard);
+        return sse::stream(answers, pending);
     }
-    match answers.recv().await {
+    let answer = answers.recv().await;
+    drop(pending);
+    match answer {
         Some(line) => sse::json(status_of(&line), line),
         None => plain(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -85,14 +94,13 @@ pub async fn post(
     }
 }
 
-/// Passes the request's answer (and, when it streams, its notifications) on, until the answer
-/// or until the client stops reading, which cancels the request.
-async fn relay(
+/// Passes a `subscriptions/listen` stream on, in a session of its own, until the session ends
+/// it or the client stops reading, which cancels it.
+async fn listen(
     pipe: Pipe,
     mut output: Output,
     id: Value,
     lines: mpsc::Sender<String>,
-    streams: bool,
     gone: CancellationToken,
 ) {
     let key = id.to_string();
@@ -100,9 +108,7 @@ async fn relay(
         let line = tokio::select! {
             line = pipe::next_line(&mut output) => line,
             () = gone.cancelled() => {
-                let params = json!({"requestId": id, "reason": "the HTTP client closed the stream"});
-                let cancel = jsonrpc::notification_line("notifications/cancelled", Some(&jsonrpc::to_raw(&params)));
-                pipe.send(cancel.trim_end()).await;
+                pipe.send(&pipe::cancelled(&id)).await;
                 break;
             }
         };
@@ -117,7 +123,7 @@ async fn relay(
                 let _ = lines.send(line).await;
                 break;
             }
-            Kind::Notification if streams => {
+            Kind::Notification => {
                 let _ = lines.try_send(line);
             }
             _ => {}
@@ -216,6 +222,7 @@ fn check_headers(headers: &HeaderMap, posted: &Posted) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn posted(body: Value) -> Posted {
         super::super::parse(&bytes::Bytes::from(body.to_string()))

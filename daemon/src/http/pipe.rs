@@ -81,6 +81,15 @@ pub async fn next_line(output: &mut Output) -> Option<String> {
     }
 }
 
+/// The `notifications/cancelled` a session gets for request `id` whose HTTP client went away.
+pub fn cancelled(id: &serde_json::Value) -> String {
+    let params =
+        serde_json::json!({"requestId": id, "reason": "the HTTP client closed the stream"});
+    let line =
+        jsonrpc::notification_line("notifications/cancelled", Some(&jsonrpc::to_raw(&params)));
+    line.trim_end().to_owned()
+}
+
 impl Pipe {
     /// Writes one message (without a newline of its own); false once the session is gone.
     pub async fn send(&self, line: &str) -> bool {
