@@ -143,13 +143,14 @@ impl Gateway {
         })
     }
 
-    /// A page of the profile's merged list of `kind`.
+    /// A page of the profile's merged list of `kind`, as result text ending with `members`.
     pub async fn list(
         &self,
         profile: &str,
         kind: ListKind,
         params: Option<&RawValue>,
-    ) -> Result<Value, GatewayError> {
+        members: &[(&str, Value)],
+    ) -> Result<Box<RawValue>, GatewayError> {
         let cursor = parse_params(params)?
             .get("cursor")
             .and_then(Value::as_str)
@@ -163,7 +164,7 @@ impl Gateway {
             None => self.table(profile, kind).await?,
         };
         table
-            .page(cursor.as_deref(), self.page_size)
+            .page(cursor.as_deref(), self.page_size, members)
             .map_err(GatewayError::InvalidParams)
     }
 

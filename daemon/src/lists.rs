@@ -10,9 +10,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use crate::config::{Config, Profile};
+use crate::jsonrpc;
 use crate::names;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,6 +108,9 @@ pub struct Table {
     /// The items as clients see them, in a stable order: servers as the profile lists them, each
     /// server's items in its own order.
     pub items: Vec<Map<String, Value>>,
+    /// The same items as JSON text, serialised once when the table is built, so that a page is
+    /// their concatenation rather than a copy of every map serialised again.
+    raw: Vec<Box<RawValue>>,
     routes: HashMap<String, Route>,
     /// Servers that could not be listed, with the reason; their items are missing.
     pub failures: Vec<(String, String)>,
@@ -155,10 +161,17 @@ impl Table {
                 routes.insert(name, Route { server, original });
                 item
             })
+            .collect::<Vec<_>>();
+        let raw = items
+            .iter()
+            .map(|item| {
+                serde_json::value::to_raw_value(item).unwrap_or_else(|_| jsonrpc::empty_object())
+            })
             .collect();
         Table {
             kind,
             items,
+            raw,
             routes,
             failures,
             generation,
@@ -179,22 +192,26 @@ impl Table {
             .join("; ")
     }
 
-    /// One page of the list as a result object, starting at `cursor` (one this table issued).
-    pub fn page(&self, cursor: Option<&str>, page_size: usize) -> Result<Value, String> {
+    /// One page of the list as a result object, starting at `cursor` (one this table issued),
+    /// followed by `members` (what the client's protocol version adds to a list result).
+    pub fn page(
+        &self,
+        cursor: Option<&str>,
+        page_size: usize,
+        members: &[(&str, Value)],
+    ) -> Result<Box<RawValue>, String> {
         let start = match cursor {
             None => 0,
             Some(cursor) => self.parse_cursor(cursor)?,
         };
         let end = start.saturating_add(page_size.max(1)).min(self.items.len());
-        let items: Vec<Value> = self.items[start..end]
-            .iter()
-            .map(|item| Value::Object(item.clone()))
-            .collect();
-        let mut result = json!({ self.kind.field(): items });
-        if end < self.items.len() {
-            result["nextCursor"] = Value::from(format!("{}.{end}", self.generation));
-        }
-        Ok(result)
+        let page = Page {
+            field: self.kind.field(),
+            items: &self.raw[start..end],
+            next: (end < self.items.len()).then(|| format!("{}.{end}", self.generation)),
+            members,
+        };
+        serde_json::value::to_raw_value(&page).map_err(|err| err.to_string())
     }
 
     fn parse_cursor(&self, cursor: &str) -> Result<usize, String> {
@@ -214,8 +231,33 @@ impl Table {
     }
 }
 
+/// A page as it goes out: the items' stored text copied in as it is, then the cursor and the
+/// extra members, in the order the result object has always had.
+struct Page<'a> {
+    field: &'static str,
+    items: &'a [Box<RawValue>],
+    next: Option<String>,
+    members: &'a [(&'a str, Value)],
+}
+
+impl Serialize for Page<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry(self.field, self.items)?;
+        if let Some(next) = &self.next {
+            map.serialize_entry("nextCursor", next)?;
+        }
+        for (key, value) in self.members {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn item(key: &str, value: &str) -> Map<String, Value> {
@@ -265,15 +307,64 @@ mod tests {
         );
         assert_eq!(table.failure_summary(), "c: engine down");
 
-        let first = table.page(None, 3).unwrap();
+        let page = |cursor, size| {
+            let raw = table.page(cursor, size, &[]).unwrap();
+            serde_json::from_str::<Value>(raw.get()).unwrap()
+        };
+        let first = page(None, 3);
         assert_eq!(first["tools"].as_array().unwrap().len(), 3);
         let cursor = first["nextCursor"].as_str().unwrap();
-        let second = table.page(Some(cursor), 3).unwrap();
+        let second = page(Some(cursor), 3);
         assert_eq!(second["tools"][0]["name"], "two");
         assert!(second.get("nextCursor").is_none());
-        assert!(table.page(Some("6.1"), 3).unwrap_err().contains("changed"));
-        assert!(table.page(Some("junk"), 3).is_err());
-        assert!(table.page(Some("7.99"), 3).is_err());
+        assert!(
+            table
+                .page(Some("6.1"), 3, &[])
+                .unwrap_err()
+                .contains("changed")
+        );
+        assert!(table.page(Some("junk"), 3, &[]).is_err());
+        assert!(table.page(Some("7.99"), 3, &[]).is_err());
+    }
+
+    /// The stored text makes the same bytes as serialising the merged items at each request did:
+    /// members in their order, the rewritten name where the server's was, the cursor last but for
+    /// the extra members.
+    #[test]
+    fn pages_are_the_bytes_the_items_serialise_to() {
+        let mut first = Map::new();
+        first.insert("name".into(), Value::from("echo"));
+        first.insert(
+            "inputSchema".into(),
+            json!({"type": "object", "z": 1, "a": [2]}),
+        );
+        first.insert("description".into(), Value::from("says \"hi\" é"));
+        let listings = vec![
+            ("a".to_owned(), Ok(vec![first, item("name", "one")])),
+            ("b".to_owned(), Ok(vec![item("name", "echo")])),
+        ];
+        let table = Table::build(ListKind::Tools, &profile(&[]), listings, 4, Arc::default());
+        let members = [
+            ("resultType", Value::from("complete")),
+            ("ttlMs", Value::from(0)),
+        ];
+        let page = table.page(None, 2, &members).unwrap();
+        let mut expected = json!({
+            "tools": [table.items[0], table.items[1]],
+            "nextCursor": "4.2",
+        });
+        expected["resultType"] = Value::from("complete");
+        expected["ttlMs"] = Value::from(0);
+        assert_eq!(page.get(), expected.to_string());
+        assert!(
+            page.get()
+                .starts_with(r#"{"tools":[{"name":"a__echo","inputSchema":{"type":"object","z":1"#)
+        );
+        let last = table.page(Some("4.2"), 2, &[]).unwrap();
+        assert_eq!(
+            last.get(),
+            r#"{"tools":[{"name":"b__echo","vendor":{"x":[1]}}]}"#
+        );
     }
 
     #[test]

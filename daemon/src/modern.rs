@@ -102,16 +102,23 @@ pub fn complete(result: Box<RawValue>, cacheable: bool) -> Box<RawValue> {
     let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(result.get()) else {
         return result;
     };
-    object
-        .entry("resultType")
-        .or_insert_with(|| Value::from("complete"));
-    if cacheable {
-        object.entry("ttlMs").or_insert_with(|| Value::from(0));
-        object
-            .entry("cacheScope")
-            .or_insert_with(|| Value::from("private"));
+    let members = list_members();
+    // `resultType` comes first: every result has it, only lists the caching fields.
+    let wanted = if cacheable { members.len() } else { 1 };
+    for (key, value) in members.into_iter().take(wanted) {
+        object.entry(key).or_insert(value);
     }
     jsonrpc::to_raw(&Value::Object(object))
+}
+
+/// What [`complete`] adds to a list result, for the gateway's own list pages, which are built as
+/// text and get these members appended rather than parsed again.
+pub fn list_members() -> [(&'static str, Value); 3] {
+    [
+        ("resultType", Value::from("complete")),
+        ("ttlMs", Value::from(0)),
+        ("cacheScope", Value::from("private")),
+    ]
 }
 
 /// A legacy error as a modern client expects it: resource-not-found is `-32602` now.

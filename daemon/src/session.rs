@@ -248,10 +248,7 @@ impl Session {
             }
             "logging/setLevel" => gateway.set_log_level(&self.peer, &profile, params).await,
             _ => match ListKind::from_method(method) {
-                Some(kind) => gateway
-                    .list(&profile, kind, params)
-                    .await
-                    .map(|page| Ok(jsonrpc::to_raw(&page))),
+                Some(kind) => gateway.list(&profile, kind, params, &[]).await.map(Ok),
                 None => {
                     let error = format!("method not found: {method}");
                     return Some(Err(jsonrpc::error(code::METHOD_NOT_FOUND, error)));

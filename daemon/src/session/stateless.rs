@@ -123,9 +123,9 @@ impl Session {
                 .map(|reply| reply.map(|r| modern::complete(r, method == "resources/read"))),
             _ => match ListKind::from_method(method) {
                 Some(kind) => gateway
-                    .list(&profile, kind, relayed.as_deref())
+                    .list(&profile, kind, relayed.as_deref(), &modern::list_members())
                     .await
-                    .map(|page| Ok(modern::complete(jsonrpc::to_raw(&page), true))),
+                    .map(Ok),
                 None => {
                     let error =
                         format!("method not found: {method} (protocol {})", modern::VERSION);
