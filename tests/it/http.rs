@@ -4,7 +4,7 @@
 //! retry in a later POST, concurrent POSTs with one id) and the Python SDK's
 //! Streamable HTTP client, legacy and 2026-07-28, listing and calling tools through it.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -203,6 +203,33 @@ fn requests_without_the_token_or_from_foreign_pages_are_refused() {
     // The refused change left the face as it was.
     let reply = face.post(&ping, &["-H", "Origin: http://localhost:3000"]);
     assert_eq!(reply.status, 400);
+}
+
+#[test]
+fn a_connection_that_never_finishes_its_headers_is_closed() {
+    let face = Face::start();
+    let address = face
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_owned();
+    let mut stalled = std::net::TcpStream::connect(&address).unwrap();
+    // Half a request line and nothing more, as a process holding connections open would send.
+    stalled.write_all(b"POST /mcp HTTP/1.1\r\nHost: ").unwrap();
+    // The daemon's header timeout is 10 s; the read gives up long after it.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = stalled.read_to_end(&mut answer);
+    assert!(
+        read.is_ok(),
+        "the stalled connection was still open after 60 s: {read:?}"
+    );
+    // Whatever it was told (nothing, or a 408), the face still serves others.
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let reply = face.post(&ping, &["-H", "Origin: http://localhost:3000"]);
+    assert_eq!(reply.status, 400, "{}", reply.body);
 }
 
 #[test]

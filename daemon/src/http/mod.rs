@@ -41,6 +41,12 @@ pub use token::TokenError;
 const ENDPOINT: &str = "/mcp";
 /// How often sessions nobody used for [`legacy::SESSION_IDLE`] are looked for.
 const REAP_EVERY: Duration = Duration::from_secs(60);
+/// How long a connection may take to send a request's headers: anyone on the host can connect
+/// before the token is checked, so a connection that says nothing must not hold a task forever.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; further ones are closed at accept, so that a local process
+/// opening connections in a loop costs a bounded number of tasks and descriptors.
+const MAX_CONNECTIONS: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -211,6 +217,7 @@ impl Face {
 
 async fn accept_loop(listener: tokio::net::TcpListener, context: Arc<Context>) {
     let mut reap = tokio::time::interval(REAP_EVERY);
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -228,14 +235,21 @@ async fn accept_loop(listener: tokio::net::TcpListener, context: Arc<Context>) {
             }
             () = context.stop.cancelled() => break,
         };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            tracing::debug!("http: {MAX_CONNECTIONS} connections open; closing a new one");
+            continue;
+        };
         let context = Arc::clone(&context);
         let tracker = context.tracker.clone();
         tracker.spawn(async move {
+            let _permit = permit;
             let service = hyper::service::service_fn(|request| {
                 let context = Arc::clone(&context);
                 async move { Ok::<_, std::convert::Infallible>(handle(&context, request).await) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
