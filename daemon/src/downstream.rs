@@ -559,6 +559,60 @@ mod tests {
     }
 
     #[test]
+    fn a_requests_own_capabilities_decide_for_it() {
+        let bare = Declared {
+            capabilities: json!({}),
+            log_level: None,
+            asks: None,
+        };
+        let sampling = Declared {
+            capabilities: json!({"sampling": {}, "extensions": {"x.y/z": {}}}),
+            log_level: Some(LogLevel::Info),
+            asks: Some(2),
+        };
+        assert!(!bare.can_answer("sampling/createMessage", None));
+        assert!(sampling.can_answer("sampling/createMessage", None));
+        assert_eq!(sampling.for_servers(), json!({"sampling": {}}));
+    }
+
+    #[test]
+    fn a_server_request_goes_to_the_call_that_opened_its_sink() {
+        let (out, _) = mpsc::channel(1);
+        let client = Downstream::new(1, None, "test".into(), out);
+        let (first, mut first_asks) = client.open_asks();
+        let (_second, mut second_asks) = client.open_asks();
+        let (upstream_out, _upstream_in) = tokio::io::duplex(64);
+        let (events, _) = mpsc::channel(1);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (read, write) = tokio::io::split(upstream_out);
+            let upstream = Upstream::spawn(
+                "s",
+                ("p", None),
+                (write, read),
+                Arc::new(crate::logtail::LogTail::new("s")),
+                1024,
+                events,
+            );
+            let ask = |id: i64| ServerAsk {
+                upstream: Arc::clone(&upstream),
+                id: json!(id),
+                method: "sampling/createMessage".into(),
+                params: None,
+            };
+            assert!(client.hand_ask(Some(first), ask(1)).is_ok());
+            assert_eq!(first_asks.try_recv().unwrap().id, json!(1));
+            assert!(second_asks.try_recv().is_err());
+            assert!(client.hand_ask(None, ask(2)).is_err());
+            client.close_asks(first);
+            assert!(client.hand_ask(Some(first), ask(3)).is_err());
+        });
+    }
+
+    #[test]
     fn log_levels_order_by_severity() {
         assert!(LogLevel::parse("debug") < LogLevel::parse("warning"));
         assert!(LogLevel::parse("emergency") > LogLevel::parse("alert"));

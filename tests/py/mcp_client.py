@@ -44,6 +44,13 @@ Steps:
     {"op": "concurrent", "steps": [...]}                  -> list of nested results,
                                                              run at once on one session
     {"op": "ping"}                                        -> {}
+    {"op": "listen", "uris": [...], "steps": [...],
+     "events": N}                                         -> {"honored": [...], "steps": [...],
+                                                             "events": [{"type": T, "uri": U}]}:
+                                                             2026-07-28 only; runs the steps with a
+                                                             subscriptions/listen stream naming the
+                                                             resources open, then waits (10 s at
+                                                             most) for N of its events
 
 A step that fails (a JSON-RPC error, a lost connection, an invalid result) is
 recorded as {"error": {"code": ..., "message": ...}} in its slot and the run
@@ -162,6 +169,8 @@ async def run_step(session: ClientSession, step: Any) -> Any:
             return {}
         if op == "ping":
             return dump(await session.send_ping())
+        if op == "listen":
+            return await listen(session, step)
         if op == "concurrent":
             nested = step.get("steps")
             if not isinstance(nested, list):
@@ -180,6 +189,26 @@ async def run_step(session: ClientSession, step: Any) -> Any:
         # result that fails its tool's outputSchema): record it, with no code.
         return {"error": {"code": None, "message": f"{type(error).__name__}: {error}"}}
     raise ScenarioError(f"unknown op {op!r} in step {step!r}")
+
+
+async def listen(client: Client, step: dict[str, Any]) -> dict[str, Any]:
+    events: list[Any] = []
+    wanted = step.get("events", 1)
+    async with client.listen(resource_subscriptions=step["uris"]) as subscription:
+        results = [await run_step(client, nested) for nested in step.get("steps", [])]
+
+        async def collect() -> None:
+            async for event in subscription:
+                events.append({"type": type(event).__name__, "uri": getattr(event, "uri", None)})
+                if len(events) >= wanted:
+                    return
+
+        try:
+            await asyncio.wait_for(collect(), timeout=10)
+        except asyncio.TimeoutError:
+            pass
+    honored = list(subscription.honored.resource_subscriptions or [])
+    return {"honored": honored, "steps": results, "events": events}
 
 
 def first_text(messages: list[Any]) -> str:
