@@ -44,9 +44,18 @@ fn a_modern_clients_log_level_governs_what_it_hears_from_both_eras() {
     legacy.initialize("2025-11-25", json!({}));
     let mut modern = daemon.raw_client(&[]);
 
-    let seen = call(&mut modern, 1, "gamma__meta", json!({}), with_level("warning"));
+    let seen = call(
+        &mut modern,
+        1,
+        "gamma__meta",
+        json!({}),
+        with_level("warning"),
+    );
     let seen: Value = serde_json::from_str(first_text(&seen["result"])).unwrap();
-    assert_eq!(seen["io.modelcontextprotocol/logLevel"], "warning", "{seen}");
+    assert_eq!(
+        seen["io.modelcontextprotocol/logLevel"], "warning",
+        "{seen}"
+    );
 
     for (id, server) in [(2, "gamma"), (3, "alpha")] {
         let tool = format!("{server}__log");
@@ -198,7 +207,12 @@ fn secrets_in_input_responses_are_blocked_by_rule_name() {
     let asked = modern.response(&json!(1));
     let result = &asked["result"];
     assert_eq!(result["resultType"], "input_required", "{asked}");
-    let key = result["inputRequests"].as_object().unwrap().keys().next().unwrap();
+    let key = result["inputRequests"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap();
     let mut retry = elicit.clone();
     retry["requestState"] = result["requestState"].clone();
     retry["inputResponses"] = json!({key.as_str(): answer});
@@ -218,11 +232,17 @@ fn secrets_in_input_responses_are_blocked_by_rule_name() {
         assert_eq!(blocked["error"]["code"], -32602, "{name}: {blocked}");
         let message = blocked["error"]["message"].as_str().unwrap();
         assert!(message.contains("github-token"), "{message}");
-        assert!(!message.contains(&token), "the error repeats the token: {message}");
+        assert!(
+            !message.contains(&token),
+            "the error repeats the token: {message}"
+        );
     }
 
     let calls = daemon.ctl_ok(&["--json", "calls"]);
-    assert!(!calls.contains(&token), "the audit log holds the token: {calls}");
+    assert!(
+        !calls.contains(&token),
+        "the audit log holds the token: {calls}"
+    );
     let calls: Value = serde_json::from_str(&calls).unwrap();
     for name in ["alpha__elicit", "gamma__ask"] {
         let hit = calls["calls"]

@@ -92,7 +92,9 @@ impl Upstream {
         }
     }
 
-    fn lock_acks(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, oneshot::Sender<Value>>> {
+    fn lock_acks(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, oneshot::Sender<Value>>> {
         self.acks.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -121,7 +123,10 @@ mod tests {
     fn only_an_acknowledgement_naming_the_uri_accepts_it() {
         let uri = "fixture://g/counter";
         assert!(names(&json!({"resourceSubscriptions": [uri]}), uri));
-        assert!(!names(&json!({"resourceSubscriptions": ["fixture://g/info"]}), uri));
+        assert!(!names(
+            &json!({"resourceSubscriptions": ["fixture://g/info"]}),
+            uri
+        ));
         assert!(!names(&json!({"toolsListChanged": true}), uri));
         let refused: Value = serde_json::from_str(not_accepted("g", uri).get()).unwrap();
         assert_eq!(refused["code"], RESOURCE_NOT_FOUND);
