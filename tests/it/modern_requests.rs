@@ -238,19 +238,28 @@ fn secrets_in_input_responses_are_blocked_by_rule_name() {
         );
     }
 
-    let calls = daemon.ctl_ok(&["--json", "calls"]);
-    assert!(
-        !calls.contains(&token),
-        "the audit log holds the token: {calls}"
-    );
-    let calls: Value = serde_json::from_str(&calls).unwrap();
-    for name in ["alpha__elicit", "gamma__ask"] {
-        let hit = calls["calls"]
+    // The audit log is written behind the calls.
+    let blocked = |calls: &Value, name: &str| {
+        calls["calls"]
             .as_array()
             .unwrap()
             .iter()
             .find(|c| c["name"] == name && c["outcome"] == "blocked")
-            .unwrap_or_else(|| panic!("no blocked record of {name}: {calls}"));
+            .cloned()
+    };
+    let mut calls = Value::Null;
+    mcp_gateway_tests::wait_for(Duration::from_secs(10), || {
+        calls = serde_json::from_str(&daemon.ctl_ok(&["--json", "calls"])).unwrap();
+        ["alpha__elicit", "gamma__ask"]
+            .iter()
+            .all(|name| blocked(&calls, name).is_some())
+    });
+    assert!(
+        !calls.to_string().contains(&token),
+        "the audit log holds the token: {calls}"
+    );
+    for name in ["alpha__elicit", "gamma__ask"] {
+        let hit = blocked(&calls, name).unwrap_or_else(|| panic!("no blocked record of {name}"));
         assert_eq!(hit["secrets"], json!(["github-token"]), "{hit}");
     }
 }

@@ -165,26 +165,25 @@ impl Gateway {
             .await?;
         let reply = if upstream.era() == Some(Era::Modern) {
             // A modern server has no `resources/subscribe`: a listen stream naming the
-            // resource stands for the subscription until the last subscriber leaves.
+            // resource stands for the subscription until the last subscriber leaves. The
+            // guard closes it too if this subscribe is itself abandoned half-way.
             let listen = tokio_util::sync::CancellationToken::new();
+            let guard = listen.clone().drop_guard();
             let reply = upstream
-                .listen_to(&route.original, listen.clone(), caller.timeout)
+                .listen_to(&route.original, listen, caller.timeout)
                 .await
                 .map_err(GatewayError::from);
             if matches!(reply, Ok(Ok(_))) {
-                self.lock_listens().insert(key.clone(), listen.drop_guard());
+                self.lock_listens().insert(key.clone(), guard);
             }
             reply
         } else {
             params.insert("uri".into(), Value::from(route.original));
-            self.forward(
-                profile,
-                &route.server,
-                "resources/subscribe",
-                &params,
-                caller,
-            )
-            .await
+            let params = jsonrpc::to_raw(&Value::Object(params));
+            upstream
+                .request("resources/subscribe", Some(&params), caller)
+                .await
+                .map_err(GatewayError::from)
         };
         if !matches!(reply, Ok(Ok(_))) {
             self.drop_count(&key);
