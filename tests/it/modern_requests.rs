@@ -122,6 +122,38 @@ fn a_modern_clients_log_level_governs_what_it_hears_from_both_eras() {
     }
 }
 
+/// The SDK's modern `Client` asking for warnings on every request hears both eras' servers' log
+/// messages at that level and above, and not those below.
+#[test]
+fn the_python_sdks_modern_client_hears_logs_at_its_level() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = mixed(&[]);
+    let log = |server: &str, level: &str| {
+        json!({"op": "call_tool", "name": format!("{server}__log"),
+               "arguments": {"level": level, "message": format!("{server} {level}")}})
+    };
+    let report = daemon.python_run_with(
+        &json!([
+            log("alpha", "error"),
+            log("gamma", "critical"),
+            log("gamma", "info"),
+            {"op": "sleep", "ms": 300},
+        ]),
+        &["--mode", "2026-07-28", "--log-level", "warning"],
+        &[],
+    );
+    let heard: Vec<&str> = report["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["method"] == "notifications/message")
+        .map(|n| n["params"]["data"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(heard, ["alpha error", "gamma critical"], "{report}");
+}
+
 /// Two concurrent requests of one modern client, one declaring sampling and one not: a legacy
 /// server's sampling request during the first becomes that call's `input_required`, and the
 /// second completes untouched; the other way round, the call that did not declare sampling is

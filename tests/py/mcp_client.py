@@ -10,7 +10,7 @@ prints a single JSON document to stdout:
 
 Usage:
     python3 mcp_client.py --steps STEPS_JSON [--callbacks sampling,elicitation,roots]
-                          [--mode legacy|2026-07-28] -- COMMAND [ARG...]
+                          [--mode legacy|2026-07-28] [--log-level L] -- COMMAND [ARG...]
     python3 mcp_client.py --steps STEPS_JSON [...] --url URL
                           (bearer token in $MCP_HTTP_TOKEN)
 
@@ -20,6 +20,8 @@ of launching a command, sending `Authorization: Bearer $MCP_HTTP_TOKEN`.
 --mode 2026-07-28 speaks the current protocol with the SDK's `Client` (no
 handshake; every request carries its `_meta`); "initialize" then reports the
 protocol version the client adopted. The default is the legacy handshake.
+--log-level (2026-07-28 only) makes every request ask for log messages at L or above
+(`io.modelcontextprotocol/logLevel`).
 
 With --callbacks the client declares those capabilities and answers: sampling
 with the text "sampled: <first message text>", elicitation by accepting (form
@@ -254,7 +256,12 @@ def http_transport(url: str) -> Any:
 
 
 async def run(
-    command: list[str], steps: list[Any], callbacks: list[str], mode: str, url: str | None
+    command: list[str],
+    steps: list[Any],
+    callbacks: list[str],
+    mode: str,
+    url: str | None,
+    log_level: str | None = None,
 ) -> dict[str, Any]:
     # The SDK passes only a few safe variables to the server by default; the
     # tests need the whole environment (for example MCP_FIXTURE_NAME or the
@@ -280,7 +287,7 @@ async def run(
         keyword, function = CALLBACKS[name]
         options[keyword] = function
     if mode != "legacy":
-        async with Client(server, mode=mode, **options) as client:
+        async with Client(server, mode=mode, log_level=log_level, **options) as client:
             initialize = {"protocolVersion": client.protocol_version}
             results = [await run_step(client, step) for step in steps]
         return {"initialize": initialize, "steps": results, "notifications": notifications}
@@ -294,12 +301,13 @@ async def run(
     return {"initialize": initialize, "steps": results, "notifications": notifications}
 
 
-def parse_args(argv: list[str]) -> tuple[list[Any], list[str], list[str], str, str | None]:
+def parse_args(argv: list[str]) -> tuple[list[Any], list[str], list[str], str, str | None, str | None]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", required=True, help="JSON array of steps")
     parser.add_argument("--callbacks", default="", help="comma-separated: sampling,elicitation,roots")
     parser.add_argument("--mode", default="legacy", help="legacy (initialize) or a modern protocol version")
     parser.add_argument("--url", help="a Streamable HTTP endpoint to connect to instead of a command")
+    parser.add_argument("--log-level", help="2026-07-28: the log level every request asks for")
     parser.add_argument("command", nargs="*", help="the stdio MCP server to launch, after --")
     args = parser.parse_args(argv)
     try:
@@ -311,7 +319,7 @@ def parse_args(argv: list[str]) -> tuple[list[Any], list[str], list[str], str, s
     if (args.url is None) == (not args.command):
         parser.error("give either --url or a command after --")
     callbacks = [name for name in args.callbacks.split(",") if name]
-    return steps, args.command, callbacks, args.mode, args.url
+    return steps, args.command, callbacks, args.mode, args.url, args.log_level
 
 
 def describe(error: BaseException) -> str:
@@ -322,9 +330,9 @@ def describe(error: BaseException) -> str:
 
 
 def main() -> int:
-    steps, command, callbacks, mode, url = parse_args(sys.argv[1:])
+    steps, command, callbacks, mode, url, log_level = parse_args(sys.argv[1:])
     try:
-        document = asyncio.run(run(command, steps, callbacks, mode, url))
+        document = asyncio.run(run(command, steps, callbacks, mode, url, log_level))
     except Exception as error:
         print(f"mcp_client.py: {describe(error)}", file=sys.stderr)
         return 1
