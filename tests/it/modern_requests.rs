@@ -2,7 +2,7 @@
 //! modern servers, turned into the shared level of legacy ones, and the only way its client hears
 //! log messages), its capabilities (which decide, per request, whether a legacy server's request
 //! may reach the client), and its answers in `inputResponses` (screened for secrets like
-//! arguments).
+//! arguments, blocked or redacted).
 
 use std::time::Duration;
 
@@ -294,4 +294,70 @@ fn secrets_in_input_responses_are_blocked_by_rule_name() {
         let hit = blocked(&calls, name).unwrap_or_else(|| panic!("no blocked record of {name}"));
         assert_eq!(hit["secrets"], json!(["github-token"]), "{hit}");
     }
+}
+
+/// With `scan = "redact"`, the same answers reach both servers with the token replaced, and the
+/// audit log records the rule for each.
+#[test]
+fn secrets_in_input_responses_are_redacted_when_the_profile_says() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = mixed(&[]);
+    let profiles = daemon.dir.path().join("config/mcp-gateway/profiles.toml");
+    let text = std::fs::read_to_string(&profiles).unwrap();
+    assert!(text.contains("[profiles.mixed]\n"), "{text}");
+    let text = text.replace(
+        "[profiles.mixed]\n",
+        "[profiles.mixed]\nscan = \"redact\"\n",
+    );
+    std::fs::write(&profiles, text).unwrap();
+    daemon.ctl_ok(&["reload"]);
+
+    let token = format!("ghp_{}", "R".repeat(36));
+    let answer = json!({"action": "accept", "content": {"name": format!("I am {token}")}});
+    let redacted = "I am [REDACTED:github-token]";
+    let mut modern = daemon.raw_client(&[]);
+    let meta = modern_meta(json!({"elicitation": {"form": {}}}));
+
+    let elicit = json!({"name": "alpha__elicit", "arguments": {"mode": "form"}, "_meta": meta});
+    modern.request(json!(1), "tools/call", elicit.clone());
+    let asked = modern.response(&json!(1));
+    let key = asked["result"]["inputRequests"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{asked}"))
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let mut retry = elicit;
+    retry["requestState"] = asked["result"]["requestState"].clone();
+    retry["inputResponses"] = json!({key: answer});
+    modern.request(json!(2), "tools/call", retry);
+    let done = modern.response(&json!(2));
+    let seen: Value = serde_json::from_str(first_text(&done["result"])).unwrap();
+    assert_eq!(seen["content"]["name"], redacted, "{done}");
+
+    let ask = json!({"name": "gamma__ask", "arguments": {"needs": ["elicitation"]}, "_meta": meta});
+    modern.request(json!(3), "tools/call", ask.clone());
+    let asked = modern.response(&json!(3));
+    let mut retry = ask;
+    retry["requestState"] = asked["result"]["requestState"].clone();
+    retry["inputResponses"] = json!({"round-0": answer});
+    modern.request(json!(4), "tools/call", retry);
+    let done = modern.response(&json!(4));
+    let seen: Value = serde_json::from_str(first_text(&done["result"])).unwrap();
+    assert_eq!(seen[0]["content"]["name"], redacted, "{done}");
+
+    let mut calls = Value::Null;
+    let redacting = |calls: &Value, name: &str| {
+        calls["calls"].as_array().unwrap().iter().any(|c| {
+            c["name"] == name && c["outcome"] == "ok" && c["secrets"] == json!(["github-token"])
+        })
+    };
+    mcp_gateway_tests::wait_for(Duration::from_secs(10), || {
+        calls = serde_json::from_str(&daemon.ctl_ok(&["--json", "calls"])).unwrap();
+        redacting(&calls, "alpha__elicit") && redacting(&calls, "gamma__ask")
+    });
+    assert!(!calls.to_string().contains(&token), "{calls}");
 }
