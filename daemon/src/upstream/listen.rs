@@ -48,8 +48,13 @@ impl Upstream {
                 .request_as(id, "subscriptions/listen", Some(&params), &stream)
                 .await;
             upstream.lock_acks().remove(&id);
+            // Nobody waits once the stream was acknowledged: this is its end.
             if let Err(outcome) = ended.send(outcome) {
-                tracing::debug!(server = %upstream.name, "a resource listen stream ended: {:?}", outcome.map(|r| r.is_ok()));
+                let how = match outcome {
+                    Err(err) => err.to_string(),
+                    Ok(_) => "the server ended it".to_owned(),
+                };
+                tracing::debug!(server = %upstream.name, id, "a resource listen stream ended: {how}");
             }
         });
         let answer = tokio::select! {
