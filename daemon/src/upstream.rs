@@ -12,6 +12,8 @@
 //! goes to the gateway as [`ServerEvent::Notification`].
 
 mod handshake;
+mod queues;
+mod warnings;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -33,6 +35,8 @@ use crate::lines::{Line, LineCodec, sniff_id};
 use crate::logtail::LogTail;
 use crate::modern;
 pub use handshake::Era;
+pub use queues::{EventQueues, NewQueues};
+use warnings::Warnings;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
@@ -116,6 +120,7 @@ pub struct Upstream {
     /// The server's `capabilities`, once initialized.
     capabilities: OnceLock<Value>,
     era: OnceLock<Era>,
+    /// This connection's own queue to the gateway ([`EventQueues`]).
     events: mpsc::Sender<ServerEvent>,
 }
 
@@ -401,7 +406,8 @@ impl Upstream {
         self.relayed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn on_notification(&self, message: Message) {
+    /// Handles a notification; false when it was for the gateway and its queue had no room.
+    fn on_notification(&self, message: Message) -> bool {
         let method = message.method.unwrap_or_default();
         match method.as_str() {
             "notifications/progress" => self.forward_progress(message.params.as_deref()),
@@ -427,9 +433,15 @@ impl Upstream {
                     method,
                     params: message.params,
                 };
-                let _ = self.events.send(event).await;
+                // A full queue drops the notification rather than stop reading: the server's
+                // answers behind it must not wait for the gateway to catch up with a flood.
+                return !matches!(
+                    self.events.try_send(event),
+                    Err(mpsc::error::TrySendError::Full(_))
+                );
             }
         }
+        true
     }
 
     /// Sends progress to the client whose request it is about, under the client's own token.
@@ -459,7 +471,6 @@ impl Upstream {
     /// A response line the reader could not take: whoever waits for it gets an error now rather
     /// than a timeout later.
     fn on_rejected(&self, head: &[u8], reason: crate::lines::Reject) {
-        tracing::warn!(server = %self.name, ?reason, "dropped an output line it cannot take");
         if let Some(id) = sniff_id(head).as_ref().and_then(Value::as_u64) {
             let error = jsonrpc::error(
                 code::INTERNAL_ERROR,
@@ -510,10 +521,26 @@ async fn read_loop(
     max_line: usize,
 ) {
     let mut lines = FramedRead::new(stdout, LineCodec::new(max_line));
-    while let Some(line) = lines.next().await {
+    let mut warnings = Warnings::new(&upstream.name);
+    loop {
+        let due = warnings.summary_due();
+        let line = tokio::select! {
+            biased;
+            line = lines.next() => line,
+            () = until(due) => {
+                warnings.summarize();
+                continue;
+            }
+        };
+        let Some(line) = line else {
+            break;
+        };
         let line = match line {
             Ok(Line::Text(line)) => line,
             Ok(Line::Rejected { head, reason }) => {
+                warnings.bad_line(format_args!(
+                    "dropped an output line it cannot take: {reason:?}"
+                ));
                 upstream.on_rejected(&head, reason);
                 continue;
             }
@@ -528,7 +555,7 @@ async fn read_loop(
         let message = match Message::parse(&line) {
             Ok(message) => message,
             Err(err) => {
-                tracing::warn!(server = %upstream.name, "ignored a line that is not MCP: {err}");
+                warnings.bad_line(format_args!("ignored a line that is not MCP: {err}"));
                 continue;
             }
         };
@@ -536,19 +563,30 @@ async fn read_loop(
             Kind::Response => match message.id.as_ref().and_then(Value::as_u64) {
                 Some(id) => upstream.deliver(id, message.into_reply()),
                 None => {
-                    tracing::warn!(server = %upstream.name, "response with an id the gateway never sent")
+                    warnings.bad_line(format_args!("response with an id the gateway never sent"))
                 }
             },
             Kind::Request => upstream.on_request(message).await,
-            Kind::Notification => upstream.on_notification(message).await,
-            Kind::Invalid => {
-                tracing::warn!(server = %upstream.name, "ignored an invalid JSON-RPC message")
+            Kind::Notification => {
+                if !upstream.on_notification(message) {
+                    warnings.dropped();
+                }
             }
+            Kind::Invalid => warnings.bad_line(format_args!("ignored an invalid JSON-RPC message")),
         }
     }
+    warnings.summarize();
     upstream.closed.cancel();
     // Everyone still waiting learns at once that no answer will come.
     upstream.lock_pending().clear();
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]

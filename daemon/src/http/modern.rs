@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::pipe::{self, Output, Pipe};
+use super::shared::Refused;
 use super::sse::{self, Body};
 use super::{Context, Posted, accepts_exactly, client_name, header_text, plain, rpc_error};
 use crate::jsonrpc::{Kind, Message, code};
@@ -73,12 +74,17 @@ pub async fn post(
         tokio::spawn(listen(pipe, output, posted.id(), lines, gone.clone()));
         return sse::stream(answers, gone.drop_guard());
     }
-    let Some(pending) = context
+    let pending = match context
         .shared
         .request(context, context.profile(), client, &posted, streams, lines)
         .await
-    else {
-        return shutting_down();
+    {
+        Ok(pending) => pending,
+        Err(Refused::Full) => {
+            let remedy = "there is one per client name, and an unused one expires";
+            return super::too_many_sessions(&posted.id(), "shared session", remedy);
+        }
+        Err(Refused::Stopping) => return shutting_down(),
     };
     if streams {
         return sse::stream(answers, pending);
