@@ -314,7 +314,10 @@ fn a_flood_delays_no_other_servers_notifications() {
     let mut calm = daemon.raw_client(&["--profile", "calm"]);
     calm.initialize("2025-11-25", json!({}));
     // Starts the calm server's container before the flood, so that only routing is measured.
-    assert_eq!(text(&call(&mut calm, 1, "echo", json!({"text": "warm"}))), "warm");
+    assert_eq!(
+        text(&call(&mut calm, 1, "echo", json!({"text": "warm"}))),
+        "warm"
+    );
 
     let stuck = start_flood(&daemon, "hostile", 400_000, 1024);
     // The server says `flooding` just before its first notification.
@@ -405,7 +408,10 @@ fn bad_server_lines_are_logged_at_a_bounded_rate() {
         "{summaries} summary lines in {windows} windows"
     );
     let total = log.lines().count();
-    assert!(total < 200, "the daemon wrote {total} log lines for {JUNK} bad ones");
+    assert!(
+        total < 200,
+        "the daemon wrote {total} log lines for {JUNK} bad ones"
+    );
     assert_eq!(
         text(&call(&mut client, 2, "strays", json!({}))),
         "strays sent",

@@ -10,6 +10,7 @@
 mod guard;
 mod legacy;
 mod modern;
+mod params;
 mod pipe;
 mod shared;
 mod sse;
