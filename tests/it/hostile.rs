@@ -319,7 +319,7 @@ fn a_flood_delays_no_other_servers_notifications() {
         "warm"
     );
 
-    let stuck = start_flood(&daemon, "hostile", 400_000, 1024);
+    let stuck = start_flood(&daemon, "hostile", 100_000, 1024);
     // The server says `flooding` just before its first notification.
     wait_for(Duration::from_secs(60), || {
         daemon
