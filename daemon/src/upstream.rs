@@ -72,6 +72,9 @@ pub enum ServerEvent {
         server: String,
         method: String,
         params: Option<Box<RawValue>>,
+        /// The notification's share of its server's [`queues::QUEUE_BYTES`], given back when
+        /// the event is dropped after routing.
+        queued: tokio::sync::OwnedSemaphorePermit,
     },
     /// A request to a client; answer it with [`Upstream::relay_to_client`].
     Request {
@@ -120,8 +123,9 @@ pub struct Upstream {
     /// The server's `capabilities`, once initialized.
     capabilities: OnceLock<Value>,
     era: OnceLock<Era>,
-    /// This connection's own queue to the gateway ([`EventQueues`]).
+    /// This connection's own queue to the gateway ([`EventQueues`]), and the bytes of it left.
     events: mpsc::Sender<ServerEvent>,
+    queue_bytes: Arc<tokio::sync::Semaphore>,
 }
 
 struct Pending {
@@ -182,6 +186,7 @@ impl Upstream {
             capabilities: OnceLock::new(),
             era: OnceLock::new(),
             events,
+            queue_bytes: Arc::new(tokio::sync::Semaphore::new(queues::QUEUE_BYTES)),
         });
         tokio::spawn(jsonrpc::write_lines(Box::pin(stdin), queue, |_| {}));
         tokio::spawn(read_loop(Arc::clone(&upstream), Box::pin(stdout), max_line));
@@ -426,12 +431,18 @@ impl Upstream {
                 }
             }
             _ => {
+                let size = message.params.as_ref().map_or(0, |p| p.get().len());
+                let share = size.clamp(1, queues::QUEUE_BYTES) as u32;
+                let Ok(queued) = Arc::clone(&self.queue_bytes).try_acquire_many_owned(share) else {
+                    return false;
+                };
                 let event = ServerEvent::Notification {
                     profile: self.profile.clone(),
                     session: self.session,
                     server: self.name.clone(),
                     method,
                     params: message.params,
+                    queued,
                 };
                 // A full queue drops the notification rather than stop reading: the server's
                 // answers behind it must not wait for the gateway to catch up with a flood.

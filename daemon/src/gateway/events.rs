@@ -305,7 +305,12 @@ impl Gateway {
                     server,
                     method,
                     params,
-                } => self.on_notification((&profile, session), &server, &method, params),
+                    queued,
+                } => {
+                    self.on_notification((&profile, session), &server, &method, params);
+                    // Its share of the server's queue is given back once it is routed.
+                    drop(queued);
+                }
                 ServerEvent::Request {
                     upstream,
                     id,

@@ -13,6 +13,11 @@ use super::ServerEvent;
 /// (its requests wait for room instead, which holds up only its own reader).
 pub const QUEUE: usize = 256;
 
+/// Bytes of notification parameters one server may have waiting for the gateway; past it, its
+/// notifications are dropped too, so that a flood of large ones cannot park `QUEUE` times the
+/// line limit. One larger than this still passes when nothing else of the server waits.
+pub const QUEUE_BYTES: usize = 8 << 20;
+
 /// The queues of connections yet to be drained, as the gateway receives them.
 pub type NewQueues = mpsc::UnboundedReceiver<mpsc::Receiver<ServerEvent>>;
 

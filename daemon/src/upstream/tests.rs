@@ -424,3 +424,42 @@ async fn a_full_event_queue_drops_notifications_and_answers_still_arrive() {
         "the first ones, in order"
     );
 }
+
+#[tokio::test]
+async fn large_notifications_are_dropped_past_the_queues_bytes() {
+    let (gateway_in, mut server_out) = tokio::io::duplex(1 << 16);
+    let (server_in, gateway_out) = tokio::io::duplex(1 << 16);
+    let (upstream, mut events) = spawn_fake(
+        gateway_out,
+        gateway_in,
+        Arc::new(LogTail::new("fake")),
+        32 << 20,
+    );
+    tokio::spawn(async move {
+        let mut input = BufReader::new(server_in);
+        let mut call = String::new();
+        input.read_line(&mut call).await.unwrap();
+        let data = "x".repeat(queues::QUEUE_BYTES / 2 + 1);
+        for seq in 0..3 {
+            let big = json!({"jsonrpc": "2.0", "method": "notifications/big", "params": {"seq": seq, "data": data}});
+            send_json(&mut server_out, &big).await;
+        }
+        let done = json!({"jsonrpc": "2.0", "id": id_of(&call), "result": {}});
+        send_json(&mut server_out, &done).await;
+        std::future::pending::<()>().await;
+    });
+    upstream
+        .request("tools/call", None, &caller(TIMEOUT))
+        .await
+        .unwrap()
+        .unwrap();
+    let Ok(ServerEvent::Notification { params, .. }) = events.try_recv() else {
+        panic!("the first large notification is queued");
+    };
+    let params: serde_json::Value = serde_json::from_str(params.unwrap().get()).unwrap();
+    assert_eq!(params["seq"], 0);
+    assert!(
+        events.try_recv().is_err(),
+        "the others did not fit in the bytes left"
+    );
+}
