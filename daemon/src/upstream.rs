@@ -9,7 +9,9 @@
 //! the gateway's id as token, so two clients may pick the same one), and requests the server makes
 //! while it works (sampling, elicitation, roots), which [`ServerEvent::Request`] hands to the
 //! gateway with the clients that have requests in flight here. Everything else the server says
-//! goes to the gateway as [`ServerEvent::Notification`].
+//! goes to the gateway as [`ServerEvent::Notification`], through this connection's own queue
+//! (`queues`), and is dropped when that is full. Bad lines are warned about at a bounded rate
+//! (`warnings`).
 
 mod handshake;
 mod queues;
