@@ -129,9 +129,10 @@ pub fn error(code: i64, message: impl Into<String>) -> Box<RawValue> {
 }
 
 /// Serialises a value the gateway built itself.
-pub fn to_raw(value: &Value) -> Box<RawValue> {
-    // A `Value` always serialises, and its text is valid JSON.
-    RawValue::from_string(value.to_string()).unwrap_or_else(|_| empty_object())
+pub fn to_raw(value: &impl serde::Serialize) -> Box<RawValue> {
+    // Straight into the text, without `Display`'s formatter and without parsing the text again
+    // to check it: what serde_json writes is JSON. A `Value` always serialises.
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| empty_object())
 }
 
 pub fn empty_object() -> Box<RawValue> {

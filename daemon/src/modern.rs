@@ -173,17 +173,33 @@ pub fn describe(
     capabilities: Value,
     log_level: Option<&str>,
 ) -> Box<RawValue> {
-    with_meta(params, |meta| {
-        meta.insert(PROTOCOL_KEY.into(), Value::from(VERSION));
-        meta.insert(CAPABILITIES_KEY.into(), capabilities);
-        if let Some(level) = log_level {
-            meta.insert(LOG_LEVEL_KEY.into(), Value::from(level));
+    let mut ours = Map::new();
+    ours.insert(PROTOCOL_KEY.into(), Value::from(VERSION));
+    ours.insert(CAPABILITIES_KEY.into(), capabilities);
+    if let Some(level) = log_level {
+        ours.insert(LOG_LEVEL_KEY.into(), Value::from(level));
+    }
+    ours.insert(
+        CLIENT_INFO_KEY.into(),
+        json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")}),
+    );
+    // Nearly every request reaches a modern server this way, and most carry no `_meta` of their
+    // own: the gateway's then goes in front of the client's members, which stay as they were
+    // sent, unparsed. A `\u` escape could spell `_meta`, so text with one takes the long way.
+    let bare = params
+        .map(RawValue::get)
+        .filter(|text| !text.contains("_meta") && !text.contains("\\u"))
+        .and_then(|text| text.trim_start().strip_prefix('{'));
+    if let Some(members) = bare {
+        let members = members.trim_start();
+        let separator = if members.starts_with('}') { "" } else { "," };
+        let meta = jsonrpc::to_raw(&ours);
+        let text = format!("{{\"_meta\":{}{separator}{members}", meta.get());
+        if let Ok(described) = RawValue::from_string(text) {
+            return described;
         }
-        meta.insert(
-            CLIENT_INFO_KEY.into(),
-            json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")}),
-        );
-    })
+    }
+    with_meta(params, |meta| meta.extend(ours))
 }
 
 /// The params of a notification on a `subscriptions/listen` stream.
@@ -307,5 +323,35 @@ mod tests {
         assert_eq!(described["_meta"][LOG_LEVEL_KEY], "warning");
         let tagged: Value = serde_json::from_str(tagged(None, &json!(7)).get()).unwrap();
         assert_eq!(tagged, json!({"_meta": {SUBSCRIPTION_KEY: 7}}));
+    }
+
+    #[test]
+    fn described_params_keep_the_clients_members_and_meta() {
+        let ours = |text: &str| {
+            let raw = RawValue::from_string(text.to_owned()).unwrap();
+            describe(Some(&raw), json!({}), None).get().to_owned()
+        };
+        let gateway_meta = |text: &str| {
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(value["_meta"][PROTOCOL_KEY], VERSION, "{text}");
+            assert_eq!(value["_meta"][CAPABILITIES_KEY], json!({}), "{text}");
+            assert_eq!(value["_meta"][CLIENT_INFO_KEY]["name"], "mcp-gateway", "{text}");
+            value
+        };
+        // Without a `_meta` of their own, the client's members follow the gateway's as sent.
+        let sent = r#"{"name":"echo", "arguments":{"z":1,"a":[1.50,"\n"]}}"#;
+        let described = ours(sent);
+        assert!(described.ends_with(&sent[1..]), "{described}");
+        gateway_meta(&described);
+        assert_eq!(gateway_meta(&ours(" { } "))["_meta"].as_object().unwrap().len(), 3);
+        // The client's own `_meta`, however spelt, is kept beside the gateway's keys.
+        for sent in [
+            r#"{"name":"echo","_meta":{"progressToken":7}}"#,
+            r#"{"name":"echo","\u005fmeta":{"progressToken":7}}"#,
+        ] {
+            let value = gateway_meta(&ours(sent));
+            assert_eq!(value["_meta"]["progressToken"], 7, "{sent}");
+            assert_eq!(value["name"], "echo");
+        }
     }
 }
