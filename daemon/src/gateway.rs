@@ -395,7 +395,9 @@ impl Gateway {
                 (route, rewritten)
             }
             "completion/complete" => (self.route_reference(profile, &mut params).await?, false),
-            "tools/call" | "prompts/get" => return Err(GatewayError::InvalidParams("missing name".into())),
+            "tools/call" | "prompts/get" => {
+                return Err(GatewayError::InvalidParams("missing name".into()));
+            }
             _ => {
                 return Err(GatewayError::InvalidParams(format!(
                     "{method} names no tool, prompt or resource"
@@ -404,7 +406,13 @@ impl Gateway {
         };
         trail.server = route.server.clone();
         let reply = self
-            .forward_call(profile, &route.server, method, Outgoing::Edited(params), caller)
+            .forward_call(
+                profile,
+                &route.server,
+                method,
+                Outgoing::Edited(params),
+                caller,
+            )
             .await?;
         Ok(match reply {
             Ok(result) if rewritten_uri => Ok(rewrite_contents(result, &route.server)),
@@ -424,8 +432,9 @@ impl Gateway {
         caller: &Caller,
         trail: &mut Trail,
     ) -> Result<Reply, GatewayError> {
-        let named: Named = serde_json::from_str(raw.get())
-            .map_err(|err| GatewayError::InvalidParams(format!("params must be an object: {err}")))?;
+        let named: Named = serde_json::from_str(raw.get()).map_err(|err| {
+            GatewayError::InvalidParams(format!("params must be an object: {err}"))
+        })?;
         let name = named
             .name
             .ok_or_else(|| GatewayError::InvalidParams("missing name".into()))?;

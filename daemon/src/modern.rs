@@ -335,7 +335,10 @@ mod tests {
             let value: Value = serde_json::from_str(text).unwrap();
             assert_eq!(value["_meta"][PROTOCOL_KEY], VERSION, "{text}");
             assert_eq!(value["_meta"][CAPABILITIES_KEY], json!({}), "{text}");
-            assert_eq!(value["_meta"][CLIENT_INFO_KEY]["name"], "mcp-gateway", "{text}");
+            assert_eq!(
+                value["_meta"][CLIENT_INFO_KEY]["name"], "mcp-gateway",
+                "{text}"
+            );
             value
         };
         // Without a `_meta` of their own, the client's members follow the gateway's as sent.
@@ -343,7 +346,13 @@ mod tests {
         let described = ours(sent);
         assert!(described.ends_with(&sent[1..]), "{described}");
         gateway_meta(&described);
-        assert_eq!(gateway_meta(&ours(" { } "))["_meta"].as_object().unwrap().len(), 3);
+        assert_eq!(
+            gateway_meta(&ours(" { } "))["_meta"]
+                .as_object()
+                .unwrap()
+                .len(),
+            3
+        );
         // The client's own `_meta`, however spelt, is kept beside the gateway's keys.
         for sent in [
             r#"{"name":"echo","_meta":{"progressToken":7}}"#,

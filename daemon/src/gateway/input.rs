@@ -50,10 +50,15 @@ impl Gateway {
             .upstream(profile, server, super::session_of(caller))
             .await?;
         if upstream.era() != Some(Era::Modern) {
-            return Ok(upstream.request(method, Some(&params.to_raw()), caller).await?);
+            return Ok(upstream
+                .request(method, Some(&params.to_raw()), caller)
+                .await?);
         }
         for _ in 0..MAX_ROUNDS {
-            let result = match upstream.request(method, Some(&params.to_raw()), caller).await? {
+            let result = match upstream
+                .request(method, Some(&params.to_raw()), caller)
+                .await?
+            {
                 Err(error) if method == "resources/read" => {
                     return Ok(Err(modern::legacy_read_error(error)));
                 }
