@@ -9,6 +9,8 @@
 //! results gain what modern clients require (`resultType`, and `ttlMs`/`cacheScope` on cacheable
 //! ones) on the way down.
 
+use std::sync::LazyLock;
+
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -165,6 +167,17 @@ pub fn discover() -> Box<RawValue> {
     }))
 }
 
+/// Whether request text mentions [`PROTOCOL_KEY`], as every modern request does: a search made
+/// on every request, so its searcher is built once (`str::contains` builds one per call, which
+/// costs more than the search).
+pub fn mentions_protocol(text: &str) -> bool {
+    static KEY: LazyLock<regex::Regex> = LazyLock::new(|| {
+        // An escaped literal always compiles.
+        regex::Regex::new(&regex::escape(PROTOCOL_KEY)).expect("a literal compiles")
+    });
+    KEY.is_match(text)
+}
+
 /// `params` for a modern server: the gateway's own protocol keys added to `_meta`, declaring
 /// `capabilities` (what the client the request is for can answer through the gateway) and, when
 /// that client set one, its log level.
@@ -173,16 +186,23 @@ pub fn describe(
     capabilities: Value,
     log_level: Option<&str>,
 ) -> Box<RawValue> {
-    let mut ours = Map::new();
-    ours.insert(PROTOCOL_KEY.into(), Value::from(VERSION));
-    ours.insert(CAPABILITIES_KEY.into(), capabilities);
-    if let Some(level) = log_level {
-        ours.insert(LOG_LEVEL_KEY.into(), Value::from(level));
-    }
-    ours.insert(
-        CLIENT_INFO_KEY.into(),
-        json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")}),
-    );
+    // The gateway's members as text: only the capabilities and the level vary.
+    static AROUND: LazyLock<(String, String)> = LazyLock::new(|| {
+        let key = |key: &str| Value::from(key).to_string();
+        let before = format!(
+            "{{{}:{},{}:",
+            key(PROTOCOL_KEY),
+            key(VERSION),
+            key(CAPABILITIES_KEY)
+        );
+        let info = json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")});
+        (before, format!(",{}:{info}}}", key(CLIENT_INFO_KEY)))
+    });
+    let level = log_level
+        .map(|level| format!(",{}:{}", Value::from(LOG_LEVEL_KEY), Value::from(level)))
+        .unwrap_or_default();
+    let (before, after) = &*AROUND;
+    let ours = [before, jsonrpc::to_raw(&capabilities).get(), &level, after].concat();
     // Nearly every request reaches a modern server this way, and most carry no `_meta` of their
     // own: the gateway's then goes in front of the client's members, which stay as they were
     // sent, unparsed. A `\u` escape could spell `_meta`, so text with one takes the long way.
@@ -193,12 +213,12 @@ pub fn describe(
     if let Some(members) = bare {
         let members = members.trim_start();
         let separator = if members.starts_with('}') { "" } else { "," };
-        let meta = jsonrpc::to_raw(&ours);
-        let text = format!("{{\"_meta\":{}{separator}{members}", meta.get());
+        let text = [r#"{"_meta":"#, &ours, separator, members].concat();
         if let Ok(described) = RawValue::from_string(text) {
             return described;
         }
     }
+    let ours: Map<String, Value> = serde_json::from_str(&ours).unwrap_or_default();
     with_meta(params, |meta| meta.extend(ours))
 }
 
@@ -323,6 +343,15 @@ mod tests {
         assert_eq!(described["_meta"][LOG_LEVEL_KEY], "warning");
         let tagged: Value = serde_json::from_str(tagged(None, &json!(7)).get()).unwrap();
         assert_eq!(tagged, json!({"_meta": {SUBSCRIPTION_KEY: 7}}));
+    }
+
+    #[test]
+    fn modern_requests_are_told_by_their_protocol_key() {
+        let request = modern_params(VERSION).to_string();
+        assert!(mentions_protocol(&request));
+        assert!(!mentions_protocol(
+            r#"{"name":"echo","arguments":{"protocolVersion":"x"}}"#
+        ));
     }
 
     #[test]

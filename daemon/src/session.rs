@@ -229,8 +229,7 @@ impl Session {
             timeout: self.gateway.request_timeout(),
         };
         // Only a request that mentions the protocol key pays for parsing its params here.
-        if method == "server/discover"
-            || params.is_some_and(|p| p.get().contains(modern::PROTOCOL_KEY))
+        if method == "server/discover" || params.is_some_and(|p| modern::mentions_protocol(p.get()))
         {
             let parsed = params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok());
             if modern::is_modern(method, parsed.as_ref()) {
