@@ -75,15 +75,9 @@ fn edited_calls_reach_the_server_edited_and_escapes_hide_no_secret() {
     }
     let daemon = Daemon::start(Start::SocketActivated);
     daemon.add_fixture("alpha");
-    daemon.ctl_ok(&["profile", "create", "shh", "--server", "alpha"]);
     let profiles = daemon.dir.path().join("config/mcp-gateway/profiles.toml");
-    let text = std::fs::read_to_string(&profiles).unwrap();
-    let edited = text.replace(
-        "[profiles.shh]\n",
-        "[profiles.shh]\nprefix = true\nscan = \"redact\"\naudit_arguments = true\n",
-    );
-    assert_ne!(edited, text, "no [profiles.shh] table in {text}");
-    std::fs::write(&profiles, edited).unwrap();
+    let table = "[profiles.shh]\nservers = [\"alpha\"]\nprefix = true\nscan = \"redact\"\naudit_arguments = true\n";
+    std::fs::write(&profiles, table).unwrap();
     daemon.ctl_ok(&["reload"]);
 
     let key = format!("AKIA{}", "X".repeat(16));
@@ -118,7 +112,11 @@ fn edited_calls_reach_the_server_edited_and_escapes_hide_no_secret() {
         r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"two\nlines \u00e9"}}}"#,
     );
     let answer = client.response(&json!(3));
-    assert_eq!(first_text(&answer["result"]), "two\nlines \u{e9}", "{answer}");
+    assert_eq!(
+        first_text(&answer["result"]),
+        "two\nlines \u{e9}",
+        "{answer}"
+    );
     client.close();
 
     let calls = daemon.ctl_json(&["calls"]);
