@@ -62,7 +62,7 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N")]
     pub cycles: Option<usize>,
 
-    /// Extra environment for the daemon, for experiments (e.g. TOKIO_WORKER_THREADS=1); repeatable
+    /// Extra environment for the daemon, for experiments (e.g. MCP_GATEWAY_LIST_PAGE_SIZE=50); repeatable
     #[arg(long, global = true, value_name = "KEY=VALUE", value_parser = parse_env)]
     pub daemon_env: Vec<(String, String)>,
 }

@@ -33,7 +33,7 @@ pub struct Server<'a> {
 
 impl Rig {
     /// A daemon with the plan's extra environment (for experiments such as
-    /// `TOKIO_WORKER_THREADS`). Its merged lists come in one page, as the direct path's do.
+    /// `RUST_LOG`). Its merged lists come in one page, as the direct path's do.
     pub fn start(how: Start, plan: &Plan) -> Rig {
         let mut env = vec![
             ("RUST_LOG", DAEMON_LOG),

@@ -107,10 +107,10 @@ impl Trail {
         let (outcome, error, response_bytes) = match outcome {
             Ok(Ok(result)) => {
                 let text = result.get();
-                // Only results that mention the member pay for a parse.
+                // Only results that mention the member pay for a parse, and it skips the rest.
                 let tool_error = text.contains("\"isError\"")
-                    && serde_json::from_str::<Value>(text)
-                        .is_ok_and(|r| r.get("isError") == Some(&Value::Bool(true)));
+                    && serde_json::from_str::<ToolResult>(text)
+                        .is_ok_and(|r| r.is_error == Some(true));
                 let outcome = if tool_error { "tool_error" } else { "ok" };
                 (outcome, None, text.len())
             }
@@ -144,6 +144,13 @@ impl Trail {
             arguments: self.arguments,
         }
     }
+}
+
+/// The one member of a tool result its audit record needs.
+#[derive(serde::Deserialize)]
+struct ToolResult {
+    #[serde(rename = "isError", default)]
+    is_error: Option<bool>,
 }
 
 fn rotated(path: &Path) -> PathBuf {
@@ -202,6 +209,22 @@ mod tests {
             secrets: Vec::new(),
             arguments: None,
         }
+    }
+
+    #[test]
+    fn a_result_flagged_as_an_error_is_recorded_as_a_tool_error() {
+        let outcome = |text: &str| {
+            let result = serde_json::value::RawValue::from_string(text.to_owned()).unwrap();
+            let took = Duration::ZERO;
+            Trail::default()
+                .record(("p", "c", "tools/call"), took, 0, &Ok(Ok(result)))
+                .outcome
+        };
+        assert_eq!(outcome(r#"{"content":[],"isError":true}"#), "tool_error");
+        let quoted = r#"{"content":[{"type":"text","text":"\"isError\":true"}],"isError":false}"#;
+        assert_eq!(outcome(quoted), "ok");
+        assert_eq!(outcome(r#"{"content":[],"isError":"yes"}"#), "ok");
+        assert_eq!(outcome(r#"{"content":[]}"#), "ok");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod input;
 mod screening;
 mod warming;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -369,7 +370,6 @@ impl Gateway {
         caller: &Caller,
         trail: &mut Trail,
     ) -> Result<Reply, GatewayError> {
-        let mut params = parse_params(params)?;
         // Read in place rather than through `Config::profile`, which copies the profile (and
         // builds the implicit `default` from the catalog): this runs on every call. A profile
         // no file defines has the defaults; an unknown one fails routing below.
@@ -377,38 +377,23 @@ impl Gateway {
             Some(defined) => (defined.scan, defined.audit_arguments),
             None => (ScanMode::default(), false),
         };
-        trail.name = ["name", "uri"]
-            .into_iter()
-            .find_map(|member| params.get(member)?.as_str())
+        if let ("tools/call" | "prompts/get", Some(raw)) = (method, params) {
+            let screening = (scan, keep_arguments);
+            return self
+                .route_named(profile, method, raw, screening, caller, trail)
+                .await;
+        }
+        let mut params = parse_params(params)?;
+        trail.name = params
+            .get("uri")
+            .and_then(Value::as_str)
             .or_else(|| {
                 let reference = params.get("ref")?;
                 reference.get("name").or(reference.get("uri"))?.as_str()
             })
             .unwrap_or_default()
             .to_owned();
-        let mut tool = None;
         let (route, rewritten_uri) = match method {
-            "tools/call" | "prompts/get" => {
-                let kind = if method == "tools/call" {
-                    ListKind::Tools
-                } else {
-                    ListKind::Prompts
-                };
-                let name = string_member(&params, "name")?;
-                let route = self.route(profile, kind, &name).await?;
-                params.insert("name".into(), Value::from(route.original.clone()));
-                trail.server = route.server.clone();
-                if kind == ListKind::Tools {
-                    if let Some(arguments) = params.get_mut("arguments") {
-                        trail.secrets = self.screen_arguments(scan, arguments, profile, &name)?;
-                        if keep_arguments {
-                            trail.arguments = Some(arguments.clone());
-                        }
-                    }
-                    tool = Some(name);
-                }
-                (route, false)
-            }
             "resources/read" => {
                 let uri = string_member(&params, "uri")?;
                 let route = self.route_uri(profile, &uri).await?;
@@ -417,6 +402,9 @@ impl Gateway {
                 (route, rewritten)
             }
             "completion/complete" => (self.route_reference(profile, &mut params).await?, false),
+            "tools/call" | "prompts/get" => {
+                return Err(GatewayError::InvalidParams("missing name".into()));
+            }
             _ => {
                 return Err(GatewayError::InvalidParams(format!(
                     "{method} names no tool, prompt or resource"
@@ -431,14 +419,83 @@ impl Gateway {
             trail.secrets.extend(hits);
         }
         let reply = self
+            .forward_call(
+                profile,
+                &route.server,
+                method,
+                Outgoing::Edited(params),
+                caller,
+            )
+            .await?;
+        Ok(match reply {
+            Ok(result) if rewritten_uri => Ok(rewrite_contents(result, &route.server)),
+            other => other,
+        })
+    }
+
+    /// Routes `tools/call` or `prompts/get` by its `name`, screening a tool call's arguments and
+    /// result. The params go to the server as the client's bytes unless the gateway has to edit
+    /// them: a name exposed under another name than the server's, or redacted arguments.
+    async fn route_named(
+        &self,
+        profile: &str,
+        method: &str,
+        raw: &RawValue,
+        (scan, keep_arguments): (ScanMode, bool),
+        caller: &Caller,
+        trail: &mut Trail,
+    ) -> Result<Reply, GatewayError> {
+        let named: Named = serde_json::from_str(raw.get()).map_err(|err| {
+            GatewayError::InvalidParams(format!("params must be an object: {err}"))
+        })?;
+        let name = named
+            .name
+            .ok_or_else(|| GatewayError::InvalidParams("missing name".into()))?;
+        trail.name = name.clone().into_owned();
+        let kind = if method == "tools/call" {
+            ListKind::Tools
+        } else {
+            ListKind::Prompts
+        };
+        let route = self.route(profile, kind, &name).await?;
+        trail.server = route.server.clone();
+        let mut redacted = None;
+        if let (ListKind::Tools, Some(arguments)) = (kind, named.arguments) {
+            // Most arguments hold no secret: one pass over their text rules that out without
+            // parsing them.
+            let suspect = self.scanner.may_hold(arguments.get());
+            if suspect || keep_arguments {
+                let mut value: Value = serde_json::from_str(arguments.get())
+                    .map_err(|err| GatewayError::InvalidParams(err.to_string()))?;
+                if suspect {
+                    trail.secrets = self.screen_arguments(scan, &mut value, profile, &name)?;
+                }
+                if keep_arguments {
+                    trail.arguments = Some(value.clone());
+                }
+                if !trail.secrets.is_empty() {
+                    redacted = Some(value);
+                }
+            }
+        }
+        let params = if route.original == name && redacted.is_none() {
+            Outgoing::Raw(raw)
+        } else {
+            let mut params = parse_params(Some(raw))?;
+            params.insert("name".into(), Value::from(route.original.clone()));
+            if let Some(arguments) = redacted {
+                params.insert("arguments".into(), arguments);
+            }
+            Outgoing::Edited(params)
+        };
+        let reply = self
             .forward_call(profile, &route.server, method, params, caller)
             .await?;
-        Ok(match (reply, tool) {
-            (Ok(result), Some(tool)) => {
-                Ok(self.screen_result(scan, result, profile, &tool, trail)?)
+        Ok(match reply {
+            Ok(result) if kind == ListKind::Tools => {
+                Ok(self.screen_result(scan, result, profile, &name, trail)?)
             }
-            (Ok(result), _) if rewritten_uri => Ok(rewrite_contents(result, &route.server)),
-            (other, _) => other,
+            other => other,
         })
     }
 
@@ -489,7 +546,7 @@ impl Gateway {
         caller: &Caller,
     ) -> Result<Reply, GatewayError> {
         let upstream = self.upstream(profile, server, session_of(caller)).await?;
-        let params = jsonrpc::to_raw(&Value::Object(params.clone()));
+        let params = jsonrpc::to_raw(params);
         Ok(upstream.request(method, Some(&params), caller).await?)
     }
 
@@ -529,6 +586,38 @@ fn definition<'a>(config: &'a Config, server: &str) -> Result<&'a ServerDef, Poo
             server: server.to_owned(),
             reason: "it is not in the catalog".into(),
         })
+}
+
+/// What routing reads of `tools/call` and `prompts/get` params, borrowed from their text.
+#[derive(serde::Deserialize)]
+struct Named<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
+}
+
+/// The params of a routed call on their way to its server: the client's own text when the
+/// gateway changed nothing in them, else the members with its edits.
+enum Outgoing<'a> {
+    Raw(&'a RawValue),
+    Edited(Map<String, Value>),
+}
+
+impl<'a> Outgoing<'a> {
+    fn into_map(self) -> Result<Map<String, Value>, GatewayError> {
+        match self {
+            Outgoing::Raw(raw) => parse_params(Some(raw)),
+            Outgoing::Edited(params) => Ok(params),
+        }
+    }
+
+    fn to_raw(&self) -> Cow<'a, RawValue> {
+        match self {
+            Outgoing::Raw(raw) => Cow::Borrowed(*raw),
+            Outgoing::Edited(params) => Cow::Owned(jsonrpc::to_raw(params)),
+        }
+    }
 }
 
 fn parse_params(params: Option<&RawValue>) -> Result<Map<String, Value>, GatewayError> {

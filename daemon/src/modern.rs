@@ -9,6 +9,8 @@
 //! results gain what modern clients require (`resultType`, and `ttlMs`/`cacheScope` on cacheable
 //! ones) on the way down.
 
+use std::sync::LazyLock;
+
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -170,6 +172,17 @@ pub fn discover() -> Box<RawValue> {
     }))
 }
 
+/// Whether request text mentions [`PROTOCOL_KEY`], as every modern request does: a search made
+/// on every request, so its searcher is built once (`str::contains` builds one per call, which
+/// costs more than the search).
+pub fn mentions_protocol(text: &str) -> bool {
+    static KEY: LazyLock<regex::Regex> = LazyLock::new(|| {
+        // An escaped literal always compiles.
+        regex::Regex::new(&regex::escape(PROTOCOL_KEY)).expect("a literal compiles")
+    });
+    KEY.is_match(text)
+}
+
 /// `params` for a modern server: the gateway's own protocol keys added to `_meta`, declaring
 /// `capabilities` (what the client the request is for can answer through the gateway) and, when
 /// that client set one, its log level.
@@ -178,17 +191,40 @@ pub fn describe(
     capabilities: Value,
     log_level: Option<&str>,
 ) -> Box<RawValue> {
-    with_meta(params, |meta| {
-        meta.insert(PROTOCOL_KEY.into(), Value::from(VERSION));
-        meta.insert(CAPABILITIES_KEY.into(), capabilities);
-        if let Some(level) = log_level {
-            meta.insert(LOG_LEVEL_KEY.into(), Value::from(level));
-        }
-        meta.insert(
-            CLIENT_INFO_KEY.into(),
-            json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")}),
+    // The gateway's members as text: only the capabilities and the level vary.
+    static AROUND: LazyLock<(String, String)> = LazyLock::new(|| {
+        let key = |key: &str| Value::from(key).to_string();
+        let before = format!(
+            "{{{}:{},{}:",
+            key(PROTOCOL_KEY),
+            key(VERSION),
+            key(CAPABILITIES_KEY)
         );
-    })
+        let info = json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")});
+        (before, format!(",{}:{info}}}", key(CLIENT_INFO_KEY)))
+    });
+    let level = log_level
+        .map(|level| format!(",{}:{}", Value::from(LOG_LEVEL_KEY), Value::from(level)))
+        .unwrap_or_default();
+    let (before, after) = &*AROUND;
+    let ours = [before, jsonrpc::to_raw(&capabilities).get(), &level, after].concat();
+    // Nearly every request reaches a modern server this way, and most carry no `_meta` of their
+    // own: the gateway's then goes in front of the client's members, which stay as they were
+    // sent, unparsed. A `\u` escape could spell `_meta`, so text with one takes the long way.
+    let bare = params
+        .map(RawValue::get)
+        .filter(|text| !text.contains("_meta") && !text.contains("\\u"))
+        .and_then(|text| text.trim_start().strip_prefix('{'));
+    if let Some(members) = bare {
+        let members = members.trim_start();
+        let separator = if members.starts_with('}') { "" } else { "," };
+        let text = [r#"{"_meta":"#, &ours, separator, members].concat();
+        if let Ok(described) = RawValue::from_string(text) {
+            return described;
+        }
+    }
+    let ours: Map<String, Value> = serde_json::from_str(&ours).unwrap_or_default();
+    with_meta(params, |meta| meta.extend(ours))
 }
 
 /// The params of a notification on a `subscriptions/listen` stream.
@@ -312,5 +348,53 @@ mod tests {
         assert_eq!(described["_meta"][LOG_LEVEL_KEY], "warning");
         let tagged: Value = serde_json::from_str(tagged(None, &json!(7)).get()).unwrap();
         assert_eq!(tagged, json!({"_meta": {SUBSCRIPTION_KEY: 7}}));
+    }
+
+    #[test]
+    fn modern_requests_are_told_by_their_protocol_key() {
+        let request = modern_params(VERSION).to_string();
+        assert!(mentions_protocol(&request));
+        assert!(!mentions_protocol(
+            r#"{"name":"echo","arguments":{"protocolVersion":"x"}}"#
+        ));
+    }
+
+    #[test]
+    fn described_params_keep_the_clients_members_and_meta() {
+        let ours = |text: &str| {
+            let raw = RawValue::from_string(text.to_owned()).unwrap();
+            describe(Some(&raw), json!({}), None).get().to_owned()
+        };
+        let gateway_meta = |text: &str| {
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(value["_meta"][PROTOCOL_KEY], VERSION, "{text}");
+            assert_eq!(value["_meta"][CAPABILITIES_KEY], json!({}), "{text}");
+            assert_eq!(
+                value["_meta"][CLIENT_INFO_KEY]["name"], "mcp-gateway",
+                "{text}"
+            );
+            value
+        };
+        // Without a `_meta` of their own, the client's members follow the gateway's as sent.
+        let sent = r#"{"name":"echo", "arguments":{"z":1,"a":[1.50,"\n"]}}"#;
+        let described = ours(sent);
+        assert!(described.ends_with(&sent[1..]), "{described}");
+        gateway_meta(&described);
+        assert_eq!(
+            gateway_meta(&ours(" { } "))["_meta"]
+                .as_object()
+                .unwrap()
+                .len(),
+            3
+        );
+        // The client's own `_meta`, however spelt, is kept beside the gateway's keys.
+        for sent in [
+            r#"{"name":"echo","_meta":{"progressToken":7}}"#,
+            r#"{"name":"echo","\u005fmeta":{"progressToken":7}}"#,
+        ] {
+            let value = gateway_meta(&ours(sent));
+            assert_eq!(value["_meta"]["progressToken"], 7, "{sent}");
+            assert_eq!(value["name"], "echo");
+        }
     }
 }

@@ -85,6 +85,8 @@ const MIN_LITERAL: usize = 8;
 #[derive(Default)]
 pub struct Scanner {
     literals: RwLock<Vec<String>>,
+    /// The stored secrets as they appear inside a JSON string, for [`Scanner::may_match`].
+    escaped: RwLock<Vec<String>>,
 }
 
 impl Scanner {
@@ -96,10 +98,19 @@ impl Scanner {
 
     /// Replaces the stored secrets looked for (after `mcpctl secret set` or `rm`).
     pub fn remember(&self, stored: impl IntoIterator<Item = String>) {
-        *self.literals.write().unwrap_or_else(|e| e.into_inner()) = stored
+        let literals: Vec<String> = stored
             .into_iter()
             .filter(|s| s.len() >= MIN_LITERAL)
             .collect();
+        let escaped = literals
+            .iter()
+            .map(|literal| {
+                let quoted = Value::from(literal.as_str()).to_string();
+                quoted[1..quoted.len() - 1].to_owned()
+            })
+            .collect();
+        *self.literals.write().unwrap_or_else(|e| e.into_inner()) = literals;
+        *self.escaped.write().unwrap_or_else(|e| e.into_inner()) = escaped;
     }
 
     fn literals(&self) -> std::sync::RwLockReadGuard<'_, Vec<String>> {
@@ -110,10 +121,25 @@ impl Scanner {
     /// (nearly all of them) are never parsed.
     pub fn may_match(&self, json: &str) -> bool {
         COMPILED.set.is_match(json)
-            || self.literals().iter().any(|literal| {
-                let escaped = Value::from(literal.as_str()).to_string();
-                json.contains(literal.as_str()) || json.contains(&escaped[1..escaped.len() - 1])
-            })
+            || self
+                .literals()
+                .iter()
+                .any(|literal| json.contains(literal.as_str()))
+            || self
+                .escaped
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|escaped| json.contains(escaped.as_str()))
+    }
+
+    /// Whether the strings of raw JSON text may hold a secret, so that text without one (nearly
+    /// all arguments) is never parsed. Without a backslash the text holds each string's value
+    /// verbatim between quotes, which every rule treats as a word boundary, so a rule matching a
+    /// string matches the text too; an escape could hide a secret from that pass, so text with
+    /// one always counts.
+    pub fn may_hold(&self, json: &str) -> bool {
+        json.contains('\\') || self.may_match(json)
     }
 
     /// The names of the rules that match anywhere in `value`'s strings, sorted and unique.
@@ -228,6 +254,32 @@ mod tests {
         let clean =
             json!({"text": "AKIA is a prefix; ghp_ alone; sk_live_short; eyJhbGci", "n": 42});
         assert!(scanner.find(&clean).is_empty());
+    }
+
+    #[test]
+    fn the_pass_over_raw_text_lets_no_rule_or_stored_secret_through() {
+        let stored = "correct horse battery staple";
+        let scanner = Scanner::new([stored.to_owned()]);
+        let mut secrets = samples();
+        secrets.push((STORED_SECRET, stored.to_owned()));
+        for (rule, secret) in secrets {
+            for arguments in [
+                json!({"text": secret}),
+                json!({"deep": ["text", {"value": format!("see {secret} here")}]}),
+                json!([format!("({secret})")]),
+            ] {
+                let text = arguments.to_string();
+                assert!(scanner.may_hold(&text), "{rule} slips past in {text}");
+                assert!(scanner.find(&arguments).contains(&rule), "{rule} in {text}");
+            }
+        }
+        // A secret spelt with JSON escapes never reaches the rules as raw text.
+        let escaped = format!(r#"{{"text":"\u0041KIA{}"}}"#, "Q".repeat(16));
+        assert!(!COMPILED.set.is_match(&escaped));
+        assert!(scanner.may_hold(&escaped));
+        let parsed: Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(scanner.find(&parsed), ["aws-access-key-id"]);
+        assert!(!scanner.may_hold(r#"{"text":"the quick brown fox jumps over the lazy dog"}"#));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! JSON-RPC lines, answers what the gateway owns (`initialize`, `ping`, the merged lists) and
 //! routes the rest to the profile's servers.
 //!
-//! Requests run concurrently, each in its own task, and their answers go back through one writer
-//! task in the order they complete. A request the client cancels gets no answer, as the protocol
+//! Requests run concurrently on the session's own task (no task per request, so a server's answer
+//! wakes only this task), and their answers go back through one writer task in the order they
+//! complete. A request the client cancels gets no answer, as the protocol
 //! asks, and its server is told. When the client goes away, its unfinished requests are dropped,
 //! which cancels them on their servers and withdraws its subscriptions.
 
@@ -13,12 +14,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +32,10 @@ use crate::lines::{Line, LineCodec, Reject, sniff_id};
 use crate::lists::ListKind;
 use crate::modern;
 use crate::upstream::{Caller, UpstreamError};
+
+/// The session's requests in flight, polled by the session's task itself: dropping one cancels
+/// it (and tells its server).
+type Requests = FuturesUnordered<BoxFuture<'static, ()>>;
 
 /// Protocol revisions a legacy client may negotiate with the gateway, newest first.
 const LEGACY_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
@@ -87,13 +93,13 @@ pub async fn serve<R, W>(
         parked: Mutex::default(),
         next_parked: AtomicU64::new(1),
     });
-    let mut requests = JoinSet::new();
+    let mut requests = Requests::new();
     loop {
         let line = tokio::select! {
             // A client at its limit is not read until one of its requests ends, so one that sends
             // without reading its answers holds at most this many of them in the daemon.
             line = lines.next(), if requests.len() < MAX_IN_FLIGHT => line,
-            Some(_) = requests.join_next(), if !requests.is_empty() => continue,
+            Some(()) = requests.next(), if !requests.is_empty() => continue,
             () = shutdown.cancelled() => break,
         };
         match line {
@@ -120,7 +126,7 @@ pub async fn serve<R, W>(
     // the daemon is shutting down.
     session.closing.cancel();
     tokio::select! {
-        () = async { while requests.join_next().await.is_some() {} } => {}
+        () = async { while requests.next().await.is_some() {} } => {}
         () = hangup.hung_up() => {
             // Dropping a request tells its server that the client went away.
             tracing::info!(
@@ -128,11 +134,10 @@ pub async fn serve<R, W>(
                 requests = requests.len(),
                 "client gone; cancelling its requests in flight"
             );
-            requests.abort_all();
-            while requests.join_next().await.is_some() {}
+            requests.clear();
         }
         () = shutdown.cancelled() => {
-            requests.abort_all();
+            requests.clear();
             session.refuse_in_flight().await;
         }
     }
@@ -148,7 +153,7 @@ impl Session {
         self.peer.send_line(jsonrpc::response_line(id, reply)).await;
     }
 
-    async fn dispatch(self: &Arc<Self>, line: &str, requests: &mut JoinSet<()>) {
+    async fn dispatch(self: &Arc<Self>, line: &str, requests: &mut Requests) {
         if line.trim().is_empty() {
             return;
         }
@@ -171,13 +176,20 @@ impl Session {
                 self.lock_in_flight().insert(key.clone(), cancel.clone());
                 let session = Arc::clone(self);
                 self.peer.touch();
-                requests.spawn(async move {
+                let request = async move {
                     let reply = session.handle_request(message, cancel).await;
                     session.lock_in_flight().remove(&key);
                     if let Some(reply) = reply {
                         session.send(&id, &reply).await;
                     }
-                });
+                };
+                // A request that panics fails alone, as a task of its own would.
+                requests.push(
+                    std::panic::AssertUnwindSafe(request)
+                        .catch_unwind()
+                        .map(|_| ())
+                        .boxed(),
+                );
             }
             Kind::Notification => self.handle_notification(message).await,
             Kind::Response => self.peer.answer(message),
@@ -218,8 +230,7 @@ impl Session {
             timeout: self.gateway.request_timeout(),
         };
         // Only a request that mentions the protocol key pays for parsing its params here.
-        if method == "server/discover"
-            || params.is_some_and(|p| p.get().contains(modern::PROTOCOL_KEY))
+        if method == "server/discover" || params.is_some_and(|p| modern::mentions_protocol(p.get()))
         {
             let parsed = params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok());
             if modern::is_modern(method, parsed.as_ref()) {

@@ -64,6 +64,78 @@ fn a_stored_secret_is_recognised_in_arguments() {
     assert!(!message.contains(value), "{message}");
 }
 
+/// The gateway passes a call's params on as the client's bytes only when it changes nothing in
+/// them: a prefixed name and redacted arguments reach the server edited (and the audit log keeps
+/// only the redacted arguments), and a secret spelt with JSON escapes is still found, while
+/// escaped text without one goes through.
+#[test]
+fn edited_calls_reach_the_server_edited_and_escapes_hide_no_secret() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = Daemon::start(Start::SocketActivated);
+    daemon.add_fixture("alpha");
+    let profiles = daemon.dir.path().join("config/mcp-gateway/profiles.toml");
+    let table = "[profiles.shh]\nservers = [\"alpha\"]\nprefix = true\nscan = \"redact\"\naudit_arguments = true\n";
+    std::fs::write(&profiles, table).unwrap();
+    daemon.ctl_ok(&["reload"]);
+
+    let key = format!("AKIA{}", "X".repeat(16));
+    let mut shh = daemon.raw_client(&["--profile", "shh"]);
+    shh.initialize("2025-11-25", json!({}));
+    let text = format!("my key is {key}, keep it");
+    shh.request(
+        json!(1),
+        "tools/call",
+        json!({"name": "alpha__echo", "arguments": {"text": text}}),
+    );
+    let answer = shh.response(&json!(1));
+    assert_eq!(
+        first_text(&answer["result"]),
+        "my key is [REDACTED:aws-access-key-id], keep it",
+        "{answer}"
+    );
+    shh.close();
+
+    let mut client = daemon.raw_client(&[]);
+    client.initialize("2025-11-25", json!({}));
+    // `A` as `\u0041`: no rule matches the line's text, only the string it holds.
+    client.send_line(&format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"\u0041KIA{}"}}}}}}"#,
+        "X".repeat(16)
+    ));
+    let blocked = client.response(&json!(2));
+    assert_eq!(blocked["error"]["code"], -32602, "{blocked}");
+    let message = blocked["error"]["message"].as_str().unwrap();
+    assert!(message.contains("aws-access-key-id"), "{message}");
+    client.send_line(
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"two\nlines \u00e9"}}}"#,
+    );
+    let answer = client.response(&json!(3));
+    assert_eq!(
+        first_text(&answer["result"]),
+        "two\nlines \u{e9}",
+        "{answer}"
+    );
+    client.close();
+
+    let calls = daemon.ctl_json(&["calls"]);
+    let calls = calls["calls"].as_array().unwrap();
+    let redacted = calls
+        .iter()
+        .find(|c| c["profile"] == "shh")
+        .unwrap_or_else(|| panic!("no call of shh in {calls:?}"));
+    assert_eq!(redacted["name"], "alpha__echo");
+    assert_eq!(redacted["secrets"], json!(["aws-access-key-id"]));
+    assert_eq!(
+        redacted["arguments"]["text"],
+        "my key is [REDACTED:aws-access-key-id], keep it"
+    );
+    let log =
+        std::fs::read_to_string(daemon.dir.path().join("state/mcp-gateway/audit.jsonl")).unwrap();
+    assert!(!log.contains(&key), "the audit log holds the secret");
+}
+
 /// Every call is in the audit log, with its client, server, outcome and the rules it tripped,
 /// never the secret; `mcpctl calls -f` streams new calls as they happen.
 #[test]

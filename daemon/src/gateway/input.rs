@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{Gateway, GatewayError};
+use super::{Gateway, GatewayError, Outgoing};
 use crate::downstream::Downstream;
 use crate::jsonrpc::{self, Reply, code};
 use crate::modern;
@@ -36,23 +36,29 @@ impl Gateway {
         profile: &str,
         server: &str,
         method: &str,
-        mut params: Map<String, Value>,
+        params: Outgoing<'_>,
         caller: &Caller,
     ) -> Result<Reply, GatewayError> {
         let modern_owner = caller.owner.as_ref().filter(|owner| owner.is_modern());
+        let mut params = params;
         if let Some(owner) = modern_owner {
-            self.unseal_retry(owner, server, &mut params)?;
+            let mut edited = params.into_map()?;
+            self.unseal_retry(owner, server, &mut edited)?;
+            params = Outgoing::Edited(edited);
         }
         let upstream = self
             .upstream(profile, server, super::session_of(caller))
             .await?;
         if upstream.era() != Some(Era::Modern) {
-            let params = jsonrpc::to_raw(&Value::Object(params));
-            return Ok(upstream.request(method, Some(&params), caller).await?);
+            return Ok(upstream
+                .request(method, Some(&params.to_raw()), caller)
+                .await?);
         }
         for _ in 0..MAX_ROUNDS {
-            let raw = jsonrpc::to_raw(&Value::Object(params.clone()));
-            let result = match upstream.request(method, Some(&raw), caller).await? {
+            let result = match upstream
+                .request(method, Some(&params.to_raw()), caller)
+                .await?
+            {
                 Err(error) if method == "resources/read" => {
                     return Ok(Err(modern::legacy_read_error(error)));
                 }
@@ -69,11 +75,13 @@ impl Gateway {
                 Ok(responses) => responses,
                 Err(error) => return Ok(Err(error)),
             };
-            params.insert("inputResponses".into(), Value::Object(responses));
+            let mut edited = params.into_map()?;
+            edited.insert("inputResponses".into(), Value::Object(responses));
             match asked.remove("requestState") {
-                Some(state) => params.insert("requestState".into(), state),
-                None => params.remove("requestState"),
+                Some(state) => edited.insert("requestState".into(), state),
+                None => edited.remove("requestState"),
             };
+            params = Outgoing::Edited(edited);
         }
         Ok(Err(jsonrpc::error(
             code::INTERNAL_ERROR,
