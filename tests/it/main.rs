@@ -17,6 +17,7 @@ mod modern_servers;
 mod ops;
 mod podman;
 mod pool;
+mod remote;
 mod secrets;
 mod security;
 mod wire;
