@@ -304,9 +304,16 @@ fn a_killed_remote_server_fails_the_call_at_once_and_a_restarted_one_serves_agai
     ]);
     let client = daemon.python_client(&steps, &[]);
     // Wait until the call is in flight at the server.
-    wait_for(Duration::from_secs(10), || {
-        server.requests().iter().any(|r| r["tool"] == "slow")
-    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.requests().iter().any(|r| r["tool"] == "slow") {
+        assert!(
+            Instant::now() < deadline,
+            "the call never reached the server: {:?}\n{}",
+            server.requests(),
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let killed = Instant::now();
     server.kill();
     let report = mcp_gateway_tests::client_report(client);
@@ -413,4 +420,22 @@ fn a_remote_and_a_container_server_serve_one_profile() {
     assert!(first_text(&steps[3]).parse::<u32>().is_ok(), "{}", steps[3]);
     assert!(first_text(&steps[4]).contains("box"), "{}", steps[4]);
     assert_eq!(daemon.containers().len(), 1, "{:?}", daemon.containers());
+}
+
+/// One gateway's own HTTP face as another's remote server: the Python server behind daemon
+/// `inner`, whose face daemon `outer` reaches with the face's token as its header secret.
+#[test]
+fn one_gateways_http_face_serves_another_as_a_remote_server() {
+    let token = unique_token();
+    let inner = daemon(&token, &[]);
+    let server = RemoteServer::start(inner.dir.path(), &token, &[]);
+    add_remote(&inner, "web", &server.url("http"));
+    let face = inner.ctl_json(&["http", "enable", "--listen", "127.0.0.1:0"]);
+    let url = face["url"].as_str().expect("the face listens");
+    let face_token = inner.ctl_ok(&["http", "token"]).trim().to_owned();
+    let outer = daemon(&face_token, &[]);
+    add_remote(&outer, "inner", url);
+    list_and_call(&outer);
+    let listed = server_ls(&outer, "inner");
+    assert_eq!(listed["containers"][0]["state"], "running", "{listed}");
 }

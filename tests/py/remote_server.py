@@ -32,7 +32,7 @@ import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 
 # Logging is deprecated in 2026-07-28, and still what legacy clients are sent.
-warnings.filterwarnings("ignore", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message=".*deprecated as of 2026-07-28")
 
 server = MCPServer("remote-fixture")
 # Where --record writes; the tools note there that they ran.

@@ -546,7 +546,12 @@ async fn refused(shared: &Shared, response: Response<Incoming>, id: Option<&Valu
         .unwrap_or_default();
     let text = String::from_utf8_lossy(&body);
     let excerpt = excerpt(&text);
-    shared.log(&format!("POST {method}: HTTP {status}: {excerpt}"));
+    // The era probe is refused by every legacy server; that is an answer, not a failure.
+    if method == "server/discover" && status.is_client_error() {
+        tracing::debug!(server = %shared.server, "the era probe got HTTP {status}: a legacy server");
+    } else {
+        shared.log(&format!("POST {method}: HTTP {status}: {excerpt}"));
+    }
     let Some(id) = id else { return };
     if answers(&text, id) {
         return shared.answer(method, &text).await;
