@@ -334,7 +334,10 @@ registry:
     fn entries_map_to_server_adds_and_say_what_they_lose() {
         let entries = parse("c.yaml", CATALOG).unwrap();
         let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["my-mcp", "fetch", "gitmcpmoby", "oldsse", "templated"]);
+        assert_eq!(
+            names,
+            ["my-mcp", "fetch", "gitmcpmoby", "oldsse", "templated"]
+        );
         let Ok(Request::ServerAdd {
             image,
             command,

@@ -186,7 +186,10 @@ fn a_modern_remote_server_is_listed_and_called_through_the_gateway() {
             .any(|p| p["mcp_method"] == "tools/call" && p["version"] == "2026-07-28"),
         "{requests:?}"
     );
-    assert!(!requests.iter().any(|r| r["method"] == "GET"), "{requests:?}");
+    assert!(
+        !requests.iter().any(|r| r["method"] == "GET"),
+        "{requests:?}"
+    );
     let web = server_ls(&daemon, "web");
     let origin = format!("http://127.0.0.1:{}", server.port);
     assert_eq!(web["origin"], origin.as_str(), "{web}");
@@ -217,9 +220,9 @@ fn a_legacy_remote_server_gets_a_session_a_stream_and_a_delete() {
     assert_eq!(web["containers"][0]["era"], "legacy", "{web}");
     let requests = server.requests();
     assert!(
-        requests.iter().any(|r| r["method"] == "POST"
-            && r["session"] == true
-            && r["version"] == "2025-11-25"),
+        requests
+            .iter()
+            .any(|r| r["method"] == "POST" && r["session"] == true && r["version"] == "2025-11-25"),
         "{requests:?}"
     );
     assert!(
@@ -251,15 +254,17 @@ fn the_header_secret_reaches_the_server_and_nothing_else() {
         daemon.ctl_ok(&["server", "logs", "web"]),
         daemon.ctl_ok(&["--json", "secret", "ls"]),
     ];
-    for file in ["config/mcp-gateway/catalog.toml", "config/mcp-gateway/profiles.toml"] {
+    for file in [
+        "config/mcp-gateway/catalog.toml",
+        "config/mcp-gateway/profiles.toml",
+    ] {
         seen.push(std::fs::read_to_string(daemon.dir.path().join(file)).unwrap_or_default());
     }
     for text in &seen {
         assert!(!text.contains(&token), "the token leaked into {text}");
     }
     let catalog =
-        std::fs::read_to_string(daemon.dir.path().join("config/mcp-gateway/catalog.toml"))
-            .unwrap();
+        std::fs::read_to_string(daemon.dir.path().join("config/mcp-gateway/catalog.toml")).unwrap();
     assert!(catalog.contains("${REMOTE_TOKEN}"), "{catalog}");
     // No container for a remote server.
     assert!(daemon.containers().is_empty(), "{:?}", daemon.containers());
@@ -274,7 +279,10 @@ fn a_wrong_secret_gets_a_clear_error_naming_the_server_and_the_status() {
     add_remote(&daemon, "web", &server.url("http"));
     let report = daemon.python_run(&json!([call("echo", json!({"text": "x"}))]), &[]);
     let text = report["steps"][0].to_string();
-    assert!(text.contains("\\\"web\\\"") || text.contains("web"), "{text}");
+    assert!(
+        text.contains("\\\"web\\\"") || text.contains("web"),
+        "{text}"
+    );
     assert!(text.contains("401"), "{text}");
     assert!(!text.contains(&wrong), "{text}");
     let web = server_ls(&daemon, "web");
@@ -350,19 +358,55 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         assert!(output.status.success(), "openssl {args:?}: {output:?}");
     };
     run(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-        "/CN=mcp-gateway test CA", "-keyout", "ca.key", "-out", "ca.pem",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=mcp-gateway test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
     ]);
     run(&[
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
-        "server.key", "-out", "server.csr",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
     ]);
     std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
     run(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "1", "-extfile", "san.ext", "-out", "server.pem",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
     ]);
-    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
 }
 
 #[test]
@@ -385,7 +429,10 @@ fn https_trusts_the_ca_that_ssl_cert_file_names_and_no_other() {
     add_remote(&other, "web", &server.url("https"));
     let report = other.python_run(&json!([call("echo", json!({"text": "x"}))]), &[]);
     let text = report["steps"][0].to_string();
-    assert!(text.contains("web") && text.contains("certificate"), "{text}");
+    assert!(
+        text.contains("web") && text.contains("certificate"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -398,7 +445,9 @@ fn a_remote_and_a_container_server_serve_one_profile() {
     let server = RemoteServer::start(daemon.dir.path(), &token, &[]);
     add_remote(&daemon, "web", &server.url("http"));
     daemon.add_fixture("box");
-    daemon.ctl_ok(&["profile", "create", "mixed", "--server", "web", "--server", "box"]);
+    daemon.ctl_ok(&[
+        "profile", "create", "mixed", "--server", "web", "--server", "box",
+    ]);
     let steps = json!([
         {"op": "list_tools"},
         call("web__echo", json!({"text": "from the remote"})),

@@ -191,6 +191,38 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_refuses_the_fields_it_gives_no_meaning() {
+        let text = r#"
+            kind = "remote"
+            url = "http://127.0.0.1:8080/mcp"
+            headers = { Authorization = "Bearer ${TOKEN}" }
+            secrets = ["TOKEN"]
+        "#;
+        let def: ServerDef = toml::from_str(text).unwrap();
+        assert_eq!(def.validate_kind(), Ok(()));
+        let with_image: ServerDef = toml::from_str(&format!("{text}\nimage = \"x\"")).unwrap();
+        assert_eq!(
+            with_image.validate_kind().unwrap_err(),
+            "image has no meaning for a remote server"
+        );
+        let with_mounts: ServerDef = toml::from_str(&format!(
+            "{text}\nmounts = [{{ source = \"/srv\", target = \"/srv\" }}]"
+        ))
+        .unwrap();
+        assert!(with_mounts.validate_kind().unwrap_err().contains("mounts"));
+        let no_url: ServerDef = toml::from_str("kind = \"remote\"").unwrap();
+        assert!(no_url.validate_kind().unwrap_err().contains("needs a url"));
+        let container: ServerDef = toml::from_str("image = \"i\"\nurl = \"http://h/\"").unwrap();
+        assert_eq!(
+            container.validate_kind().unwrap_err(),
+            "url has no meaning for a container server"
+        );
+        // A container entry is written as before: no `kind`.
+        let plain: ServerDef = toml::from_str("image = \"i\"").unwrap();
+        assert!(!toml::to_string(&plain).unwrap().contains("kind"));
+    }
+
+    #[test]
     fn the_origin_has_no_path() {
         assert_eq!(
             origin("https://example.com/mcp?key=1"),
