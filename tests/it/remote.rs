@@ -468,7 +468,16 @@ fn a_remote_and_a_container_server_serve_one_profile() {
     );
     assert!(first_text(&steps[3]).parse::<u32>().is_ok(), "{}", steps[3]);
     assert!(first_text(&steps[4]).contains("box"), "{}", steps[4]);
-    assert_eq!(daemon.containers().len(), 1, "{:?}", daemon.containers());
+    let containers = daemon.containers();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    // The remote server's secret is nowhere in the container server's definition.
+    let inspect = Command::new("docker")
+        .arg("inspect")
+        .arg(&containers[0])
+        .output()
+        .unwrap();
+    assert!(inspect.status.success());
+    assert!(!String::from_utf8_lossy(&inspect.stdout).contains(&token));
 }
 
 /// One gateway's own HTTP face as another's remote server: the Python server behind daemon
@@ -487,4 +496,52 @@ fn one_gateways_http_face_serves_another_as_a_remote_server() {
     list_and_call(&outer);
     let listed = server_ls(&outer, "inner");
     assert_eq!(listed["containers"][0]["state"], "running", "{listed}");
+}
+
+/// A server that closes a call's event stream mid-call (SEP-1699 polling): the gateway resumes it
+/// with GET and `Last-Event-ID` and the call gets its answer and all its progress.
+#[test]
+fn a_stream_the_server_closes_is_resumed_from_its_last_event() {
+    let token = unique_token();
+    let daemon = daemon(&token, &[]);
+    let server = RemoteServer::start(daemon.dir.path(), &token, &["--legacy", "--resumable"]);
+    add_remote(&daemon, "web", &server.url("http"));
+    let steps = json!([
+        {"op": "call_tool", "name": "polled", "arguments": {}, "progress": true},
+    ]);
+    let report = daemon.python_run(&steps, &[]);
+    let step = &report["steps"][0];
+    assert_eq!(first_text(step), "resumed", "{step}");
+    assert_eq!(step["progress"].as_array().map(Vec::len), Some(2), "{step}");
+    let requests = server.requests();
+    assert!(
+        requests.iter().filter(|r| r["method"] == "GET").count() >= 2,
+        "no resuming GET besides the server's stream in {requests:?}"
+    );
+}
+
+/// A legacy server restarted between calls no longer knows the session: the call that finds out
+/// (404) fails saying so, and the next one opens a new session at once, with no backoff.
+#[test]
+fn a_session_the_server_forgot_is_replaced_without_backoff() {
+    let token = unique_token();
+    let daemon = daemon(&token, &[]);
+    let mut server = RemoteServer::start(daemon.dir.path(), &token, &["--legacy"]);
+    add_remote(&daemon, "web", &server.url("http"));
+    let first = daemon.python_run(&json!([call("pid", json!({}))]), &[]);
+    let first_pid = first_text(&first["steps"][0]).to_owned();
+    server.kill();
+    server.launch();
+    let report = daemon.python_run(
+        &json!([call("pid", json!({})), call("pid", json!({}))]),
+        &[],
+    );
+    let expired = report["steps"][0].to_string();
+    assert!(expired.contains("session expired"), "{expired}");
+    let second_pid = first_text(&report["steps"][1]).to_owned();
+    assert!(second_pid.parse::<u32>().is_ok(), "{}", report["steps"][1]);
+    assert_ne!(first_pid, second_pid);
+    let web = server_ls(&daemon, "web");
+    assert_eq!(web["containers"][0]["restarts"], 0, "{web}");
+    assert_eq!(web["containers"][0]["state"], "running", "{web}");
 }

@@ -17,8 +17,12 @@ legacy server and opens a session with `initialize`.
 header, whether a session id and the Authorization header came, and MCP-Protocol-Version; and
 {"tool": "slow"} when that tool starts.
 
+--resumable keeps every event in memory and gives them ids, so that a stream cut short is
+resumed with GET and Last-Event-ID (retry 200 ms).
+
 Tools: echo(text), progress(steps) (reports each step and logs "progress done"), slow(seconds),
-pid() (the server process's id, to tell a restarted server apart).
+polled() (closes its own event stream mid-call, then answers "resumed"), pid() (the server
+process's id, to tell a restarted server apart).
 """
 
 import argparse
@@ -30,6 +34,7 @@ import warnings
 import anyio
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.streamable_http import EventMessage, EventStore
 
 # Logging is deprecated in 2026-07-28, and still what legacy clients are sent.
 warnings.filterwarnings("ignore", message=".*deprecated as of 2026-07-28")
@@ -66,6 +71,39 @@ async def slow(seconds: float) -> str:
     note({"tool": "slow"})
     await anyio.sleep(seconds)
     return "slept"
+
+
+@server.tool()
+async def polled(ctx: Context) -> str:
+    """Reports progress, closes its event stream (the client must resume it with
+    Last-Event-ID: only --resumable keeps the events), then answers."""
+    await ctx.report_progress(1, 2, "before the cut")
+    await ctx.close_sse_stream()
+    await anyio.sleep(0.5)
+    await ctx.report_progress(2, 2, "after the cut")
+    return "resumed"
+
+
+class MemoryEvents(EventStore):
+    """Every event of the run, in order, for replay after a client's Last-Event-ID."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, object]] = []
+
+    async def store_event(self, stream_id, message):
+        event_id = str(len(self.events) + 1)
+        self.events.append((event_id, stream_id, message))
+        return event_id
+
+    async def replay_events_after(self, last_event_id, send_callback):
+        index = next((i for i, (e, _, _) in enumerate(self.events) if e == last_event_id), None)
+        if index is None:
+            return None
+        stream_id = self.events[index][1]
+        for event_id, stream, message in self.events[index + 1 :]:
+            if stream == stream_id and message is not None:
+                await send_callback(EventMessage(message, event_id))
+        return stream_id
 
 
 @server.tool()
@@ -114,12 +152,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--legacy", action="store_true")
     parser.add_argument("--record")
+    parser.add_argument("--resumable", action="store_true")
     parser.add_argument("--certfile")
     parser.add_argument("--keyfile")
     args = parser.parse_args()
     global RECORD
     RECORD = args.record
-    app = guarded(server.streamable_http_app(), os.environ["REMOTE_TOKEN"], args.legacy, bool(args.record))
+    if args.resumable:
+        inner = server.streamable_http_app(event_store=MemoryEvents(), retry_interval=200)
+    else:
+        inner = server.streamable_http_app()
+    app = guarded(inner, os.environ["REMOTE_TOKEN"], args.legacy, bool(args.record))
     uvicorn.run(
         app,
         host="127.0.0.1",
