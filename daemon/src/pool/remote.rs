@@ -192,7 +192,7 @@ impl Pool {
 impl Remote {
     /// Makes the HTTP client for `def` with its headers filled from `secrets`, and starts the
     /// tasks between it and the upstream's pipes (its stdin and stdout, in that order).
-    pub fn connect(
+    fn connect(
         server: &str,
         def: &ServerDef,
         secrets: &[(String, String)],
@@ -261,7 +261,7 @@ impl Remote {
     }
 
     /// Ends the session (DELETE, when the server gave one) and the connection.
-    pub async fn close(&self) {
+    pub(super) async fn close(&self) {
         let shared = &self.shared;
         let session = lock(&shared.session).clone();
         if let Some(session) = session
