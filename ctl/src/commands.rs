@@ -551,15 +551,16 @@ fn print_text(response: &Response) {
                     _ => "built in",
                 };
                 let description = entry.description.as_deref().unwrap_or("");
-                println!(
-                    "{:<24} {:<36} {source:<22} {description}",
-                    entry.name, entry.image
-                );
+                let runs = entry.origin.as_deref().unwrap_or(&entry.image);
+                println!("{:<24} {runs:<36} {source:<22} {description}", entry.name);
             }
         }
         Response::CatalogEntry(entry) => {
             println!("name:      {}", entry.name);
-            println!("image:     {}", entry.image);
+            match &entry.origin {
+                Some(origin) => println!("remote:    {origin}"),
+                None => println!("image:     {}", entry.image),
+            }
             if let Some(description) = &entry.description {
                 println!("about:     {description}");
             }

@@ -587,6 +587,9 @@ pub struct CatalogEntry {
     /// The limits and settings it runs (or would run) with, defaults applied.
     #[serde(default)]
     pub run: Option<RunInfo>,
+    /// A remote server's `scheme://host:port` (never its path, query or headers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

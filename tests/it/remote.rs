@@ -196,6 +196,8 @@ fn a_modern_remote_server_is_listed_and_called_through_the_gateway() {
     assert_eq!(web["containers"][0]["state"], "running", "{web}");
     assert_eq!(web["containers"][0]["era"], "2026-07-28", "{web}");
     assert!(daemon.ctl_ok(&["server", "ls"]).contains(&origin));
+    let shown = daemon.ctl_ok(&["catalog", "show", "web"]);
+    assert!(shown.contains(&format!("remote:    {origin}")), "{shown}");
 }
 
 #[test]

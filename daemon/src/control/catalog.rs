@@ -54,6 +54,7 @@ fn entry(gateway: &Gateway, name: &str) -> Option<CatalogEntry> {
             &config.settings.defaults.resolve(def),
             def.isolation,
         )),
+        origin: def.url.as_deref().map(crate::config::remote::origin),
     })
 }
 
