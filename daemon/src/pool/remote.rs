@@ -383,7 +383,10 @@ async fn read_upstream(shared: Arc<Shared>, pipe: DuplexStream) {
                 Ok(message) => dispatch(&shared, text, message),
                 Err(err) => tracing::warn!(server = %shared.server, "not sent: {err}"),
             },
-            Some(Ok(_)) => {}
+            Some(Ok(Line::Rejected { reason, .. })) => {
+                tracing::warn!(server = %shared.server, ?reason, "not sent: a line it cannot take")
+            }
+            Some(Ok(Line::Text(_))) => {}
             Some(Err(_)) | None => break,
         }
     }
