@@ -9,6 +9,16 @@ cd "$(dirname "$0")/.."
 
 python3 -m pip install --quiet --disable-pip-version-check -r tests/py/requirements.txt
 
+# The remote kind's https test (tests/it/remote.rs) makes its CA and certificate with openssl.
+if ! command -v openssl >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "tests/run.sh: the https test needs openssl; run: sudo apt-get install openssl" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+fi
+
 export MCP_TEST_DOCKER="${MCP_TEST_DOCKER:-require}"
 if [ "$MCP_TEST_DOCKER" != off ]; then
     if ! docker version >/dev/null 2>&1; then

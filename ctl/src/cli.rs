@@ -116,8 +116,15 @@ pub struct ServerAdd {
     pub name: String,
     /// The container image that runs the server [default: the built-in catalog's entry of
     /// NAME, see mcpctl catalog ls]
-    #[arg(long)]
+    #[arg(long, conflicts_with = "url")]
     pub image: Option<String>,
+    /// A remote server's Streamable HTTP URL (http or https), instead of a container
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// An HTTP header for a remote server (repeat for more); `${NAME}` in the value is the
+    /// secret NAME, which --secret must name, filled in when the server is connected
+    #[arg(long = "header", value_name = "K=V", requires = "url")]
+    pub headers: Vec<String>,
     /// One argument of the container's command (repeat for more)
     #[arg(long = "command", value_name = "ARG", allow_hyphen_values = true)]
     pub command: Vec<String>,

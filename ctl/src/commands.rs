@@ -253,12 +253,16 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
                 mounts,
                 idle_timeout,
                 isolation,
+                url,
+                headers,
             } = *add;
             Request::ServerAdd {
                 name,
                 image: image.unwrap_or_default(),
+                url,
+                headers: parse_pairs("--header", &headers)?,
                 command,
-                env: parse_env(&env)?,
+                env: parse_pairs("--env", &env)?,
                 secrets,
                 memory,
                 cpus,
@@ -341,12 +345,13 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
     })
 }
 
-fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+/// `KEY=VALUE` pairs of the repeated option `flag`.
+fn parse_pairs(flag: &str, pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     pairs
         .iter()
         .map(|pair| match pair.split_once('=') {
             Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
-            _ => bail!("--env {pair:?}: expected KEY=VALUE"),
+            _ => bail!("{flag} {pair:?}: expected KEY=VALUE"),
         })
         .collect()
 }
@@ -409,7 +414,8 @@ fn print_text(response: &Response) {
             }
             for server in servers {
                 let run = server.run.as_ref().map(run_summary).unwrap_or_default();
-                println!("{:<20} {:<40} {run}", server.name, server.image);
+                let runs = server.origin.as_deref().unwrap_or(&server.image);
+                println!("{:<20} {runs:<40} {run}", server.name);
                 if let Some(pull) = &server.pulling {
                     println!("  {}", pull_summary(pull));
                 }
@@ -505,7 +511,10 @@ fn print_text(response: &Response) {
         Response::Server(detail) => {
             let server = &detail.info;
             println!("name:      {}", server.name);
-            println!("image:     {}", server.image);
+            match &server.origin {
+                Some(origin) => println!("remote:    {origin}"),
+                None => println!("image:     {}", server.image),
+            }
             if !server.command.is_empty() {
                 println!("command:   {}", server.command.join(" "));
             }
@@ -542,15 +551,16 @@ fn print_text(response: &Response) {
                     _ => "built in",
                 };
                 let description = entry.description.as_deref().unwrap_or("");
-                println!(
-                    "{:<24} {:<36} {source:<22} {description}",
-                    entry.name, entry.image
-                );
+                let runs = entry.origin.as_deref().unwrap_or(&entry.image);
+                println!("{:<24} {runs:<36} {source:<22} {description}", entry.name);
             }
         }
         Response::CatalogEntry(entry) => {
             println!("name:      {}", entry.name);
-            println!("image:     {}", entry.image);
+            match &entry.origin {
+                Some(origin) => println!("remote:    {origin}"),
+                None => println!("image:     {}", entry.image),
+            }
             if let Some(description) = &entry.description {
                 println!("about:     {description}");
             }
@@ -763,7 +773,7 @@ mod tests {
 
     #[test]
     fn env_pairs_need_a_key() {
-        assert_eq!(parse_env(&["A=b=c".into()]).unwrap()["A"], "b=c");
-        assert!(parse_env(&["=x".into()]).is_err());
+        assert_eq!(parse_pairs("--env", &["A=b=c".into()]).unwrap()["A"], "b=c");
+        assert!(parse_pairs("--env", &["=x".into()]).is_err());
     }
 }

@@ -49,7 +49,7 @@ pub fn parse(path: &str, text: &str) -> Result<Vec<Entry>, String> {
 
 fn server_add(name: &str, entry: &Yaml, notes: &mut Vec<String>) -> Result<Request, String> {
     if entry["remote"].as_hash().is_some() || entry["type"].as_str() == Some("remote") {
-        return Err("remote servers are not supported".into());
+        return remote_add(name, entry, notes);
     }
     if entry["type"].as_str() == Some("poci") {
         return Err("POCI tools (a container per call) are not supported".into());
@@ -76,22 +76,7 @@ fn server_add(name: &str, entry: &Yaml, notes: &mut Vec<String>) -> Result<Reque
             )),
         }
     }
-    let mut secrets = Vec::new();
-    for secret in list(&entry["secrets"]) {
-        match (secret["name"].as_str(), secret["env"].as_str()) {
-            (_, Some(var)) if mcp_gateway_proto::validate_secret_name(var).is_ok() => {
-                secrets.push(var.to_owned());
-                notes.push(format!(
-                    "secret {} is the secret {var} here: mcpctl secret set {var}",
-                    secret["name"].as_str().unwrap_or(var)
-                ));
-            }
-            (secret_name, _) => notes.push(format!(
-                "secret {}: no usable `env` name",
-                secret_name.unwrap_or("?")
-            )),
-        }
-    }
+    let secrets = secrets(entry, notes);
     let mut mounts = Vec::new();
     for volume in strings(&entry["volumes"]) {
         match volume_mount(&volume) {
@@ -133,7 +118,118 @@ fn server_add(name: &str, entry: &Yaml, notes: &mut Vec<String>) -> Result<Reque
         mounts,
         idle_timeout,
         isolation: None,
+        url: None,
+        headers: BTreeMap::new(),
     })
+}
+
+/// The secrets an entry declares, each by the `env` name it has inside the server.
+fn secrets(entry: &Yaml, notes: &mut Vec<String>) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for secret in list(&entry["secrets"]) {
+        match (secret["name"].as_str(), secret["env"].as_str()) {
+            (_, Some(var)) if mcp_gateway_proto::validate_secret_name(var).is_ok() => {
+                secrets.push(var.to_owned());
+                notes.push(format!(
+                    "secret {} is the secret {var} here: mcpctl secret set {var}",
+                    secret["name"].as_str().unwrap_or(var)
+                ));
+            }
+            (secret_name, _) => notes.push(format!(
+                "secret {}: no usable `env` name",
+                secret_name.unwrap_or("?")
+            )),
+        }
+    }
+    secrets
+}
+
+/// A `remote:` entry: its URL and headers, as a `remote` server.
+fn remote_add(name: &str, entry: &Yaml, notes: &mut Vec<String>) -> Result<Request, String> {
+    let remote = &entry["remote"];
+    let Some(url) = remote["url"].as_str() else {
+        return Err("a remote entry without a url".into());
+    };
+    match remote["transport_type"].as_str() {
+        None | Some("http" | "streamable" | "streaming" | "streamable-http") => {}
+        Some("sse") => {
+            return Err(
+                "it speaks the old HTTP+SSE transport (transport_type: sse), which mcp-gateway \
+                 does not; only Streamable HTTP servers are imported"
+                    .into(),
+            );
+        }
+        Some(other) => return Err(format!("unknown transport_type {other:?}")),
+    }
+    let secrets = secrets(entry, notes);
+    let mut headers = BTreeMap::new();
+    if let Some(given) = remote["headers"].as_hash() {
+        for (key, value) in given {
+            let (Some(key), Some(value)) = (scalar(key), scalar(value)) else {
+                notes.push("a header without a name or value".into());
+                continue;
+            };
+            match header_template(&value, &secrets) {
+                Ok(template) => {
+                    headers.insert(key, template);
+                }
+                Err(reason) => notes.push(format!("header {key}: {reason}; not imported")),
+            }
+        }
+    }
+    for unsupported in ["oauth", "image", "command", "env", "volumes"] {
+        if !matches!(entry[unsupported], Yaml::BadValue | Yaml::Null) {
+            notes.push(format!("{unsupported} has no meaning for a remote server"));
+        }
+    }
+    Ok(Request::ServerAdd {
+        name: name.to_owned(),
+        image: String::new(),
+        command: Vec::new(),
+        env: BTreeMap::new(),
+        secrets,
+        memory: None,
+        cpus: None,
+        pids: None,
+        network: None,
+        mounts: Vec::new(),
+        idle_timeout: (entry["longLived"].as_bool() == Some(true)).then_some(0),
+        isolation: None,
+        url: Some(url.to_owned()),
+        headers,
+    })
+}
+
+/// A Docker header value (`$NAME` and `${NAME}` expanded from the environment) as mcp-gateway's
+/// template, where each NAME must be one of `secrets`.
+fn header_template(value: &str, secrets: &[String]) -> Result<String, String> {
+    let mut template = String::new();
+    let mut rest = value;
+    while let Some(at) = rest.find('$') {
+        template.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, next) = match after.strip_prefix('{') {
+            Some(inner) => match inner.split_once('}') {
+                Some((name, tail)) => (name, tail),
+                None => return Err("an unclosed ${".into()),
+            },
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            }
+        };
+        if !secrets.iter().any(|s| s == name) {
+            return Err(format!(
+                "${name} is not one of the entry's secrets (by their env names)"
+            ));
+        }
+        template.push_str(&format!("${{{name}}}"));
+        rest = next;
+    }
+    template.push_str(rest);
+    Ok(template)
 }
 
 /// `SRC:DST[:ro|:rw]` with an absolute SRC, mounted read-only whatever the entry says.
@@ -215,6 +311,20 @@ registry:
   gitmcpmoby:
     remote:
       url: https://gitmcp.io/moby/moby
+      transport_type: http
+      headers:
+        Authorization: "Bearer $GITMCP_TOKEN"
+        X-Team: "${TEAM}-ops"
+        X-Other: "$HOME"
+    secrets:
+      - name: gitmcp.token
+        env: GITMCP_TOKEN
+      - name: gitmcp.team
+        env: TEAM
+  oldsse:
+    remote:
+      url: https://example.com/sse
+      transport_type: sse
   templated:
     image: x
     command: ["{{templated.path}}"]
@@ -224,7 +334,10 @@ registry:
     fn entries_map_to_server_adds_and_say_what_they_lose() {
         let entries = parse("c.yaml", CATALOG).unwrap();
         let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["my-mcp", "fetch", "gitmcpmoby", "templated"]);
+        assert_eq!(
+            names,
+            ["my-mcp", "fetch", "gitmcpmoby", "oldsse", "templated"]
+        );
         let Ok(Request::ServerAdd {
             image,
             command,
@@ -270,8 +383,25 @@ registry:
             })
         ));
         assert!(entries[1].notes[0].contains("allowHosts"));
-        assert!(matches!(&entries[2].request, Err(m) if m.contains("remote")));
-        assert!(matches!(&entries[3].request, Err(m) if m.contains("placeholders")));
+        let Ok(Request::ServerAdd {
+            image,
+            url,
+            headers,
+            secrets,
+            ..
+        }) = &entries[2].request
+        else {
+            panic!("{:?}", entries[2]);
+        };
+        assert!(image.is_empty());
+        assert_eq!(url.as_deref(), Some("https://gitmcp.io/moby/moby"));
+        assert_eq!(secrets, &["GITMCP_TOKEN", "TEAM"]);
+        assert_eq!(headers["Authorization"], "Bearer ${GITMCP_TOKEN}");
+        assert_eq!(headers["X-Team"], "${TEAM}-ops");
+        assert!(!headers.contains_key("X-Other"));
+        assert!(entries[2].notes.iter().any(|n| n.contains("X-Other")));
+        assert!(matches!(&entries[3].request, Err(m) if m.contains("HTTP+SSE")));
+        assert!(matches!(&entries[4].request, Err(m) if m.contains("placeholders")));
     }
 
     #[test]

@@ -38,6 +38,15 @@ pub fn is_modern(method: &str, params: Option<&Value>) -> bool {
     method == "server/discover" || meta(params).is_some_and(|m| m.contains_key(PROTOCOL_KEY))
 }
 
+/// The body parameter the `Mcp-Name` header mirrors, for the requests that have one.
+pub fn name_field(method: &str) -> Option<&'static str> {
+    match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    }
+}
+
 fn meta(params: Option<&Value>) -> Option<&Map<String, Value>> {
     params?.get("_meta")?.as_object()
 }

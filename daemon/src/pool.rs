@@ -13,6 +13,7 @@
 
 mod backoff;
 mod pulls;
+mod remote;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use backoff::Backoff;
 pub use pulls::{Progress, PullState};
 
-use crate::config::{ConfigStore, Isolation, Network, RunSettings, ServerDef};
+use crate::config::{ConfigStore, Isolation, Network, RunSettings, ServerDef, ServerKind};
 use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError};
 use crate::logtail::LogTail;
 use crate::upstream::{Era, EventQueues, Upstream, UpstreamError};
@@ -160,6 +161,7 @@ impl std::fmt::Display for Cause {
 
 struct Running {
     upstream: Arc<Upstream>,
+    /// The container's id; a remote server's origin.
     container: String,
     seq: u64,
     def: ServerDef,
@@ -168,6 +170,8 @@ struct Running {
     /// References to `upstream` while no request uses it (the pool's and the connection's own
     /// tasks'); more means a request is in progress, so the container is not idle.
     idle_refs: usize,
+    /// The HTTP connection of a remote server, closed instead of removing a container.
+    remote: Option<remote::Remote>,
 }
 
 impl Running {
@@ -255,6 +259,16 @@ impl Slot {
             state.failure.as_ref().map(|f| f.cause.to_string()).unwrap_or_default(),
             delay.as_secs()
         );
+    }
+
+    /// Forgets run `seq` without counting its end as a failure: the pool stopped it, or a remote
+    /// session expired.
+    fn released(&self, seq: u64) {
+        let mut state = self.lock();
+        if state.watching == Some(seq) {
+            state.watching = None;
+            state.container = None;
+        }
     }
 
     /// Refuses a start while the backoff lasts. A definition other than the one that failed
@@ -538,6 +552,20 @@ impl Pool {
         def: &ServerDef,
         run: RunSettings,
     ) -> Result<Running, PoolError> {
+        match def.kind {
+            ServerKind::Container => {}
+            ServerKind::Remote => {
+                return self
+                    .launch_remote(slot, (profile, server, session), def, run)
+                    .await;
+            }
+            ServerKind::Process => {
+                return Err(PoolError::Start {
+                    server: server.to_owned(),
+                    reason: "process servers are not supported by this build".into(),
+                });
+            }
+        }
         let engine = self.engine().await?;
         // Secrets reach the container's environment and nothing else: not its command, labels or
         // name, and not this error, which names only the secret.
@@ -642,19 +670,16 @@ impl Pool {
             def: def.clone(),
             run,
             stderr,
+            remote: None,
         })
     }
 
     /// Removes a container the pool no longer wants; its exit is not a failure.
     async fn stop(&self, slot: &Slot, running: Running) {
-        {
-            let mut state = slot.lock();
-            if state.watching == Some(running.seq) {
-                state.watching = None;
-                state.container = None;
-            }
-        }
-        if let Some(engine) = self.engine.lock().await.clone() {
+        slot.released(running.seq);
+        if let Some(remote) = &running.remote {
+            remote.close().await;
+        } else if let Some(engine) = self.engine.lock().await.clone() {
             engine.remove(&running.container).await;
         }
     }

@@ -51,6 +51,13 @@ pub enum Request {
         /// Who shares a container of the server; `None` keeps what the entry has (shared).
         #[serde(default)]
         isolation: Option<Isolation>,
+        /// A remote server's Streamable HTTP URL; given, the server is of kind `remote` and
+        /// `image` must be empty.
+        #[serde(default)]
+        url: Option<String>,
+        /// HTTP headers for a remote server; `${NAME}` in a value names one of `secrets`.
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
     },
     /// Every server in the catalog, with its running containers.
     ServerList,
@@ -432,6 +439,9 @@ pub struct ServerInfo {
     /// The pull of the server's image, while one runs.
     #[serde(default)]
     pub pulling: Option<PullInfo>,
+    /// A remote server's `scheme://host:port` (never its path, query or headers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// A container's network.
@@ -577,6 +587,9 @@ pub struct CatalogEntry {
     /// The limits and settings it runs (or would run) with, defaults applied.
     #[serde(default)]
     pub run: Option<RunInfo>,
+    /// A remote server's `scheme://host:port` (never its path, query or headers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

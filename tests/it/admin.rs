@@ -130,7 +130,7 @@ fn the_catalog_merges_the_built_in_one_and_imports_dockers_yaml() {
     let file = daemon.dir.path().join("docker-catalog.yaml");
     std::fs::write(
         &file,
-        "registry:\n  notes:\n    image: example/notes:1\n    env:\n      - name: MODE\n        value: '{{notes.mode}}'\n    secrets:\n      - name: notes.api_key\n        env: NOTES_KEY\n    disableNetwork: true\n  far:\n    remote:\n      url: https://example.com/mcp\n",
+        "registry:\n  notes:\n    image: example/notes:1\n    env:\n      - name: MODE\n        value: '{{notes.mode}}'\n    secrets:\n      - name: notes.api_key\n        env: NOTES_KEY\n    disableNetwork: true\n  far:\n    remote:\n      url: https://example.com/mcp\n  old:\n    remote:\n      url: https://example.com/sse\n      transport_type: sse\n",
     )
     .unwrap();
     let output = daemon.ctl(&["catalog", "import", file.to_str().unwrap()]);
@@ -142,10 +142,13 @@ fn the_catalog_merges_the_built_in_one_and_imports_dockers_yaml() {
     );
     assert!(stdout.contains("notes: added server notes"), "{stdout}");
     assert!(stdout.contains("left out: env MODE"), "{stdout}");
+    assert!(stdout.contains("far: added server far"), "{stdout}");
     assert!(
-        stdout.contains("far: not imported: skipped: remote"),
+        stdout.contains("old: not imported: skipped: it speaks the old HTTP+SSE transport"),
         "{stdout}"
     );
+    let far = daemon.ctl_json(&["server", "inspect", "far"]);
+    assert_eq!(far["origin"], "https://example.com:443", "{far}");
     let notes = daemon.ctl_json(&["server", "inspect", "notes"]);
     assert_eq!(notes["secrets"], serde_json::json!(["NOTES_KEY"]));
     assert_eq!(notes["run"]["network"], "none");

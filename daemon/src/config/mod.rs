@@ -11,6 +11,7 @@ mod files;
 mod http;
 mod model;
 mod mounts;
+pub mod remote;
 mod run;
 mod secrets;
 
@@ -22,7 +23,8 @@ use files::Stamp;
 pub use files::{FileError, read_text, write_private};
 pub use http::HttpSettings;
 pub use model::{
-    Catalog, Config, DEFAULT_PROFILE, Isolation, Profile, Profiles, ServerDef, validate_name,
+    Catalog, Config, DEFAULT_PROFILE, Isolation, Profile, Profiles, ServerDef, ServerKind,
+    validate_name,
 };
 pub use run::{Cpus, Memory, Mount, Network, RunSettings, Settings};
 pub use secrets::{SecretError, Secrets, Source as SecretSource};
@@ -262,9 +264,8 @@ impl ConfigStore {
 
     pub fn add_server(&self, name: &str, def: ServerDef) -> Result<(), ConfigError> {
         validate_name("server", name).map_err(ConfigError::Invalid)?;
-        if def.image.trim().is_empty() {
-            return Err(ConfigError::Invalid("the image must not be empty".into()));
-        }
+        def.validate_kind()
+            .map_err(|err| ConfigError::Invalid(format!("servers.{name}: {err}")))?;
         self.update(|config| {
             config.catalog.servers.insert(name.to_owned(), def);
             Ok(vec![File::Catalog])

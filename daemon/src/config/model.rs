@@ -24,6 +24,11 @@ pub struct Catalog {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerDef {
+    /// What runs the server (`kind`): a container (default), a local process or a remote URL.
+    #[serde(default, skip_serializing_if = "ServerKind::is_container")]
+    pub kind: ServerKind,
+    /// The container's image; required, non-empty, only for containers.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
     /// Arguments after the image (the container's command); empty means the image's default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -52,6 +57,80 @@ pub struct ServerDef {
     /// Who shares a container of the server (`isolation`).
     #[serde(default, skip_serializing_if = "Isolation::is_shared")]
     pub isolation: Isolation,
+    /// A remote server's Streamable HTTP endpoint (http or https).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// HTTP headers sent to a remote server; `${NAME}` in a value is the secret NAME, one of
+    /// `secrets`, filled in when the connection is made.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl ServerDef {
+    /// The fields `kind` requires are there, and none that it gives no meaning to.
+    pub fn validate_kind(&self) -> Result<(), String> {
+        let kind = self.kind.name();
+        let unused = |set: bool, field: &str| match set {
+            true => Err(format!("{field} has no meaning for a {kind} server")),
+            false => Ok(()),
+        };
+        match self.kind {
+            ServerKind::Container => {
+                if self.image.trim().is_empty() {
+                    return Err("a container server needs an image".into());
+                }
+                unused(self.url.is_some(), "url")?;
+                unused(!self.headers.is_empty(), "headers")
+            }
+            ServerKind::Process => {
+                if self.command.is_empty() {
+                    return Err("a process server needs a command".into());
+                }
+                unused(!self.image.is_empty(), "image")?;
+                unused(self.url.is_some(), "url")?;
+                unused(!self.headers.is_empty(), "headers")
+            }
+            ServerKind::Remote => {
+                unused(!self.image.is_empty(), "image")?;
+                unused(!self.command.is_empty(), "command")?;
+                unused(!self.env.is_empty(), "env")?;
+                unused(self.memory.is_some(), "memory")?;
+                unused(self.cpus.is_some(), "cpus")?;
+                unused(self.pids.is_some(), "pids")?;
+                unused(self.network.is_some(), "network")?;
+                unused(!self.mounts.is_empty(), "mounts")?;
+                unused(!self.isolation.is_shared(), "isolation")?;
+                super::remote::validate(self)
+            }
+        }
+    }
+}
+
+/// What runs a server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    /// A container of `image`, spoken to over its attached stdio.
+    #[default]
+    Container,
+    /// A local command.
+    Process,
+    /// A Streamable HTTP endpoint at `url`.
+    Remote,
+}
+
+impl ServerKind {
+    pub fn is_container(&self) -> bool {
+        *self == ServerKind::Container
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Container => "container",
+            ServerKind::Process => "process",
+            ServerKind::Remote => "remote",
+        }
+    }
 }
 
 /// Which sessions share a container of a server.
@@ -185,9 +264,8 @@ impl Config {
         }
         for (name, def) in &self.catalog.servers {
             validate_name("server", name)?;
-            if def.image.trim().is_empty() {
-                return Err(format!("server {name:?} has an empty image"));
-            }
+            def.validate_kind()
+                .map_err(|err| format!("servers.{name}: {err}"))?;
             for secret in &def.secrets {
                 mcp_gateway_proto::validate_secret_name(secret)
                     .map_err(|err| format!("server {name:?}: {err}"))?;

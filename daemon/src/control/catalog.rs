@@ -54,13 +54,14 @@ fn entry(gateway: &Gateway, name: &str) -> Option<CatalogEntry> {
             &config.settings.defaults.resolve(def),
             def.isolation,
         )),
+        origin: def.url.as_deref().map(crate::config::remote::origin),
     })
 }
 
-/// What `server add` stores: `given` as is when it names an image; otherwise the built-in entry
-/// of `name` with what `given` sets over it.
+/// What `server add` stores: `given` as is when it names an image or is not a container;
+/// otherwise the built-in entry of `name` with what `given` sets over it.
 pub fn over_builtin(name: &str, given: ServerDef) -> Result<ServerDef, ConfigError> {
-    if !given.image.trim().is_empty() {
+    if !given.image.trim().is_empty() || !given.kind.is_container() {
         return Ok(given);
     }
     let Some(base) = builtin().servers.get(name) else {

@@ -30,7 +30,9 @@ pub async fn checks(gateway: &Gateway) -> Response {
     };
     // Images are checked for what clients get by default; a missing secret stops a server in
     // any profile a client may name.
-    let active = servers_of(std::slice::from_ref(&config.active));
+    let mut active = servers_of(std::slice::from_ref(&config.active));
+    // Only containers have images.
+    active.retain(|(_, def)| def.kind.is_container());
     let in_profiles = servers_of(&config.profile_names());
     let engine = gateway.pool.engine_status().await;
     checks.push(match &engine {

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use crate::config::{
     self, ConfigError, Cpus, DEFAULT_PROFILE, Isolation, Memory, Mount, Network, RunSettings,
-    SecretError, ServerDef,
+    SecretError, ServerDef, ServerKind,
 };
 use crate::gateway::{Gateway, GatewayError};
 use crate::jsonrpc;
@@ -73,9 +73,17 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             mounts,
             idle_timeout,
             isolation,
+            url,
+            headers,
         } => {
             let replaced = gateway.config.get().catalog.servers.contains_key(&name);
             let given = ServerDef {
+                kind: match url {
+                    Some(_) => ServerKind::Remote,
+                    None => ServerKind::Container,
+                },
+                url,
+                headers,
                 image,
                 command,
                 env,
@@ -447,6 +455,7 @@ fn server_info(
             .iter()
             .find(|(image, _)| *image == def.image)
             .map(|(image, progress)| pull_info(image, progress)),
+        origin: def.url.as_deref().map(config::remote::origin),
     }
 }
 

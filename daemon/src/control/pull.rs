@@ -28,6 +28,10 @@ pub async fn pull(gateway: &Gateway, name: &str, writer: &mut OwnedWriteHalf) ->
         )
         .await;
     };
+    if image.is_empty() {
+        let reason = format!("server {name} has no image to pull: it is not a container server");
+        return send_line(writer, &error(ErrorKind::InvalidConfig, reason)).await;
+    }
     let mut progress = match gateway.pool.pull(&image).await {
         Ok(progress) => progress,
         Err(err) => return send_line(writer, &error(ErrorKind::Engine, err.to_string())).await,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::{Gateway, GatewayError, list_all};
+use crate::config::ServerKind;
 use crate::listcache::{self, Entry};
 use crate::lists::ListKind;
 use crate::upstream::Upstream;
@@ -81,7 +82,12 @@ impl Gateway {
         let config = self.config.get();
         let def = super::definition(&config, server).ok()?;
         let (def, _) = self.pool.resolve(profile, server, def);
-        let image = self.pool.image_id(&def.image).await.ok()?;
+        // A server without an image is keyed by its definition alone (a remote's URL and
+        // header templates, never the secrets filled into them).
+        let image = match def.kind {
+            ServerKind::Container => self.pool.image_id(&def.image).await.ok()?,
+            _ => String::new(),
+        };
         Some(listcache::key(&image, &def))
     }
 

@@ -190,15 +190,6 @@ async fn check_params(
     }
 }
 
-/// The body parameter `Mcp-Name` mirrors, for the requests that have one.
-fn name_field(method: &str) -> Option<&'static str> {
-    match method {
-        "tools/call" | "prompts/get" => Some("name"),
-        "resources/read" => Some("uri"),
-        _ => None,
-    }
-}
-
 /// A header value, decoded from `=?base64?…?=` when a client had to encode it.
 pub(super) fn decode(value: &str) -> Option<String> {
     match value
@@ -248,7 +239,7 @@ fn check_headers(headers: &HeaderMap, posted: &Posted) -> Result<(), String> {
         }
         None => return Err("missing Mcp-Method header".to_owned()),
     }
-    if let Some(field) = name_field(method)
+    if let Some(field) = crate::modern::name_field(method)
         && let Some(named) = params.and_then(|p| p.get(field)).and_then(Value::as_str)
     {
         let header = header_text(headers, "mcp-name").and_then(decode);
