@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, bail};
 use mcp_gateway_proto::{
     ContainerInfo, ContainerState, Isolation, MountSpec, Network, PullInfo, Request, Response,
-    RunInfo, SecretSource, SecretValue,
+    RunInfo, SecretSource, SecretValue, ServerKind,
 };
 use serde_json::{Map, Value};
 
@@ -253,11 +253,17 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
                 mounts,
                 idle_timeout,
                 isolation,
+                process,
+                cwd,
+                program,
             } = *add;
+            if process && !command.is_empty() {
+                bail!("a process server's command follows --, not --command");
+            }
             Request::ServerAdd {
                 name,
                 image: image.unwrap_or_default(),
-                command,
+                command: if process { program } else { command },
                 env: parse_env(&env)?,
                 secrets,
                 memory,
@@ -276,7 +282,10 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
                 isolation: isolation.map(|isolation| match isolation {
                     IsolationArg::Shared => Isolation::Shared,
                     IsolationArg::Session => Isolation::Session,
+                    IsolationArg::Call => Isolation::Call,
                 }),
+                process,
+                cwd,
             }
         }
         Command::Server(ServerCommand::Ls) => Request::ServerList,
@@ -408,8 +417,15 @@ fn print_text(response: &Response) {
                 println!("no servers; add one with: mcpctl server add NAME --image IMAGE");
             }
             for server in servers {
-                let run = server.run.as_ref().map(run_summary).unwrap_or_default();
-                println!("{:<20} {:<40} {run}", server.name, server.image);
+                let what = match server.kind {
+                    ServerKind::Process => format!("process {}", server.command.join(" ")),
+                    _ => server.image.clone(),
+                };
+                let run = match server.kind {
+                    ServerKind::Process => server.run.as_ref().map(process_summary),
+                    _ => server.run.as_ref().map(run_summary),
+                };
+                println!("{:<20} {what:<40} {}", server.name, run.unwrap_or_default());
                 if let Some(pull) = &server.pulling {
                     println!("  {}", pull_summary(pull));
                 }
@@ -617,6 +633,24 @@ fn print_tool_result(result: &Value) {
 
 /// `512m, 1 cpu, 256 pids, network none, idle 1800 s`, then `one per session` for a
 /// session-isolated server, then the mounts.
+/// The settings of a process server that mean anything for one: no limits, network or mounts.
+fn process_summary(run: &RunInfo) -> String {
+    let mut summary = match run.idle_timeout {
+        Some(seconds) => format!("idle {seconds} s"),
+        None => "never idle".to_owned(),
+    };
+    summary.push_str(isolation_summary(run.isolation));
+    summary
+}
+
+fn isolation_summary(isolation: Isolation) -> &'static str {
+    match isolation {
+        Isolation::Session => ", one per session",
+        Isolation::Call => ", one per call",
+        _ => "",
+    }
+}
+
 fn run_summary(run: &RunInfo) -> String {
     let network = match &run.network {
         Network::None => "none",
@@ -631,9 +665,7 @@ fn run_summary(run: &RunInfo) -> String {
         "{}, {} cpu, {} pids, network {network}, {idle}",
         run.memory, run.cpus, run.pids
     );
-    if run.isolation == Isolation::Session {
-        summary.push_str(", one per session");
-    }
+    summary.push_str(isolation_summary(run.isolation));
     for mount in &run.mounts {
         let mode = if mount.writable { "rw" } else { "ro" };
         summary.push_str(&format!(", {}:{}:{mode}", mount.source, mount.target));

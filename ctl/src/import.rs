@@ -133,6 +133,9 @@ fn server_add(name: &str, entry: &Yaml, notes: &mut Vec<String>) -> Result<Reque
         mounts,
         idle_timeout,
         isolation: None,
+        // An import only ever describes containers: it must never run a host command.
+        process: false,
+        cwd: None,
     })
 }
 

@@ -51,6 +51,12 @@ pub enum Request {
         /// Who shares a container of the server; `None` keeps what the entry has (shared).
         #[serde(default)]
         isolation: Option<Isolation>,
+        /// Run `command` as a local process (`kind = "process"`) instead of a container.
+        #[serde(default)]
+        process: bool,
+        /// A process server's working directory.
+        #[serde(default)]
+        cwd: Option<String>,
     },
     /// Every server in the catalog, with its running containers.
     ServerList,
@@ -411,6 +417,9 @@ pub struct PullInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfo {
     pub name: String,
+    /// What runs it; containers when an older daemon does not say.
+    #[serde(default)]
+    pub kind: ServerKind,
     pub image: String,
     #[serde(default)]
     pub command: Vec<String>,
@@ -455,6 +464,20 @@ pub enum Isolation {
     Shared,
     /// One container per client session, removed when the session ends.
     Session,
+    /// A fresh container for each call, removed when the call ends.
+    Call,
+}
+
+/// What runs a server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerKind {
+    #[default]
+    Container,
+    /// A local process the daemon runs (`command`).
+    Process,
+    /// An MCP server at a URL.
+    Remote,
 }
 
 /// A bind mount from the host, read-only unless `writable`.

@@ -9,6 +9,7 @@
 mod builtin;
 mod files;
 mod http;
+mod kinds;
 mod model;
 mod mounts;
 mod run;
@@ -22,7 +23,8 @@ use files::Stamp;
 pub use files::{FileError, read_text, write_private};
 pub use http::HttpSettings;
 pub use model::{
-    Catalog, Config, DEFAULT_PROFILE, Isolation, Profile, Profiles, ServerDef, validate_name,
+    Catalog, Config, DEFAULT_PROFILE, Isolation, Profile, Profiles, ServerDef, ServerKind,
+    validate_name,
 };
 pub use run::{Cpus, Memory, Mount, Network, RunSettings, Settings};
 pub use secrets::{SecretError, Secrets, Source as SecretSource};
@@ -255,6 +257,11 @@ impl ConfigStore {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     }
 
+    /// Where `config.toml` is, for messages that tell the user what to edit.
+    pub fn settings_path(&self) -> PathBuf {
+        File::Settings.path(&self.dirs)
+    }
+
     /// A snapshot of the configuration in force.
     pub fn get(&self) -> Arc<Config> {
         Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
@@ -262,9 +269,7 @@ impl ConfigStore {
 
     pub fn add_server(&self, name: &str, def: ServerDef) -> Result<(), ConfigError> {
         validate_name("server", name).map_err(ConfigError::Invalid)?;
-        if def.image.trim().is_empty() {
-            return Err(ConfigError::Invalid("the image must not be empty".into()));
-        }
+        kinds::check(&def).map_err(ConfigError::Invalid)?;
         self.update(|config| {
             config.catalog.servers.insert(name.to_owned(), def);
             Ok(vec![File::Catalog])

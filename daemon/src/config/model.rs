@@ -1,11 +1,12 @@
 //! What the configuration files hold, and the rules a valid configuration follows.
 
 use std::collections::BTreeMap;
-
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::kinds;
 use super::run::{Cpus, Memory, Mount, Network, Settings};
 use crate::scan::ScanMode;
 
@@ -16,7 +17,7 @@ pub const DEFAULT_PROFILE: &str = "default";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "kinds::checked_servers")]
     pub servers: BTreeMap<String, ServerDef>,
 }
 
@@ -24,8 +25,14 @@ pub struct Catalog {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerDef {
+    /// What runs the server (`kind`): a container (default), a local process or a remote URL.
+    #[serde(default, skip_serializing_if = "ServerKind::is_container")]
+    pub kind: ServerKind,
+    /// The container image; required for containers and only for them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
     /// Arguments after the image (the container's command); empty means the image's default.
+    /// For a process server, the whole argv: the program first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -52,6 +59,37 @@ pub struct ServerDef {
     /// Who shares a container of the server (`isolation`).
     #[serde(default, skip_serializing_if = "Isolation::is_shared")]
     pub isolation: Isolation,
+    /// A process server's working directory; `None` is the daemon's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+}
+
+/// What runs a server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    /// A container from `image` (the default).
+    #[default]
+    Container,
+    /// A local command speaking MCP on its stdin and stdout; opt-in in `config.toml`.
+    Process,
+    /// An MCP server at a URL.
+    Remote,
+}
+
+impl ServerKind {
+    pub fn is_container(&self) -> bool {
+        *self == ServerKind::Container
+    }
+
+    /// The kind as configuration files write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServerKind::Container => "container",
+            ServerKind::Process => "process",
+            ServerKind::Remote => "remote",
+        }
+    }
 }
 
 /// Which sessions share a container of a server.
@@ -63,6 +101,8 @@ pub enum Isolation {
     Shared,
     /// One container per client session, removed when the session ends.
     Session,
+    /// A fresh container for each call, removed when the call ends.
+    Call,
 }
 
 impl Isolation {
@@ -185,9 +225,7 @@ impl Config {
         }
         for (name, def) in &self.catalog.servers {
             validate_name("server", name)?;
-            if def.image.trim().is_empty() {
-                return Err(format!("server {name:?} has an empty image"));
-            }
+            kinds::check(def).map_err(|reason| format!("servers.{name}: {reason}"))?;
             for secret in &def.secrets {
                 mcp_gateway_proto::validate_secret_name(secret)
                     .map_err(|err| format!("server {name:?}: {err}"))?;

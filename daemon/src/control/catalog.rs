@@ -57,10 +57,10 @@ fn entry(gateway: &Gateway, name: &str) -> Option<CatalogEntry> {
     })
 }
 
-/// What `server add` stores: `given` as is when it names an image; otherwise the built-in entry
-/// of `name` with what `given` sets over it.
+/// What `server add` stores: `given` as is when it names an image or is not a container;
+/// otherwise the built-in entry of `name` with what `given` sets over it.
 pub fn over_builtin(name: &str, given: ServerDef) -> Result<ServerDef, ConfigError> {
-    if !given.image.trim().is_empty() {
+    if !given.kind.is_container() || !given.image.trim().is_empty() {
         return Ok(given);
     }
     let Some(base) = builtin().servers.get(name) else {

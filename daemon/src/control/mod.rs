@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use crate::config::{
     self, ConfigError, Cpus, DEFAULT_PROFILE, Isolation, Memory, Mount, Network, RunSettings,
-    SecretError, ServerDef,
+    SecretError, ServerDef, ServerKind,
 };
 use crate::gateway::{Gateway, GatewayError};
 use crate::jsonrpc;
@@ -73,9 +73,16 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             mounts,
             idle_timeout,
             isolation,
+            process,
+            cwd,
         } => {
             let replaced = gateway.config.get().catalog.servers.contains_key(&name);
             let given = ServerDef {
+                kind: if process {
+                    ServerKind::Process
+                } else {
+                    ServerKind::Container
+                },
                 image,
                 command,
                 env,
@@ -88,8 +95,10 @@ async fn answer(shared: &Shared, request: Request) -> Response {
                 idle_timeout,
                 isolation: match isolation {
                     Some(mcp_gateway_proto::Isolation::Session) => Isolation::Session,
+                    Some(mcp_gateway_proto::Isolation::Call) => Isolation::Call,
                     Some(mcp_gateway_proto::Isolation::Shared) | None => Isolation::Shared,
                 },
+                cwd: cwd.map(Into::into),
             };
             let def = server_def(given, memory, cpus, pids, network, mounts)
                 .and_then(|given| catalog::over_builtin(&name, given));
@@ -416,6 +425,11 @@ fn server_info(
 ) -> ServerInfo {
     ServerInfo {
         name: name.to_owned(),
+        kind: match def.kind {
+            ServerKind::Container => mcp_gateway_proto::ServerKind::Container,
+            ServerKind::Process => mcp_gateway_proto::ServerKind::Process,
+            ServerKind::Remote => mcp_gateway_proto::ServerKind::Remote,
+        },
         image: def.image.clone(),
         command: def.command.clone(),
         env: def.env.keys().cloned().collect(),
@@ -511,6 +525,7 @@ fn run_info(run: &RunSettings, isolation: Isolation) -> RunInfo {
         isolation: match isolation {
             Isolation::Shared => mcp_gateway_proto::Isolation::Shared,
             Isolation::Session => mcp_gateway_proto::Isolation::Session,
+            Isolation::Call => mcp_gateway_proto::Isolation::Call,
         },
     }
 }
