@@ -13,6 +13,7 @@
 //! uptime, last use and last failure.
 
 mod backoff;
+mod call;
 mod process;
 mod pulls;
 
@@ -24,13 +25,16 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use backoff::Backoff;
+pub use call::CallServer;
 pub use pulls::{Progress, PullState};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{ConfigStore, Isolation, Network, RunSettings, ServerDef, ServerKind};
 use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError};
 use crate::logtail::LogTail;
-use tokio::io::{AsyncRead, AsyncWrite};
 use crate::upstream::{Era, ServerEvent, Upstream, UpstreamError};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// How many stderr lines a failure report carries.
 const STDERR_LINES: usize = 5;
@@ -93,7 +97,9 @@ pub struct Pool {
     images: Mutex<HashMap<String, String>>,
     /// Set by `shutdown`: a background start (warming) that comes later must not start a
     /// container nobody will remove.
-    closing: std::sync::atomic::AtomicBool,
+    closing: CancellationToken,
+    /// The servers started for one call each (`call`), each a task that removes its own.
+    calls: TaskTracker,
     pulls: pulls::Pulls,
     /// The thread process servers are forked from.
     spawner: process::Spawner,
@@ -324,7 +330,8 @@ impl Pool {
             seq: Default::default(),
             started: Arc::default(),
             images: Mutex::default(),
-            closing: Default::default(),
+            closing: CancellationToken::new(),
+            calls: TaskTracker::new(),
             pulls: pulls::Pulls::default(),
             spawner: process::Spawner::default(),
         }
@@ -430,6 +437,7 @@ impl Pool {
         session: Option<u64>,
         def: &ServerDef,
     ) -> Result<Arc<Upstream>, PoolError> {
+        // A per-call server's gateway requests (listings) use the profile's listing server too.
         let session = session.filter(|_| def.isolation == Isolation::Session);
         let slot = self.slot((profile.to_owned(), server.to_owned(), session))?;
         let (def, run) = self.resolve(profile, server, def);
@@ -449,7 +457,7 @@ impl Pool {
             self.stop(&slot, stale).await;
         }
         slot.check_backoff(def, &run)?;
-        if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+        if self.closing.is_cancelled() {
             return Err(PoolError::ShuttingDown);
         }
         let started = self
@@ -592,14 +600,21 @@ impl Pool {
         let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let started = match def.kind {
             ServerKind::Container => {
-                self.start_container(slot, (profile, server, session), seq, def, &run, secrets, &stderr)
-                    .await?
+                self.start_container(
+                    slot,
+                    (profile, server, session),
+                    seq,
+                    def,
+                    &run,
+                    secrets,
+                    &stderr,
+                )
+                .await?
             }
-            ServerKind::Process => {
-                self.start_process(slot, server, def, secrets, &stderr)
-                    .await
-                    .map_err(start_error)?
-            }
+            ServerKind::Process => self
+                .start_process(slot, server, def, secrets, &stderr)
+                .await
+                .map_err(start_error)?,
             ServerKind::Remote => {
                 return Err(start_error(
                     "remote servers are not supported by this version".into(),
@@ -985,8 +1000,7 @@ impl Pool {
 
     /// Removes every container this daemon started.
     pub async fn shutdown(&self) {
-        self.closing
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.closing.cancel();
         let slots: Vec<_> = self.lock_slots().drain().map(|(_, slot)| slot).collect();
         let stops = slots.into_iter().map(|slot| async move {
             if let Some(running) = slot.running.lock().await.take() {
@@ -994,6 +1008,9 @@ impl Pool {
             }
         });
         futures_util::future::join_all(stops).await;
+        // Each call's server is removed by its own task, which the cancellation above ends.
+        self.calls.close();
+        self.calls.wait().await;
     }
 }
 

@@ -17,6 +17,7 @@ mod modern_servers;
 mod ops;
 mod podman;
 mod pool;
+mod process;
 mod secrets;
 mod security;
 mod wire;

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, Visitor};
 
 use super::model::{ServerDef, ServerKind};
 
@@ -17,7 +17,11 @@ pub fn check(def: &ServerDef) -> Result<(), String> {
     // (field, whether the entry sets it, whether it means anything for this kind)
     let fields = [
         ("image", !def.image.is_empty(), container),
-        ("command", !def.command.is_empty(), kind != ServerKind::Remote),
+        (
+            "command",
+            !def.command.is_empty(),
+            kind != ServerKind::Remote,
+        ),
         ("env", !def.env.is_empty(), kind != ServerKind::Remote),
         ("memory", def.memory.is_some(), container),
         ("cpus", def.cpus.is_some(), container),
@@ -26,7 +30,10 @@ pub fn check(def: &ServerDef) -> Result<(), String> {
         ("mounts", !def.mounts.is_empty(), container),
         ("cwd", def.cwd.is_some(), kind == ServerKind::Process),
     ];
-    if let Some((field, ..)) = fields.iter().find(|(_, set, meaningful)| *set && !meaningful) {
+    if let Some((field, ..)) = fields
+        .iter()
+        .find(|(_, set, meaningful)| *set && !meaningful)
+    {
         return Err(format!(
             "{field} has no meaning for a {} server",
             kind.name()

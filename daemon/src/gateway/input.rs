@@ -44,7 +44,7 @@ impl Gateway {
             self.unseal_retry(owner, server, &mut params)?;
         }
         let upstream = self
-            .upstream(profile, server, super::session_of(caller))
+            .call_upstream(profile, server, super::session_of(caller))
             .await?;
         if upstream.era() != Some(Era::Modern) {
             let params = jsonrpc::to_raw(&Value::Object(params));

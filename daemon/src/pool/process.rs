@@ -137,7 +137,10 @@ impl Process {
         if self.exit.borrow().is_none() {
             let _ = killpg(group, Signal::SIGTERM);
             if tokio::time::timeout(GRACE, self.exited()).await.is_err() {
-                tracing::warn!(pid = self.pid, "the server did not exit on SIGTERM; killing it");
+                tracing::warn!(
+                    pid = self.pid,
+                    "the server did not exit on SIGTERM; killing it"
+                );
             }
         }
         // Also what the server left in its group after it exited itself.
@@ -157,7 +160,9 @@ pub fn program(def: &ServerDef) -> Result<PathBuf, String> {
     let found = if name.contains('/') {
         let base = match &def.cwd {
             Some(cwd) => cwd.clone(),
-            None => std::env::current_dir().map_err(|err| format!("no working directory: {err}"))?,
+            None => {
+                std::env::current_dir().map_err(|err| format!("no working directory: {err}"))?
+            }
         };
         Some(base.join(name)).filter(|path| is_executable(path))
     } else {
@@ -213,7 +218,11 @@ pub async fn spawn(
     command
         .args(&def.command[1..])
         .env_clear()
-        .envs(BASE_ENV.iter().filter_map(|key| Some((*key, std::env::var_os(key)?))))
+        .envs(
+            BASE_ENV
+                .iter()
+                .filter_map(|key| Some((*key, std::env::var_os(key)?))),
+        )
         .envs(&def.env)
         .envs(secrets)
         .stdin(Stdio::piped())
@@ -230,14 +239,19 @@ pub async fn spawn(
     let daemon = nix::unistd::getpid();
     // SAFETY: the closure runs in the child between fork and exec and only makes two system
     // calls and builds an error from a number, all async-signal-safe (no allocation, no lock).
-    #[expect(unsafe_code, reason = "pre_exec is the only way to set PR_SET_PDEATHSIG")]
+    #[expect(
+        unsafe_code,
+        reason = "pre_exec is the only way to set PR_SET_PDEATHSIG"
+    )]
     unsafe {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
                 .map_err(|errno| io::Error::from_raw_os_error(errno as i32))?;
             // A daemon that died before the line above would never send the signal.
             if nix::unistd::getppid() != daemon {
-                return Err(io::Error::from_raw_os_error(nix::errno::Errno::ESRCH as i32));
+                return Err(io::Error::from_raw_os_error(
+                    nix::errno::Errno::ESRCH as i32,
+                ));
             }
             Ok(())
         });
@@ -263,7 +277,12 @@ pub async fn spawn(
     });
     let (exit_tx, exit) = watch::channel(None);
     tokio::spawn(async move {
-        let status = child.wait().await.ok().and_then(|s| s.code()).map(i64::from);
+        let status = child
+            .wait()
+            .await
+            .ok()
+            .and_then(|s| s.code())
+            .map(i64::from);
         let _ = exit_tx.send(Some(status));
     });
     Ok(Spawned {
