@@ -280,3 +280,21 @@ fn mistyped_process_entries_are_reported_with_their_line() {
         );
     }
 }
+
+#[test]
+fn a_per_call_process_server_runs_a_fresh_process_for_each_call() {
+    let daemon = daemon(true);
+    add_process(&daemon, "local", &["--isolation", "call"]);
+    let daemon_pid = daemon.pid().unwrap();
+    for _ in 0..2 {
+        let out = daemon.ctl_json(&["tools", "call", "bump"]);
+        let text = out["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(text.starts_with("counter 1 "), "{out}");
+    }
+    // What stays is the listing process alone, and no zombie.
+    wait_for(Duration::from_secs(10), || {
+        children(daemon_pid).unwrap() == (1, 0)
+    });
+}
