@@ -181,7 +181,21 @@ fn idle_removal_and_shutdown_leave_no_process_or_zombie() {
 #[test]
 fn a_sigkilled_daemon_takes_its_process_server_with_it() {
     let mut daemon = daemon(true);
-    add_process(&daemon, "local", &[]);
+    // A shell that would outlive its server's end of input (it sleeps on after the fixture
+    // exits), so only the parent-death signal can end it when the daemon is killed.
+    let script = format!("{}; sleep 600", bin("mcp-fixture").display());
+    daemon.ctl_ok(&[
+        "server",
+        "add",
+        "local",
+        "--process",
+        "--env",
+        "MCP_FIXTURE_NAME=local",
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ]);
     daemon.ctl_ok(&["tools", "call", "echo", "text=x"]);
     let pid = pid_of(&daemon, "local");
     daemon.kill();
@@ -296,5 +310,48 @@ fn a_per_call_process_server_runs_a_fresh_process_for_each_call() {
     // What stays is the listing process alone, and no zombie.
     wait_for(Duration::from_secs(10), || {
         children(daemon_pid).unwrap() == (1, 0)
+    });
+}
+
+/// The processes whose command line is exactly `argv`.
+fn processes_running(argv: &[&str]) -> Vec<u32> {
+    let wanted: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == wanted))
+        .collect()
+}
+
+#[test]
+fn stopping_a_process_server_also_ends_what_it_started() {
+    let mut daemon = daemon(true);
+    let fixture = bin("mcp-fixture").display().to_string();
+    // A sleep no other test runs, started by the server's shell before it becomes the server.
+    let seconds = (300_000 + std::process::id()).to_string();
+    let script = format!("sleep {seconds} & exec {fixture}");
+    daemon.ctl_ok(&[
+        "server",
+        "add",
+        "local",
+        "--process",
+        "--env",
+        "MCP_FIXTURE_NAME=local",
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ]);
+    daemon.ctl_ok(&["tools", "call", "echo", "text=x"]);
+    let sleeper = ["sleep", seconds.as_str()];
+    wait_for(Duration::from_secs(5), || {
+        processes_running(&sleeper).len() == 1
+    });
+    assert!(daemon.stop());
+    wait_for(Duration::from_secs(5), || {
+        processes_running(&sleeper).is_empty()
     });
 }

@@ -89,3 +89,67 @@ impl<'de> DeserializeSeed<'de> for Checked<'_> {
         Ok(def)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(kind: ServerKind) -> ServerDef {
+        ServerDef {
+            kind,
+            ..ServerDef::default()
+        }
+    }
+
+    #[test]
+    fn each_kind_needs_its_own_fields_and_refuses_the_others() {
+        assert_eq!(
+            check(&def(ServerKind::Container)).unwrap_err(),
+            "a container server needs an image"
+        );
+        let mut process = def(ServerKind::Process);
+        assert!(check(&process).unwrap_err().contains("needs a command"));
+        process.command = vec!["  ".into()];
+        assert!(check(&process).unwrap_err().contains("needs a command"));
+        process.command = vec!["server".into(), "--stdio".into()];
+        process.cwd = Some("/tmp".into());
+        assert_eq!(check(&process), Ok(()));
+        for (field, edit) in [
+            (
+                "image",
+                (|d: &mut ServerDef| d.image = "img".into()) as fn(&mut ServerDef),
+            ),
+            ("memory", |d| {
+                d.memory = Some("1g".to_owned().try_into().unwrap())
+            }),
+            ("pids", |d| d.pids = std::num::NonZeroU32::new(3)),
+        ] {
+            let mut wrong = process.clone();
+            edit(&mut wrong);
+            assert_eq!(
+                check(&wrong).unwrap_err(),
+                format!("{field} has no meaning for a process server")
+            );
+        }
+        let mut container = def(ServerKind::Container);
+        container.image = "img".into();
+        assert_eq!(check(&container), Ok(()));
+        container.cwd = Some("/tmp".into());
+        assert_eq!(
+            check(&container).unwrap_err(),
+            "cwd has no meaning for a container server"
+        );
+    }
+
+    #[test]
+    fn a_bad_entry_fails_the_catalog_with_its_line() {
+        let text = "[servers.ok]\nimage = \"img\"\n\n[servers.bad]\nkind = \"process\"\nmounts = [{ source = \"/srv\", target = \"/srv\" }]\ncommand = [\"x\"]\n";
+        let err = toml::from_str::<super::super::Catalog>(text).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "servers.bad: mounts has no meaning for a process server"
+        );
+        let line = 1 + text[..err.span().unwrap().start].matches('\n').count();
+        assert_eq!(line, 4);
+    }
+}

@@ -28,6 +28,10 @@ pub async fn pull(gateway: &Gateway, name: &str, writer: &mut OwnedWriteHalf) ->
         )
         .await;
     };
+    if image.is_empty() {
+        let refused = ConfigError::Invalid(format!("server {name} runs no container image"));
+        return send_line(writer, &config_error(refused)).await;
+    }
     let mut progress = match gateway.pool.pull(&image).await {
         Ok(progress) => progress,
         Err(err) => return send_line(writer, &error(ErrorKind::Engine, err.to_string())).await,

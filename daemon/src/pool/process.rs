@@ -131,20 +131,21 @@ impl Process {
     }
 
     /// Stops the process and whatever it started: SIGTERM to its group, SIGKILL to the group
-    /// after `GRACE`, and returns once the process is reaped.
+    /// after `GRACE`, and returns once the process is reaped. The group is only signalled
+    /// while its leader has not been reaped, so its id cannot belong to anyone else yet.
     pub async fn stop(&self) {
         let group = Pid::from_raw(self.pid as i32);
-        if self.exit.borrow().is_none() {
-            let _ = killpg(group, Signal::SIGTERM);
-            if tokio::time::timeout(GRACE, self.exited()).await.is_err() {
-                tracing::warn!(
-                    pid = self.pid,
-                    "the server did not exit on SIGTERM; killing it"
-                );
-            }
+        if self.exit.borrow().is_some() {
+            return;
         }
-        // Also what the server left in its group after it exited itself.
-        let _ = killpg(group, Signal::SIGKILL);
+        let _ = killpg(group, Signal::SIGTERM);
+        if tokio::time::timeout(GRACE, self.exited()).await.is_err() {
+            tracing::warn!(
+                pid = self.pid,
+                "the server did not exit on SIGTERM; killing it"
+            );
+            let _ = killpg(group, Signal::SIGKILL);
+        }
         self.exited().await;
     }
 }
@@ -283,6 +284,9 @@ pub async fn spawn(
             .ok()
             .and_then(|s| s.code())
             .map(i64::from);
+        // What the server left running in its group goes with it; right after the reaping, the
+        // group's id cannot have been given to another process yet.
+        let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
         let _ = exit_tx.send(Some(status));
     });
     Ok(Spawned {
@@ -320,5 +324,45 @@ impl AsyncRead for Drained {
             this.stderr = None;
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_follows_the_program_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server");
+        std::fs::write(&file, "#!/bin/sh\n").unwrap();
+        let def = ServerDef {
+            command: vec!["./server".into()],
+            cwd: Some(dir.path().to_owned()),
+            ..ServerDef::default()
+        };
+        // Not executable yet: not a program.
+        assert!(
+            identity(&def)
+                .unwrap_err()
+                .contains("no executable program")
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let first = identity(&def).unwrap();
+        assert!(first.contains(&file.canonicalize().unwrap().display().to_string()));
+        assert_eq!(identity(&def).unwrap(), first);
+        std::fs::write(&file, "#!/bin/sh\nexit 0\n").unwrap();
+        assert_ne!(
+            identity(&def).unwrap(),
+            first,
+            "a rebuilt program is another server"
+        );
+        // Found through the PATH it will get when the name has no slash.
+        let by_path = ServerDef {
+            command: vec!["server".into()],
+            env: [("PATH".to_owned(), dir.path().display().to_string())].into(),
+            ..ServerDef::default()
+        };
+        assert_eq!(program(&by_path).unwrap(), file.canonicalize().unwrap());
     }
 }
