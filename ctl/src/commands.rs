@@ -521,7 +521,10 @@ fn print_text(response: &Response) {
         Response::Server(detail) => {
             let server = &detail.info;
             println!("name:      {}", server.name);
-            println!("image:     {}", server.image);
+            match server.kind {
+                ServerKind::Process => println!("kind:      process"),
+                _ => println!("image:     {}", server.image),
+            }
             if !server.command.is_empty() {
                 println!("command:   {}", server.command.join(" "));
             }
@@ -532,7 +535,11 @@ fn print_text(response: &Response) {
                 println!("secrets:   {}", server.secrets.join(", "));
             }
             if let Some(run) = &server.run {
-                println!("runs with: {}", run_summary(run));
+                let summary = match server.kind {
+                    ServerKind::Process => process_summary(run),
+                    _ => run_summary(run),
+                };
+                println!("runs with: {summary}");
             }
             println!("profiles:  {}", detail.profiles.join(", "));
             for (profile, values) in &detail.profile_config {

@@ -355,3 +355,55 @@ fn stopping_a_process_server_also_ends_what_it_started() {
         processes_running(&sleeper).is_empty()
     });
 }
+
+/// The tool names `mcpctl tools ls` prints (a listing that warms nothing, so a server that is
+/// not running is listed from the cache when its entry is good).
+fn listed_tools(daemon: &Daemon) -> String {
+    daemon.ctl_ok(&["tools", "ls"])
+}
+
+#[test]
+fn a_process_servers_lists_are_cached_until_its_program_changes() {
+    let mut daemon = Daemon::start_capturing_stderr(Start::Bound, &[]);
+    write_config(&daemon, "config.toml", "[process]\nenabled = true\n");
+    daemon.ctl_ok(&["reload"]);
+    // A copy of the fixture, so that this test can change the program file.
+    let program = daemon.dir.path().join("home/fixture");
+    std::fs::copy(bin("mcp-fixture"), &program).unwrap();
+    let program_arg = program.display().to_string();
+    daemon.ctl_ok(&[
+        "server",
+        "add",
+        "local",
+        "--process",
+        "--env",
+        "MCP_FIXTURE_NAME=local",
+        "--",
+        &program_arg,
+    ]);
+    assert!(listed_tools(&daemon).contains("local_info"));
+    let entry = daemon
+        .dir
+        .path()
+        .join("state/mcp-gateway/lists/default/local.json");
+    wait_for(Duration::from_secs(10), || entry.exists());
+    assert!(daemon.stop());
+
+    let offset = daemon.log().len();
+    daemon.relaunch(Start::Bound);
+    assert!(listed_tools(&daemon).contains("local_info"));
+    let log = &daemon.log()[offset..];
+    assert!(log.contains("tools from the list cache"), "{log}");
+    assert!(daemon.stop());
+
+    // A rebuilt program (here: a new modification time) is another server.
+    let file = std::fs::File::options().write(true).open(&program).unwrap();
+    file.set_modified(std::time::SystemTime::now() + Duration::from_secs(60))
+        .unwrap();
+    drop(file);
+    let offset = daemon.log().len();
+    daemon.relaunch(Start::Bound);
+    assert!(listed_tools(&daemon).contains("local_info"));
+    let log = &daemon.log()[offset..];
+    assert!(!log.contains("from the list cache"), "{log}");
+}
