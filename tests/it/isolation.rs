@@ -325,7 +325,7 @@ fn each_call_of_a_per_call_server_runs_in_a_fresh_container() {
 }
 
 #[test]
-fn a_per_call_container_goes_when_its_client_is_killed_mid_call() {
+fn a_per_call_container_goes_when_its_call_is_cancelled_or_its_client_killed() {
     if !require_docker() {
         return;
     }
@@ -339,6 +339,18 @@ fn a_per_call_container_goes_when_its_client_is_killed_mid_call() {
         json!({"name": "sleep", "arguments": {"ms": 60000}}),
     );
     // The listing container and the call's.
+    wait_for(Duration::from_secs(20), || daemon.containers().len() == 2);
+    // A call the client cancels takes its container with it.
+    client.notify(
+        "notifications/cancelled",
+        json!({"requestId": 1, "reason": "test"}),
+    );
+    wait_for(Duration::from_secs(10), || daemon.containers().len() == 1);
+    client.request(
+        json!(2),
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 60000}}),
+    );
     wait_for(Duration::from_secs(20), || daemon.containers().len() == 2);
     // Dropping a raw client SIGKILLs its shim.
     drop(client);
