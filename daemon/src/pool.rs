@@ -1,8 +1,9 @@
 //! The container pool: one running server per (profile, server), started on first need, shared
 //! by every session of that profile, and removed after its idle timeout. A server runs as a
-//! container, or (`kind = "process"`, `process`) as a local process behind the same slots. A server with
-//! `isolation = "session"` has one per (profile, server, session) for the requests of client
-//! sessions instead, removed when the session ends.
+//! container, or (`kind = "process"`, `process`) as a local process behind the same slots. A
+//! server with `isolation = "session"` has one per (profile, server, session) for the requests
+//! of client sessions instead, removed when the session ends; one with `isolation = "call"` one
+//! per request that names an item (`call`).
 //!
 //! The pool owns the engine connection, which it (re)establishes lazily: the daemon must start and
 //! answer `status` while the engine is down, and pick the engine up once it appears.
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 use backoff::Backoff;
 pub use call::CallServer;
 pub use pulls::{Progress, PullState};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -34,7 +36,6 @@ use crate::config::{ConfigStore, Isolation, Network, RunSettings, ServerDef, Ser
 use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError};
 use crate::logtail::LogTail;
 use crate::upstream::{Era, ServerEvent, Upstream, UpstreamError};
-use tokio::io::{AsyncRead, AsyncWrite};
 
 /// How many stderr lines a failure report carries.
 const STDERR_LINES: usize = 5;
@@ -96,7 +97,7 @@ pub struct Pool {
     /// Image ids by the name a definition gives (`image_id`).
     images: Mutex<HashMap<String, String>>,
     /// Set by `shutdown`: a background start (warming) that comes later must not start a
-    /// container nobody will remove.
+    /// container nobody will remove, and the per-call servers' tasks remove theirs.
     closing: CancellationToken,
     /// The servers started for one call each (`call`), each a task that removes its own.
     calls: TaskTracker,
