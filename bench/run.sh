@@ -11,7 +11,7 @@ cd "$workspace"
 
 cargo build --release --locked --workspace >&2
 cargo build --profile dist --locked -p mcp-shim >&2
-bash tests/fixture/build-image.sh mcp-gateway-fixture:bench >/dev/null
+bash tests/fixture/build-image.sh --release mcp-gateway-fixture:bench >/dev/null
 
 if [ "$#" -eq 0 ]; then
     set -- all

@@ -4,7 +4,7 @@
 # cargo-fuzz needs nightly features (sanitizers, -Z flags); RUSTC_BOOTSTRAP=1 lets the stable
 # toolchain provide them.
 #
-# Usage: fuzz/run.sh [SECONDS]
+# Usage: fuzz/run.sh [SECONDS]   or   fuzz/run.sh --install (only install cargo-fuzz)
 # A crash leaves its input in fuzz/artifacts/TARGET/; add it to fuzz/corpus/TARGET/ with the fix.
 set -euo pipefail
 
@@ -14,6 +14,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $cargo_fuzz_version" ]; then
     cargo install --locked "cargo-fuzz@$cargo_fuzz_version"
+fi
+if [ "$seconds" = --install ]; then
+    exit 0
 fi
 
 export RUSTC_BOOTSTRAP=1

@@ -5,7 +5,7 @@
 #   3. man pages and shell completions rendered from the clap definitions (packaging/src/),
 #      plus mcp-shim's hand-written page and a Debian changelog, into packaging/generated/;
 #   4. the packages, from the metadata in packaging/Cargo.toml.
-# packaging/check.sh then checks what this wrote.
+# packaging/check.sh then checks what this wrote. `build.sh --tools` does only step 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +24,9 @@ ensure_tool() {
 # liblzma, which saves compiling C on a fresh machine.
 ensure_tool cargo-deb "$CARGO_DEB_VERSION" --no-default-features
 ensure_tool cargo-generate-rpm "$CARGO_GENERATE_RPM_VERSION"
+if [ "${1:-}" = --tools ]; then
+    exit 0
+fi
 
 out="${CARGO_TARGET_DIR:-target}/dist"
 

@@ -24,8 +24,11 @@ if [ "$MCP_TEST_DOCKER" != off ]; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
     fi
-    bash tests/fixture/build-image.sh mcp-gateway-fixture:test
 fi
 
+# The end-to-end tests run these binaries (and the fixture image is made of one of them).
 cargo build --workspace --locked
+if [ "$MCP_TEST_DOCKER" != off ]; then
+    bash tests/fixture/build-image.sh mcp-gateway-fixture:test
+fi
 cargo test --workspace --locked

@@ -118,6 +118,7 @@ impl Trail {
             Err(GatewayError::Upstream(UpstreamError::Cancelled)) => ("cancelled", None, 0),
             Err(
                 err @ (GatewayError::SecretInArguments { rules, .. }
+                | GatewayError::SecretInInput { rules, .. }
                 | GatewayError::SecretInResult { rules, .. }),
             ) => {
                 secrets.extend(rules.split(", ").map(str::to_owned));

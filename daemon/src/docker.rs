@@ -83,8 +83,6 @@ pub struct BindMount {
 /// since containers are created with `StdinOnce`, the engine then closes it for good.
 pub struct Attached {
     pub id: String,
-    /// The id of the image the container was created from.
-    pub image_id: String,
     pub stdin: Pin<Box<dyn AsyncWrite + Send>>,
     pub stdout: Pin<Box<dyn AsyncRead + Send>>,
 }
@@ -164,7 +162,6 @@ impl Engine {
         spec: &ContainerSpec,
         stderr: Arc<LogTail>,
     ) -> Result<Attached, EngineError> {
-        let image_id = self.image_id(&spec.image).await?;
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
@@ -188,7 +185,7 @@ impl Engine {
             .name(&spec.name)
             .build();
         let id = self.docker.create_container(Some(options), body).await?.id;
-        match self.attach_and_start(&id, image_id, stderr).await {
+        match self.attach_and_start(&id, stderr).await {
             Ok(attached) => Ok(attached),
             Err(err) => {
                 self.remove(&id).await;
@@ -210,7 +207,6 @@ impl Engine {
     async fn attach_and_start(
         &self,
         id: &str,
-        image_id: String,
         stderr: Arc<LogTail>,
     ) -> Result<Attached, EngineError> {
         let options = AttachContainerOptionsBuilder::default()
@@ -239,20 +235,23 @@ impl Engine {
         });
         Ok(Attached {
             id: id.to_owned(),
-            image_id,
             stdin: attach.input,
             stdout: Box::pin(StreamReader::new(stdout)),
         })
     }
 
-    /// Whether the engine holds `image` as it should run: present, and for an image pinned by
-    /// digest (`repo@sha256:…`), recorded under that digest, so a local image that merely
-    /// answers to the name is not taken for it.
-    pub async fn image_ready(&self, image: &str) -> Result<bool, EngineError> {
-        match self.repo_digests(image).await? {
-            None => Ok(false),
-            Some(digests) => Ok(pinned_digest(image).is_none_or(|_| holds_digest(image, &digests))),
-        }
+    /// The id of `image` when the engine holds it as it should run: present, and for an image
+    /// pinned by digest (`repo@sha256:…`), recorded under that digest, so a local image that
+    /// merely answers to the name is not taken for it. One inspection answers both, since a
+    /// container start needs the id anyway (the list cache is keyed by it).
+    pub async fn ready_image(&self, image: &str) -> Result<Option<String>, EngineError> {
+        let Some(inspected) = self.inspect_image(image).await? else {
+            return Ok(None);
+        };
+        let digests = inspected.repo_digests.unwrap_or_default();
+        Ok(pinned_digest(image)
+            .is_none_or(|_| holds_digest(image, &digests))
+            .then(|| inspected.id.unwrap_or_default()))
     }
 
     /// The image's `RepoDigests`, or `None` when the engine does not have it.

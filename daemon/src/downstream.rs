@@ -37,7 +37,8 @@ pub struct Downstream {
     out: mpsc::Sender<String>,
     /// Bytes queued in `out` and not yet written to the client.
     queued: Arc<AtomicUsize>,
-    /// The client's `capabilities`: from `initialize`, or from a modern client's latest request.
+    /// The client's `capabilities` from `initialize`; a modern client's are per request
+    /// ([`Declared`]).
     capabilities: Mutex<Value>,
     /// Which protocol era the client speaks, once it has said: see [`Era`].
     era: AtomicU8,
@@ -70,6 +71,28 @@ pub struct Listen {
     pub changes: Vec<&'static str>,
     /// Resource URIs (as the client knows them) whose updates it takes.
     pub uris: Vec<String>,
+}
+
+/// What one 2026-07-28 request declared in its `_meta`: they hold for that request only, so
+/// concurrent requests of one client may declare different ones.
+pub struct Declared {
+    pub capabilities: Value,
+    pub log_level: Option<LogLevel>,
+    /// Where servers' requests for this call go (see [`Downstream::open_asks`]); `None` for
+    /// requests that cannot turn into `input_required`.
+    pub asks: Option<u64>,
+}
+
+impl Declared {
+    /// Whether the request declared what a server's request needs (see [`can_answer`]).
+    pub fn can_answer(&self, method: &str, params: Option<&RawValue>) -> bool {
+        can_answer(&self.capabilities, method, params)
+    }
+
+    /// The capabilities a modern server is told of for this request (see [`bridged`]).
+    pub fn for_servers(&self) -> Value {
+        bridged(&self.capabilities)
+    }
 }
 
 /// A server's request for a modern client, which its call answers with `input_required`.
@@ -169,20 +192,17 @@ impl Downstream {
         self.era.store(Era::Legacy as u8, Ordering::Release);
     }
 
-    /// Records that the client speaks 2026-07-28 (its requests carry their own `_meta`), with the
-    /// capabilities its latest request declared. True for the session's first such request.
-    pub fn serve_modern(&self, capabilities: Value) -> bool {
-        let first = self
-            .era
+    /// Records that the client speaks 2026-07-28 (its requests carry their own `_meta`, so
+    /// nothing it declares is kept here). True for the session's first such request.
+    pub fn serve_modern(&self) -> bool {
+        self.era
             .compare_exchange(
                 Era::Unknown as u8,
                 Era::Modern as u8,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )
-            .is_ok();
-        *self.lock_capabilities() = capabilities;
-        first
+            .is_ok()
     }
 
     fn lock_capabilities(&self) -> std::sync::MutexGuard<'_, Value> {
@@ -205,10 +225,15 @@ impl Downstream {
         self.lock_asks().retain(|(open, _)| *open != id);
     }
 
-    /// Hands a server's request to the most recent call of this modern client that waits for
-    /// one; gives it back when none does.
-    pub fn hand_ask(&self, ask: ServerAsk) -> Result<(), ServerAsk> {
-        let sink = self.lock_asks().last().map(|(_, tx)| tx.clone());
+    /// Hands a server's request to the call of this modern client that opened `sink`; gives it
+    /// back when that call no longer waits (or there is none).
+    pub fn hand_ask(&self, sink: Option<u64>, ask: ServerAsk) -> Result<(), ServerAsk> {
+        let sink = sink.and_then(|wanted| {
+            self.lock_asks()
+                .iter()
+                .find(|(open, _)| *open == wanted)
+                .map(|(_, tx)| tx.clone())
+        });
         match sink {
             Some(tx) => tx.try_send(ask).map_err(|err| err.into_inner()),
             None => Err(ask),
@@ -249,52 +274,16 @@ impl Downstream {
         self.listens.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether the client declared what a server's request needs: `sampling` for
-    /// `sampling/createMessage`, `elicitation` (and `elicitation.url` for URL mode) for
-    /// `elicitation/create`, `roots` for `roots/list`. Other methods need nothing declared.
+    /// Whether the client declared at `initialize` what a server's request needs (see
+    /// [`can_answer`]).
     pub fn can_answer(&self, method: &str, params: Option<&RawValue>) -> bool {
-        let capabilities = self.lock_capabilities().clone();
-        let declared = |path: &[&str]| {
-            let mut at = Some(&capabilities);
-            for key in path {
-                at = at.and_then(|v| v.get(key));
-            }
-            at.is_some_and(|v| !v.is_null())
-        };
-        match method {
-            "sampling/createMessage" => declared(&["sampling"]),
-            "roots/list" => declared(&["roots"]),
-            "elicitation/create" => {
-                let url_mode = params
-                    .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-                    .is_some_and(|p| p.get("mode").and_then(Value::as_str) == Some("url"));
-                if url_mode {
-                    declared(&["elicitation", "url"])
-                } else {
-                    // A client that declares only `url` cannot show a form; an empty object is
-                    // how 2025-06-18 clients declare form support.
-                    let elicitation = capabilities.get("elicitation");
-                    match elicitation.and_then(Value::as_object) {
-                        Some(modes) => modes.is_empty() || modes.contains_key("form"),
-                        None => false,
-                    }
-                }
-            }
-            _ => true,
-        }
+        can_answer(&self.lock_capabilities(), method, params)
     }
 
-    /// The client capabilities a modern server is told of on this client's requests: those the
-    /// gateway can bring to the client (sampling, elicitation and roots), as the client declared
-    /// them. A legacy client answers them as requests; a modern one gets the server's
-    /// `input_required` as it is.
+    /// The client capabilities a modern server is told of on this legacy client's requests (see
+    /// [`bridged`]).
     pub fn declared_for_servers(&self) -> Value {
-        let capabilities = self.lock_capabilities();
-        let bridged = ["sampling", "elicitation", "roots"]
-            .into_iter()
-            .filter_map(|key| Some((key.to_owned(), capabilities.get(key)?.clone())))
-            .filter(|(_, value)| !value.is_null());
-        Value::Object(bridged.collect())
+        bridged(&self.lock_capabilities())
     }
 
     /// Marks the client as just active, for choosing "the most recent session".
@@ -453,6 +442,51 @@ impl Downstream {
     }
 }
 
+/// Whether `capabilities` declare what a server's request needs: `sampling` for
+/// `sampling/createMessage`, `elicitation` (and `elicitation.url` for URL mode) for
+/// `elicitation/create`, `roots` for `roots/list`. Other methods need nothing declared.
+fn can_answer(capabilities: &Value, method: &str, params: Option<&RawValue>) -> bool {
+    let declared = |path: &[&str]| {
+        let mut at = Some(capabilities);
+        for key in path {
+            at = at.and_then(|v| v.get(key));
+        }
+        at.is_some_and(|v| !v.is_null())
+    };
+    match method {
+        "sampling/createMessage" => declared(&["sampling"]),
+        "roots/list" => declared(&["roots"]),
+        "elicitation/create" => {
+            let url_mode = params
+                .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+                .is_some_and(|p| p.get("mode").and_then(Value::as_str) == Some("url"));
+            if url_mode {
+                declared(&["elicitation", "url"])
+            } else {
+                // A client that declares only `url` cannot show a form; an empty object is
+                // how 2025-06-18 clients declare form support.
+                let elicitation = capabilities.get("elicitation");
+                match elicitation.and_then(Value::as_object) {
+                    Some(modes) => modes.is_empty() || modes.contains_key("form"),
+                    None => false,
+                }
+            }
+        }
+        _ => true,
+    }
+}
+
+/// The client capabilities a modern server is told of: those the gateway can bring to the client
+/// (sampling, elicitation and roots), as the client declared them. A legacy client answers them
+/// as requests; a modern one gets the server's `input_required` as it is.
+fn bridged(capabilities: &Value) -> Value {
+    let bridged = ["sampling", "elicitation", "roots"]
+        .into_iter()
+        .filter_map(|key| Some((key.to_owned(), capabilities.get(key)?.clone())))
+        .filter(|(_, value)| !value.is_null());
+    Value::Object(bridged.collect())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -522,6 +556,60 @@ mod tests {
             queue.try_recv().is_ok(),
             "a lone large notification was dropped"
         );
+    }
+
+    #[test]
+    fn a_requests_own_capabilities_decide_for_it() {
+        let bare = Declared {
+            capabilities: json!({}),
+            log_level: None,
+            asks: None,
+        };
+        let sampling = Declared {
+            capabilities: json!({"sampling": {}, "extensions": {"x.y/z": {}}}),
+            log_level: Some(LogLevel::Info),
+            asks: Some(2),
+        };
+        assert!(!bare.can_answer("sampling/createMessage", None));
+        assert!(sampling.can_answer("sampling/createMessage", None));
+        assert_eq!(sampling.for_servers(), json!({"sampling": {}}));
+    }
+
+    #[test]
+    fn a_server_request_goes_to_the_call_that_opened_its_sink() {
+        let (out, _) = mpsc::channel(1);
+        let client = Downstream::new(1, None, "test".into(), out);
+        let (first, mut first_asks) = client.open_asks();
+        let (_second, mut second_asks) = client.open_asks();
+        let (upstream_out, _upstream_in) = tokio::io::duplex(64);
+        let (events, _) = mpsc::channel(1);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (read, write) = tokio::io::split(upstream_out);
+            let upstream = Upstream::spawn(
+                "s",
+                ("p", None),
+                (write, read),
+                Arc::new(crate::logtail::LogTail::new("s")),
+                1024,
+                events,
+            );
+            let ask = |id: i64| ServerAsk {
+                upstream: Arc::clone(&upstream),
+                id: json!(id),
+                method: "sampling/createMessage".into(),
+                params: None,
+            };
+            assert!(client.hand_ask(Some(first), ask(1)).is_ok());
+            assert_eq!(first_asks.try_recv().unwrap().id, json!(1));
+            assert!(second_asks.try_recv().is_err());
+            assert!(client.hand_ask(None, ask(2)).is_err());
+            client.close_asks(first);
+            assert!(client.hand_ask(Some(first), ask(3)).is_err());
+        });
     }
 
     #[test]

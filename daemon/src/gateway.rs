@@ -52,6 +52,8 @@ pub enum GatewayError {
     InvalidParams(String),
     #[error("the call to {tool:?} was blocked: its arguments hold a secret ({rules})")]
     SecretInArguments { tool: String, rules: String },
+    #[error("the retry of {name:?} was blocked: its inputResponses hold a secret ({rules})")]
+    SecretInInput { name: String, rules: String },
     #[error("the result of {tool:?} was withheld: it holds a secret ({rules})")]
     SecretInResult { tool: String, rules: String },
     #[error("server {server:?} answered {method} badly: {reason}")]
@@ -80,7 +82,8 @@ impl GatewayError {
             })),
             GatewayError::Unknown { .. }
             | GatewayError::InvalidParams(_)
-            | GatewayError::SecretInArguments { .. } => {
+            | GatewayError::SecretInArguments { .. }
+            | GatewayError::SecretInInput { .. } => {
                 jsonrpc::error(code::INVALID_PARAMS, self.to_string())
             }
             _ => jsonrpc::error(code::INTERNAL_ERROR, self.to_string()),
@@ -100,6 +103,9 @@ pub struct Gateway {
     sessions: Mutex<HashMap<u64, Arc<Downstream>>>,
     /// How many clients subscribe to each (profile, server, URI on the server).
     subscriptions: Mutex<HashMap<(String, String, String), usize>>,
+    /// The listen streams that stand for those subscriptions on 2026-07-28 servers, closed when
+    /// dropped.
+    resource_listens: Mutex<HashMap<(String, String, String), tokio_util::sync::DropGuard>>,
     /// (profile, notification) pairs waiting out the list-changed debounce.
     debouncing: Mutex<HashSet<(String, String)>>,
     scanner: Scanner,
@@ -132,6 +138,7 @@ impl Gateway {
             generation: AtomicU64::new(1),
             sessions: Mutex::default(),
             subscriptions: Mutex::default(),
+            resource_listens: Mutex::default(),
             debouncing: Mutex::default(),
             scanner: Scanner::new(screening::stored_secrets(&config)),
             seal,
@@ -439,6 +446,12 @@ impl Gateway {
             }
         };
         trail.server = route.server.clone();
+        // A modern client's retry answers the server's input requests; they reach it like
+        // arguments do.
+        if let Some(responses) = params.get_mut("inputResponses") {
+            let hits = self.screen_input(scan, responses, profile, &trail.name)?;
+            trail.secrets.extend(hits);
+        }
         let reply = self
             .forward_call(profile, &route.server, method, params, caller)
             .await?;

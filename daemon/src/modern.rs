@@ -76,6 +76,11 @@ pub fn capabilities(params: Option<&Value>) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The log level a modern request asks for, as it wrote it.
+pub fn log_level(params: Option<&Value>) -> Option<&str> {
+    meta(params)?.get(LOG_LEVEL_KEY)?.as_str()
+}
+
 /// `params` for a legacy server: the modern protocol keys taken out of `_meta` (and `_meta`
 /// dropped when nothing else was in it); everything else as sent.
 pub fn for_legacy_server(params: Option<&Value>) -> Option<Box<RawValue>> {

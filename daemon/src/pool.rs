@@ -670,7 +670,8 @@ impl Pool {
     ) -> Result<Started, PoolError> {
         let engine = self.engine().await?;
         // A missing image is pulled on first need; a pinned digest is checked even when present.
-        self.pulls
+        let image_id = self
+            .pulls
             .ensure(&engine, &def.image)
             .await
             .map_err(|reason| PoolError::Start {
@@ -726,8 +727,7 @@ impl Pool {
                 reason: err.to_string(),
             })?;
         tracing::info!(profile, server, session, container = %attached.id, "started {}", def.image);
-        self.lock_images()
-            .insert(def.image.clone(), attached.image_id.clone());
+        self.lock_images().insert(def.image.clone(), image_id);
         let id = attached.id.clone();
         Ok(Started {
             id: attached.id.clone(),

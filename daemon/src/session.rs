@@ -213,6 +213,7 @@ impl Session {
         let params = message.params.as_deref();
         let caller = Caller {
             owner: Some(Arc::clone(&self.peer)),
+            declared: None,
             cancel,
             timeout: self.gateway.request_timeout(),
         };

@@ -12,6 +12,7 @@
 //! goes to the gateway as [`ServerEvent::Notification`].
 
 mod handshake;
+mod listen;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -27,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::downstream::{Downstream, LogLevel};
+use crate::downstream::{Declared, Downstream, LogLevel};
 use crate::jsonrpc::{self, Kind, Message, Reply, code};
 use crate::lines::{Line, LineCodec, sniff_id};
 use crate::logtail::LogTail;
@@ -69,21 +70,53 @@ pub enum ServerEvent {
         method: String,
         params: Option<Box<RawValue>>,
     },
+    /// A log message (`notifications/message`).
+    Log {
+        profile: String,
+        session: Option<u64>,
+        server: String,
+        params: Option<Box<RawValue>>,
+        /// The 2026-07-28 clients with a request in flight here that asked for log messages, each
+        /// with the most verbose level its requests asked for: the only ones of their era that
+        /// may hear it.
+        requesters: Vec<(Arc<Downstream>, LogLevel)>,
+    },
     /// A request to a client; answer it with [`Upstream::relay_to_client`].
     Request {
         upstream: Arc<Upstream>,
         id: Value,
         method: String,
         params: Option<Box<RawValue>>,
-        /// Clients with requests in flight on this server, most recent first.
-        owners: Vec<Arc<Downstream>>,
+        /// Client requests in flight on this server, most recent first.
+        owners: Vec<InFlight>,
     },
+}
+
+/// A client's request in flight on a server, as a server's request for a client sees it.
+pub struct InFlight {
+    pub client: Arc<Downstream>,
+    /// What the request declared itself, for a 2026-07-28 client's request.
+    pub declared: Option<Arc<Declared>>,
+}
+
+impl InFlight {
+    /// Whether this request's client can answer a server's request: by what the request
+    /// declared, or (a legacy client) what the client declared at `initialize`.
+    pub fn can_answer(&self, method: &str, params: Option<&RawValue>) -> bool {
+        match &self.declared {
+            Some(declared) => declared.can_answer(method, params),
+            None => self.client.can_answer(method, params),
+        }
+    }
 }
 
 /// Who a request is made for, and how long it may take.
 pub struct Caller {
     /// The client the request is made for; `None` for the gateway's own requests (listing).
     pub owner: Option<Arc<Downstream>>,
+    /// What a 2026-07-28 client's request declared itself; `None` for a legacy client's, whose
+    /// `initialize` declared for all of them, and for the gateway's own.
+    pub declared: Option<Arc<Declared>>,
     /// Fires when the client cancels the request.
     pub cancel: CancellationToken,
     pub timeout: Duration,
@@ -94,8 +127,18 @@ impl Caller {
     pub fn gateway(timeout: Duration) -> Caller {
         Caller {
             owner: None,
+            declared: None,
             cancel: CancellationToken::new(),
             timeout,
+        }
+    }
+
+    /// The client capabilities and log level a modern server is told of for this request.
+    fn for_modern_server(&self) -> (Value, Option<LogLevel>) {
+        match (&self.declared, &self.owner) {
+            (Some(declared), _) => (declared.for_servers(), declared.log_level),
+            (None, Some(owner)) => (owner.declared_for_servers(), owner.log_level()),
+            (None, None) => (json!({}), None),
         }
     }
 }
@@ -117,11 +160,14 @@ pub struct Upstream {
     capabilities: OnceLock<Value>,
     era: OnceLock<Era>,
     events: mpsc::Sender<ServerEvent>,
+    /// The gateway's `subscriptions/listen` requests waiting for their acknowledgement, by id.
+    acks: Mutex<HashMap<u64, oneshot::Sender<Value>>>,
 }
 
 struct Pending {
     reply: oneshot::Sender<Reply>,
     owner: Option<Arc<Downstream>>,
+    declared: Option<Arc<Declared>>,
     /// The client's own progress token; the server was given the request's id instead.
     progress_token: Option<Value>,
 }
@@ -177,6 +223,7 @@ impl Upstream {
             capabilities: OnceLock::new(),
             era: OnceLock::new(),
             events,
+            acks: Mutex::default(),
         });
         // The writer ends with the connection, which closes the server's stdin: a server that
         // reads it learns that it should exit.
@@ -245,6 +292,17 @@ impl Upstream {
         caller: &Caller,
     ) -> Result<Reply, UpstreamError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.request_as(id, method, params, caller).await
+    }
+
+    /// [`Upstream::request`] under an id the caller minted (from `next_id`).
+    async fn request_as(
+        &self,
+        id: u64,
+        method: &str,
+        params: Option<&RawValue>,
+        caller: &Caller,
+    ) -> Result<Reply, UpstreamError> {
         let (params, progress_token) = match params {
             Some(params) if caller.owner.is_some() => {
                 let (params, token) = with_progress_token(params, id);
@@ -254,10 +312,7 @@ impl Upstream {
         };
         let params = match self.era() {
             Some(Era::Modern) => {
-                let (declared, level) = match &caller.owner {
-                    Some(owner) => (owner.declared_for_servers(), owner.log_level()),
-                    None => (json!({}), None),
-                };
+                let (declared, level) = caller.for_modern_server();
                 let level = level.map(LogLevel::name);
                 Some(Cow::Owned(modern::describe(
                     params.as_deref(),
@@ -273,6 +328,7 @@ impl Upstream {
             Pending {
                 reply: tx,
                 owner: caller.owner.clone(),
+                declared: caller.declared.clone(),
                 progress_token,
             },
         );
@@ -349,15 +405,27 @@ impl Upstream {
         }
         let owners = {
             let pending = self.lock_pending();
-            let mut requests: Vec<(&u64, &Arc<Downstream>)> = pending
-                .iter()
-                .filter_map(|(id, p)| Some((id, p.owner.as_ref()?)))
-                .collect();
+            let mut requests: Vec<(&u64, &Pending)> =
+                pending.iter().filter(|(_, p)| p.owner.is_some()).collect();
             requests.sort_by(|a, b| b.0.cmp(a.0));
-            let mut owners: Vec<Arc<Downstream>> = Vec::new();
-            for (_, owner) in requests {
-                if !owners.iter().any(|o| o.id == owner.id) {
-                    owners.push(Arc::clone(owner));
+            let mut owners: Vec<InFlight> = Vec::new();
+            for (_, request) in requests {
+                let Some(client) = &request.owner else {
+                    continue;
+                };
+                // A legacy client's requests all declare the same; a modern client's each their own.
+                let same = |o: &InFlight| {
+                    o.client.id == client.id
+                        && match (&o.declared, &request.declared) {
+                            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                            (a, b) => a.is_none() && b.is_none(),
+                        }
+                };
+                if !owners.iter().any(same) {
+                    owners.push(InFlight {
+                        client: Arc::clone(client),
+                        declared: request.declared.clone(),
+                    });
                 }
             }
             owners
@@ -422,7 +490,17 @@ impl Upstream {
             "notifications/progress" => self.forward_progress(message.params.as_deref()),
             // The gateway's own listen streams on a modern server; clients get the gateway's.
             "notifications/subscriptions/acknowledged" => {
-                tracing::debug!(server = %self.name, "the server acknowledged a listen stream")
+                self.acknowledged(message.params.as_deref())
+            }
+            "notifications/message" => {
+                let event = ServerEvent::Log {
+                    profile: self.profile.clone(),
+                    session: self.session,
+                    server: self.name.clone(),
+                    params: message.params,
+                    requesters: self.log_requesters(),
+                };
+                let _ = self.events.send(event).await;
             }
             "notifications/cancelled" => {
                 let request = parse(message.params.as_deref())
@@ -445,6 +523,25 @@ impl Upstream {
                 let _ = self.events.send(event).await;
             }
         }
+    }
+
+    /// The modern clients with requests in flight that asked for log messages, each once with
+    /// its most verbose level.
+    fn log_requesters(&self) -> Vec<(Arc<Downstream>, LogLevel)> {
+        let mut requesters: Vec<(Arc<Downstream>, LogLevel)> = Vec::new();
+        for pending in self.lock_pending().values() {
+            let (Some(client), Some(level)) = (
+                &pending.owner,
+                pending.declared.as_ref().and_then(|d| d.log_level),
+            ) else {
+                continue;
+            };
+            match requesters.iter_mut().find(|(c, _)| c.id == client.id) {
+                Some((_, least)) => *least = (*least).min(level),
+                None => requesters.push((Arc::clone(client), level)),
+            }
+        }
+        requesters
     }
 
     /// Sends progress to the client whose request it is about, under the client's own token.

@@ -87,7 +87,7 @@ fn a_modern_servers_input_required_reaches_both_kinds_of_clients() {
     answered_all(&modern["steps"][0]);
 }
 
-fn modern_meta(capabilities: Value) -> Value {
+pub(crate) fn modern_meta(capabilities: Value) -> Value {
     json!({
         "io.modelcontextprotocol/protocolVersion": VERSION,
         "io.modelcontextprotocol/clientCapabilities": capabilities,

@@ -1,7 +1,7 @@
 //! Security through the gateway (issue 7): secrets in tool arguments are blocked by default with
 //! an error that names the rule and never the secret; the gateway's own stored secrets count.
 //! Every call is in the audit log. A connection from another user is refused even when the
-//! socket's mode lets it in.
+//! socket's mode lets it in, and `mcpctl doctor` tells a user the engine refuses how to get in.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -237,4 +237,51 @@ except (BrokenPipeError, ConnectionResetError):
     let status: serde_json::Value =
         serde_json::from_str(&daemon.ctl_ok(&["--json", "status"])).unwrap();
     assert_eq!(status["sessions"], 1, "{status}");
+}
+
+/// `mcpctl doctor` run by a user outside the `docker` group names the group as the fix: the
+/// engine socket is there, answers its own users, and refuses this one.
+#[test]
+fn doctor_tells_a_user_outside_the_docker_group_to_join_it() {
+    if !require_docker() {
+        return;
+    }
+    let socket = Path::new("/var/run/docker.sock");
+    let mode = std::fs::metadata(socket)
+        .expect("Docker's socket (this test needs the engine on its default socket)")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o006,
+        0,
+        "{} is open to every user (mode {mode:o}); the refusal cannot happen",
+        socket.display()
+    );
+    let bins = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bins.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ctl = bins.path().join("mcpctl");
+    std::fs::copy(bin("mcpctl"), &ctl).unwrap();
+
+    let output = as_other_user(&ctl, &["--json", "doctor"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let engine = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["name"] == "engine")
+        .expect("an engine check");
+    assert_eq!(engine["status"], "fail", "{engine}");
+    assert_eq!(
+        engine["message"],
+        format!("{}: permission denied", socket.display()),
+        "{engine}"
+    );
+    assert!(
+        engine["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("sudo usermod -aG docker $USER, then log in again"),
+        "{engine}"
+    );
 }

@@ -10,7 +10,7 @@ prints a single JSON document to stdout:
 
 Usage:
     python3 mcp_client.py --steps STEPS_JSON [--callbacks sampling,elicitation,roots]
-                          [--mode legacy|2026-07-28] -- COMMAND [ARG...]
+                          [--mode legacy|2026-07-28] [--log-level L] -- COMMAND [ARG...]
     python3 mcp_client.py --steps STEPS_JSON [...] --url URL
                           (bearer token in $MCP_HTTP_TOKEN)
 
@@ -20,6 +20,8 @@ of launching a command, sending `Authorization: Bearer $MCP_HTTP_TOKEN`.
 --mode 2026-07-28 speaks the current protocol with the SDK's `Client` (no
 handshake; every request carries its `_meta`); "initialize" then reports the
 protocol version the client adopted. The default is the legacy handshake.
+--log-level (2026-07-28 only) makes every request ask for log messages at L or above
+(`io.modelcontextprotocol/logLevel`).
 
 With --callbacks the client declares those capabilities and answers: sampling
 with the text "sampled: <first message text>", elicitation by accepting (form
@@ -44,6 +46,13 @@ Steps:
     {"op": "concurrent", "steps": [...]}                  -> list of nested results,
                                                              run at once on one session
     {"op": "ping"}                                        -> {}
+    {"op": "listen", "uris": [...], "steps": [...],
+     "events": N}                                         -> {"honored": [...], "steps": [...],
+                                                             "events": [{"type": T, "uri": U}]}:
+                                                             2026-07-28 only; runs the steps with a
+                                                             subscriptions/listen stream naming the
+                                                             resources open, then waits (10 s at
+                                                             most) for N of its events
 
 A step that fails (a JSON-RPC error, a lost connection, an invalid result) is
 recorded as {"error": {"code": ..., "message": ...}} in its slot and the run
@@ -162,6 +171,8 @@ async def run_step(session: ClientSession, step: Any) -> Any:
             return {}
         if op == "ping":
             return dump(await session.send_ping())
+        if op == "listen":
+            return await listen(session, step)
         if op == "concurrent":
             nested = step.get("steps")
             if not isinstance(nested, list):
@@ -180,6 +191,26 @@ async def run_step(session: ClientSession, step: Any) -> Any:
         # result that fails its tool's outputSchema): record it, with no code.
         return {"error": {"code": None, "message": f"{type(error).__name__}: {error}"}}
     raise ScenarioError(f"unknown op {op!r} in step {step!r}")
+
+
+async def listen(client: Client, step: dict[str, Any]) -> dict[str, Any]:
+    events: list[Any] = []
+    wanted = step.get("events", 1)
+    async with client.listen(resource_subscriptions=step["uris"]) as subscription:
+        results = [await run_step(client, nested) for nested in step.get("steps", [])]
+
+        async def collect() -> None:
+            async for event in subscription:
+                events.append({"type": type(event).__name__, "uri": getattr(event, "uri", None)})
+                if len(events) >= wanted:
+                    return
+
+        try:
+            await asyncio.wait_for(collect(), timeout=10)
+        except asyncio.TimeoutError:
+            pass
+    honored = list(subscription.honored.resource_subscriptions or [])
+    return {"honored": honored, "steps": results, "events": events}
 
 
 def first_text(messages: list[Any]) -> str:
@@ -225,7 +256,12 @@ def http_transport(url: str) -> Any:
 
 
 async def run(
-    command: list[str], steps: list[Any], callbacks: list[str], mode: str, url: str | None
+    command: list[str],
+    steps: list[Any],
+    callbacks: list[str],
+    mode: str,
+    url: str | None,
+    log_level: str | None = None,
 ) -> dict[str, Any]:
     # The SDK passes only a few safe variables to the server by default; the
     # tests need the whole environment (for example MCP_FIXTURE_NAME or the
@@ -251,7 +287,7 @@ async def run(
         keyword, function = CALLBACKS[name]
         options[keyword] = function
     if mode != "legacy":
-        async with Client(server, mode=mode, **options) as client:
+        async with Client(server, mode=mode, log_level=log_level, **options) as client:
             initialize = {"protocolVersion": client.protocol_version}
             results = [await run_step(client, step) for step in steps]
         return {"initialize": initialize, "steps": results, "notifications": notifications}
@@ -265,12 +301,13 @@ async def run(
     return {"initialize": initialize, "steps": results, "notifications": notifications}
 
 
-def parse_args(argv: list[str]) -> tuple[list[Any], list[str], list[str], str, str | None]:
+def parse_args(argv: list[str]) -> tuple[list[Any], list[str], list[str], str, str | None, str | None]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", required=True, help="JSON array of steps")
     parser.add_argument("--callbacks", default="", help="comma-separated: sampling,elicitation,roots")
     parser.add_argument("--mode", default="legacy", help="legacy (initialize) or a modern protocol version")
     parser.add_argument("--url", help="a Streamable HTTP endpoint to connect to instead of a command")
+    parser.add_argument("--log-level", help="2026-07-28: the log level every request asks for")
     parser.add_argument("command", nargs="*", help="the stdio MCP server to launch, after --")
     args = parser.parse_args(argv)
     try:
@@ -282,7 +319,7 @@ def parse_args(argv: list[str]) -> tuple[list[Any], list[str], list[str], str, s
     if (args.url is None) == (not args.command):
         parser.error("give either --url or a command after --")
     callbacks = [name for name in args.callbacks.split(",") if name]
-    return steps, args.command, callbacks, args.mode, args.url
+    return steps, args.command, callbacks, args.mode, args.url, args.log_level
 
 
 def describe(error: BaseException) -> str:
@@ -293,9 +330,9 @@ def describe(error: BaseException) -> str:
 
 
 def main() -> int:
-    steps, command, callbacks, mode, url = parse_args(sys.argv[1:])
+    steps, command, callbacks, mode, url, log_level = parse_args(sys.argv[1:])
     try:
-        document = asyncio.run(run(command, steps, callbacks, mode, url))
+        document = asyncio.run(run(command, steps, callbacks, mode, url, log_level))
     except Exception as error:
         print(f"mcp_client.py: {describe(error)}", file=sys.stderr)
         return 1

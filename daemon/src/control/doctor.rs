@@ -120,10 +120,10 @@ async fn images(
     };
     let mut checks = Vec::new();
     for (name, def) in servers {
-        match engine.image_ready(&def.image).await {
-            Ok(true) => {}
+        match engine.ready_image(&def.image).await {
+            Ok(Some(_)) => {}
             // A missing image is pulled on first need, so it is worth knowing, not broken.
-            Ok(false) => checks.push(Check::warn(
+            Ok(None) => checks.push(Check::warn(
                 &format!("image {name}"),
                 format!(
                     "image {} of server {name} is not present locally; it is pulled on first need",

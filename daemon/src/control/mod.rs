@@ -648,9 +648,9 @@ fn secret_error(err: SecretError) -> Response {
 fn gateway_error(err: GatewayError) -> Response {
     let kind = match &err {
         GatewayError::UnknownProfile(_) | GatewayError::Unknown { .. } => ErrorKind::NotFound,
-        GatewayError::InvalidParams(_) | GatewayError::SecretInArguments { .. } => {
-            ErrorKind::BadRequest
-        }
+        GatewayError::InvalidParams(_)
+        | GatewayError::SecretInArguments { .. }
+        | GatewayError::SecretInInput { .. } => ErrorKind::BadRequest,
         GatewayError::Pool(crate::pool::PoolError::Engine(_)) => ErrorKind::Engine,
         GatewayError::Pool(_)
         | GatewayError::Upstream(_)

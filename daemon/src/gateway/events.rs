@@ -18,7 +18,7 @@ use super::{Gateway, GatewayError, parse_params, string_member};
 use crate::downstream::{Downstream, LogLevel, ServerAsk};
 use crate::jsonrpc::{self, Reply, code};
 use crate::lists::ListKind;
-use crate::upstream::{Caller, Era, ServerEvent, Upstream};
+use crate::upstream::{Caller, Era, InFlight, ServerEvent, Upstream};
 use crate::{modern, names};
 
 /// How long a burst of list changes is collected before clients hear of it once.
@@ -160,16 +160,31 @@ impl Gateway {
         if !first {
             return Ok(Ok(jsonrpc::empty_object()));
         }
-        params.insert("uri".into(), Value::from(route.original));
-        let reply = self
-            .forward(
-                profile,
-                &route.server,
-                "resources/subscribe",
-                &params,
-                caller,
-            )
-            .await;
+        let upstream = self
+            .upstream(profile, &route.server, super::session_of(caller))
+            .await?;
+        let reply = if upstream.era() == Some(Era::Modern) {
+            // A modern server has no `resources/subscribe`: a listen stream naming the
+            // resource stands for the subscription until the last subscriber leaves. The
+            // guard closes it too if this subscribe is itself abandoned half-way.
+            let listen = tokio_util::sync::CancellationToken::new();
+            let guard = listen.clone().drop_guard();
+            let reply = upstream
+                .listen_to(&route.original, listen, caller.timeout)
+                .await
+                .map_err(GatewayError::from);
+            if matches!(reply, Ok(Ok(_))) {
+                self.lock_listens().insert(key.clone(), guard);
+            }
+            reply
+        } else {
+            params.insert("uri".into(), Value::from(route.original));
+            let params = jsonrpc::to_raw(&Value::Object(params));
+            upstream
+                .request("resources/subscribe", Some(&params), caller)
+                .await
+                .map_err(GatewayError::from)
+        };
         if !matches!(reply, Ok(Ok(_))) {
             self.drop_count(&key);
         }
@@ -184,6 +199,10 @@ impl Gateway {
             route.original.clone(),
         );
         if !self.drop_count(&key) {
+            return Ok(Ok(jsonrpc::empty_object()));
+        }
+        // Dropping a modern server's listen stream cancels it there.
+        if self.lock_listens().remove(&key).is_some() {
             return Ok(Ok(jsonrpc::empty_object()));
         }
         let params = Map::from_iter([("uri".to_owned(), Value::from(route.original))]);
@@ -213,6 +232,17 @@ impl Gateway {
         }
     }
 
+    fn lock_listens(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<(String, String, String), tokio_util::sync::DropGuard>,
+    > {
+        self.resource_listens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     fn lock_subscriptions(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, String, String), usize>> {
@@ -231,9 +261,17 @@ impl Gateway {
         let level = string_member(&params, "level")?;
         let level = LogLevel::parse(&level)
             .ok_or_else(|| GatewayError::InvalidParams(format!("unknown log level {level:?}")))?;
+        self.log_at(session, profile, level).await;
+        Ok(Ok(jsonrpc::empty_object()))
+    }
+
+    /// Records `level` as the session's and has the profile's legacy servers log at the most
+    /// verbose level any of its clients asked for (a 2026-07-28 client by its requests'
+    /// `io.modelcontextprotocol/logLevel`); modern servers take each request's level instead.
+    pub async fn log_at(&self, session: &Downstream, profile: &str, level: LogLevel) {
         session.set_log_level(level);
         let wanted = self
-            .sessions_of(profile)
+            .clients_of(profile)
             .iter()
             .filter_map(|s| s.log_level())
             .chain([level])
@@ -269,7 +307,6 @@ impl Gateway {
         .zip(&servers)
         .filter_map(|(result, server)| Some((server, result.err()?)))
         .for_each(|(server, err)| tracing::warn!(profile, server, "logging/setLevel: {err}"));
-        Ok(Ok(jsonrpc::empty_object()))
     }
 
     /// A client's notification for the servers (roots changed, or one the gateway does not know):
@@ -298,6 +335,13 @@ impl Gateway {
                     method,
                     params,
                 } => self.on_notification((&profile, session), &server, &method, params),
+                ServerEvent::Log {
+                    profile,
+                    session,
+                    server,
+                    params,
+                    requesters,
+                } => self.forward_log((&profile, session), &server, params.as_deref(), &requesters),
                 ServerEvent::Request {
                     upstream,
                     id,
@@ -305,11 +349,11 @@ impl Gateway {
                     params,
                     owners,
                 } => {
-                    let client = self.pick_client(&upstream, &method, params.as_deref(), &owners);
+                    let client = self.pick_client(&upstream, &method, params.as_deref(), owners);
                     // A modern client is not asked directly: its call turns the request into an
                     // `input_required` result.
                     let (id, method, params, client) = match client {
-                        Ok(client) if client.is_modern() => {
+                        Ok(chosen) if chosen.client.is_modern() => {
                             let upstream = Arc::clone(&upstream);
                             let ask = ServerAsk {
                                 upstream,
@@ -317,14 +361,16 @@ impl Gateway {
                                 method,
                                 params,
                             };
-                            let Err(ask) = client.hand_ask(ask) else {
+                            // Only the call that declared what the request needs is asked.
+                            let sink = chosen.declared.as_ref().and_then(|d| d.asks);
+                            let Err(ask) = chosen.client.hand_ask(sink, ask) else {
                                 continue;
                             };
                             let refusal = "no call of the client waits for input".to_owned();
                             let refusal = Err((code::INTERNAL_ERROR, refusal));
                             (ask.id, ask.method, ask.params, refusal)
                         }
-                        other => (id, method, params, other),
+                        other => (id, method, params, other.map(|chosen| chosen.client)),
                     };
                     tokio::spawn(upstream.relay_to_client(id, method, params, client));
                 }
@@ -343,9 +389,6 @@ impl Gateway {
         params: Option<Box<RawValue>>,
     ) {
         match method {
-            "notifications/message" => {
-                self.forward_log((profile, owner), server, params.as_deref())
-            }
             "notifications/resources/updated" => {
                 self.forward_update((profile, owner), server, params.as_deref())
             }
@@ -365,11 +408,16 @@ impl Gateway {
         }
     }
 
+    /// Sends a server's log message to the legacy clients of the profile at or above their own
+    /// levels, and to the modern clients among `requesters` at or above the level their requests
+    /// in flight asked for: a 2026-07-28 client hears logs only while a request that asked for
+    /// them is in flight, on that request's stream (the connection, over `mcp-shim`).
     fn forward_log(
         &self,
         (profile, owner): (&str, Option<u64>),
         server: &str,
         params: Option<&RawValue>,
+        requesters: &[(Arc<Downstream>, LogLevel)],
     ) {
         let Ok(mut params) = parse_params(params) else {
             return;
@@ -388,6 +436,12 @@ impl Gateway {
                 session.notify("notifications/message", Some(&params));
             }
         }
+        for (client, min) in requesters {
+            let heard = owner.is_none_or(|id| client.id == id) && level.is_none_or(|l| l >= *min);
+            if client.is_modern() && heard {
+                client.notify("notifications/message", Some(&params));
+            }
+        }
     }
 
     /// Sends `resources/updated` to the clients subscribed to the URI, in the form each knows.
@@ -403,6 +457,14 @@ impl Gateway {
         let Ok(uri) = string_member(&params, "uri") else {
             return;
         };
+        // A modern server tags its update with the gateway's own listen stream, which no client
+        // knows; modern clients get theirs instead.
+        if let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) {
+            meta.remove(modern::SUBSCRIPTION_KEY);
+            if meta.is_empty() {
+                params.remove("_meta");
+            }
+        }
         let rewritten = format!("{}{server}/{uri}", names::URI_PREFIX);
         let method = "notifications/resources/updated";
         for session in audience(self.clients_of(profile), owner) {
@@ -469,18 +531,23 @@ impl Gateway {
         upstream: &Upstream,
         method: &str,
         params: Option<&RawValue>,
-        owners: &[Arc<Downstream>],
-    ) -> Result<Arc<Downstream>, (i64, String)> {
-        let can = |s: &&Arc<Downstream>| s.can_answer(method, params);
+        owners: Vec<InFlight>,
+    ) -> Result<InFlight, (i64, String)> {
         let chosen = if owners.is_empty() {
             audience(self.sessions_of(upstream.profile()), upstream.session())
-                .iter()
-                .filter(can)
+                .into_iter()
+                .filter(|s| s.can_answer(method, params))
                 .max_by_key(|s| s.last_active())
-                .cloned()
+                .map(|client| InFlight {
+                    client,
+                    declared: None,
+                })
         } else {
-            // A call in flight owns the request: another client must not see it.
-            owners.iter().find(can).cloned()
+            // A call in flight owns the request: another client, or a request of the same
+            // client that did not declare what it needs, must not see it.
+            owners
+                .into_iter()
+                .find(|request| request.can_answer(method, params))
         };
         chosen.ok_or_else(|| {
             (

@@ -1,6 +1,7 @@
-//! Secret scanning where calls cross the gateway: a tool call's arguments before they are routed
-//! and its result before the client sees it, blocked or redacted as the profile says (see
-//! `scan.rs` for the rules).
+//! Secret scanning where calls cross the gateway: a tool call's arguments before they are routed,
+//! a 2026-07-28 client's answers to a server's input requests (`inputResponses`) on the way to
+//! the server, and a tool's result before the client sees it, blocked or redacted as the profile
+//! says (see `scan.rs` for the rules).
 
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -8,7 +9,7 @@ use serde_json::value::RawValue;
 use super::{Gateway, GatewayError};
 use crate::audit::Trail;
 use crate::config::ConfigStore;
-use crate::jsonrpc;
+use crate::jsonrpc::{self, Reply};
 use crate::scan::ScanMode;
 
 impl Gateway {
@@ -26,10 +27,7 @@ impl Gateway {
         profile: &str,
         tool: &str,
     ) -> Result<Vec<&'static str>, GatewayError> {
-        let hits = match mode {
-            ScanMode::Block => self.scanner.find(arguments),
-            ScanMode::Redact => self.scanner.redact(arguments),
-        };
+        let hits = self.scan(mode, arguments);
         if hits.is_empty() {
             return Ok(hits);
         }
@@ -41,6 +39,101 @@ impl Gateway {
                 rules,
             }),
             ScanMode::Redact => Ok(hits),
+        }
+    }
+
+    /// The same for a 2026-07-28 client's answers to a server's input requests: they reach the
+    /// server like arguments do. `name` is the tool, prompt or resource of the call.
+    pub(super) fn screen_input(
+        &self,
+        mode: ScanMode,
+        responses: &mut Value,
+        profile: &str,
+        name: &str,
+    ) -> Result<Vec<&'static str>, GatewayError> {
+        let hits = self.scan(mode, responses);
+        if hits.is_empty() {
+            return Ok(hits);
+        }
+        let rules = hits.join(", ");
+        tracing::warn!(profile, name, ?mode, rules, "secret in input responses");
+        match mode {
+            ScanMode::Block => Err(GatewayError::SecretInInput {
+                name: name.to_owned(),
+                rules,
+            }),
+            ScanMode::Redact => Ok(hits),
+        }
+    }
+
+    /// A modern client's answer to the server request its parked call waits on (a legacy
+    /// server's), screened as [`Gateway::screen_input`] does before it reaches `server`. A hit
+    /// leaves an audit record of its own for the retry, since the call's record is written when
+    /// the call ends and the retry's answer does not pass through it.
+    pub fn screen_answer(
+        &self,
+        (profile, client): (&str, &str),
+        (method, name, server): (&str, &str, &str),
+        answer: Reply,
+    ) -> Result<Reply, GatewayError> {
+        let raw = match &answer {
+            Ok(raw) | Err(raw) => raw,
+        };
+        if !self.scanner.may_match(raw.get()) {
+            return Ok(answer);
+        }
+        let Ok(mut value) = serde_json::from_str::<Value>(raw.get()) else {
+            return Ok(answer);
+        };
+        let mode = self
+            .config
+            .get()
+            .profiles
+            .profiles
+            .get(profile)
+            .map(|defined| defined.scan)
+            .unwrap_or_default();
+        let screened = self.screen_input(mode, &mut value, profile, name);
+        let trail = |secrets| Trail {
+            name: name.to_owned(),
+            server: server.to_owned(),
+            secrets,
+            arguments: None,
+        };
+        let outcome = match screened {
+            Ok(hits) if hits.is_empty() => return Ok(answer),
+            Ok(hits) => {
+                let redacted = jsonrpc::to_raw(&value);
+                let answer = if answer.is_ok() {
+                    Ok(redacted)
+                } else {
+                    Err(redacted)
+                };
+                let record = trail(hits).record(
+                    (profile, client, method),
+                    std::time::Duration::ZERO,
+                    raw.get().len(),
+                    &Ok(Ok(jsonrpc::empty_object())),
+                );
+                self.audit.record(record);
+                return Ok(answer);
+            }
+            Err(blocked) => Err(blocked),
+        };
+        let record = trail(Vec::new()).record(
+            (profile, client, method),
+            std::time::Duration::ZERO,
+            raw.get().len(),
+            &outcome,
+        );
+        self.audit.record(record);
+        outcome
+    }
+
+    fn scan(&self, mode: ScanMode, value: &mut Value) -> Vec<&'static str> {
+        match mode {
+            ScanMode::Block => self.scanner.find(value),
+            ScanMode::Redact => self.scanner.redact(value),
         }
     }
 

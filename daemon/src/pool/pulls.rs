@@ -40,17 +40,20 @@ pub struct Pulls {
 }
 
 impl Pulls {
-    /// Makes sure the engine holds `image` as it should run, pulling it if not. A pull of the
-    /// image already in flight (say, `mcpctl server pull`) is waited for rather than bypassed.
-    pub async fn ensure(&self, engine: &Arc<Engine>, image: &str) -> Result<(), String> {
+    /// Makes sure the engine holds `image` as it should run, pulling it if not, and gives its
+    /// id. A pull of the image already in flight (say, `mcpctl server pull`) is waited for rather
+    /// than bypassed.
+    pub async fn ensure(&self, engine: &Arc<Engine>, image: &str) -> Result<String, String> {
         let joined = lock(&self.in_flight).get(image).cloned();
-        if let Some(pull) = joined {
-            return finished(pull).await;
-        }
-        if engine.image_ready(image).await.map_err(|e| e.to_string())? {
-            return Ok(());
-        }
-        finished(self.pull(engine, image)).await
+        let pull = match joined {
+            Some(pull) => pull,
+            None => match engine.ready_image(image).await.map_err(|e| e.to_string())? {
+                Some(id) => return Ok(id),
+                None => self.pull(engine, image),
+            },
+        };
+        finished(pull).await?;
+        engine.image_id(image).await.map_err(|e| e.to_string())
     }
 
     /// Starts pulling `image` unless a pull of it is in flight; either way, the pull's progress.

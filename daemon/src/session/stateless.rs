@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Session;
-use crate::downstream::{Listen, ServerAsk};
+use crate::downstream::{Declared, Listen, LogLevel, ServerAsk};
 use crate::gateway::GatewayError;
 use crate::jsonrpc::{self, Reply, code};
 use crate::lists::ListKind;
@@ -91,36 +91,51 @@ impl Session {
         method: &str,
         id: &Value,
         params: Option<Value>,
-        caller: Caller,
+        mut caller: Caller,
     ) -> Option<Reply> {
         if let Err(error) = modern::check(params.as_ref()) {
             return Some(Err(error));
         }
-        let first = self
-            .peer
-            .serve_modern(modern::capabilities(params.as_ref()));
+        let first = self.peer.serve_modern();
         let profile = self.peer.profile(&self.gateway.config.get());
         let gateway = &self.gateway;
         if first {
             // A modern client has no handshake; its first request opens the session.
             gateway.warm(&profile);
         }
+        let log_level = modern::log_level(params.as_ref()).and_then(LogLevel::parse);
+        if let Some(level) = log_level
+            && self.peer.log_level() != Some(level)
+        {
+            // Shared legacy servers log at one level: at least this request's from now on.
+            gateway.log_at(&self.peer, &profile, level).await;
+        }
+        let declared = Declared {
+            capabilities: modern::capabilities(params.as_ref()),
+            log_level,
+            asks: None,
+        };
         let relayed = modern::for_legacy_server(params.as_ref());
         let outcome = match method {
             "server/discover" => return Some(Ok(modern::discover())),
             "subscriptions/listen" => return self.listen(id, params, caller.cancel).await,
             "tools/call" | "prompts/get" | "resources/read" => {
-                let outcome = self.call_with_input(method, params, relayed, caller).await;
+                let outcome = self
+                    .call_with_input(method, params, relayed, (caller, declared))
+                    .await;
                 return Some(
                     outcome
                         .map(|r| modern::complete(r, method == "resources/read"))
                         .map_err(modern::translate_error),
                 );
             }
-            "completion/complete" => gateway
-                .call(&profile, method, relayed.as_deref(), &caller)
-                .await
-                .map(|reply| reply.map(|r| modern::complete(r, method == "resources/read"))),
+            "completion/complete" => {
+                caller.declared = Some(Arc::new(declared));
+                gateway
+                    .call(&profile, method, relayed.as_deref(), &caller)
+                    .await
+                    .map(|reply| reply.map(|r| modern::complete(r, false)))
+            }
             _ => match ListKind::from_method(method) {
                 Some(kind) => gateway
                     .list(&profile, kind, relayed.as_deref(), &modern::list_members())
@@ -150,7 +165,7 @@ impl Session {
         method: &str,
         params: Option<Value>,
         relayed: Option<Box<RawValue>>,
-        caller: Caller,
+        (mut caller, declared): (Caller, Declared),
     ) -> Reply {
         let state = params
             .as_ref()
@@ -170,6 +185,27 @@ impl Session {
             }) => {
                 let ask = ask.0.take().ok_or_else(used_state)?;
                 let answer = input_response(params.as_ref());
+                let profile = self.peer.profile(&self.gateway.config.get());
+                let name = ["name", "uri"]
+                    .into_iter()
+                    .find_map(|member| params.as_ref()?.get(member)?.as_str())
+                    .unwrap_or_default();
+                let screened = self.gateway.screen_answer(
+                    (&profile, &self.peer.client),
+                    (method, name, ask.upstream.name()),
+                    answer,
+                );
+                let answer = match screened {
+                    Ok(answer) => answer,
+                    Err(blocked) => {
+                        // The server is refused the answer and the call ends: dropping it
+                        // cancels it on the server.
+                        let refusal = jsonrpc::error(code::INTERNAL_ERROR, blocked.to_string());
+                        ask.upstream.respond(&ask.id, &Err(refusal)).await;
+                        self.peer.close_asks(sink);
+                        return Err(blocked.to_jsonrpc());
+                    }
+                };
                 ask.upstream.respond(&ask.id, &answer).await;
                 (call, asks, sink)
             }
@@ -177,6 +213,10 @@ impl Session {
             // the gateway unseals when it routes the call.
             None => {
                 let (sink, asks) = self.peer.open_asks();
+                caller.declared = Some(Arc::new(Declared {
+                    asks: Some(sink),
+                    ..declared
+                }));
                 let gateway = Arc::clone(&self.gateway);
                 let profile = self.peer.profile(&gateway.config.get());
                 let method = method.to_owned();

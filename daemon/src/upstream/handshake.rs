@@ -94,9 +94,9 @@ impl Upstream {
     async fn listen_for_changes(self: Arc<Self>, changes: Map<String, Value>) {
         let params = jsonrpc::to_raw(&json!({ "notifications": changes }));
         let caller = Caller {
-            owner: None,
             cancel: self.closed.clone(),
             timeout: Duration::MAX,
+            ..Caller::gateway(Duration::MAX)
         };
         if let Ok(Err(error)) = self
             .request("subscriptions/listen", Some(&params), &caller)

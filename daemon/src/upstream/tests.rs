@@ -189,8 +189,7 @@ fn client(id: u64) -> (Arc<Downstream>, mpsc::Receiver<String>) {
 fn owned_by(client: &Arc<Downstream>) -> Caller {
     Caller {
         owner: Some(Arc::clone(client)),
-        cancel: CancellationToken::new(),
-        timeout: TIMEOUT,
+        ..Caller::gateway(TIMEOUT)
     }
 }
 
@@ -328,8 +327,8 @@ async fn server_requests_name_the_clients_in_flight_and_their_answers_return() {
         else {
             panic!("expected a server request");
         };
-        assert_eq!(owners.iter().map(|o| o.id).collect::<Vec<_>>(), [7]);
-        let client = Ok(Arc::clone(&owners[0]));
+        assert_eq!(owners.iter().map(|o| o.client.id).collect::<Vec<_>>(), [7]);
+        let client = Ok(Arc::clone(&owners[0].client));
         let relayed = tokio::spawn(upstream.relay_to_client(id, method, params, client));
         let asked = next_json(&mut one_lines).await;
         assert_eq!(asked["method"], "sampling/createMessage");

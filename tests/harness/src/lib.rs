@@ -123,6 +123,12 @@ pub fn ensure_fixture_image(tag: &str) {
     assert!(status.success(), "building {tag} failed");
 }
 
+/// The inode of the file at `path`, if there is one.
+fn socket_inode(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|meta| meta.ino())
+}
+
 /// How the daemon is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
@@ -219,8 +225,14 @@ impl Daemon {
         if how == Start::SocketActivated {
             let _ = std::fs::remove_file(&daemon.socket);
         }
+        // A bound daemon replaces a stale socket file (one a killed daemon left) with its own,
+        // so the wait is for a file other than the one there before, which the dead daemon
+        // would refuse connections on.
+        let stale = socket_inode(&daemon.socket);
         daemon.child = Some(command.spawn().expect("start the daemon"));
-        wait_for(Duration::from_secs(10), || daemon.socket.exists());
+        wait_for(Duration::from_secs(10), || {
+            socket_inode(&daemon.socket).is_some_and(|inode| Some(inode) != stale)
+        });
     }
 
     /// Where a daemon started with [`Daemon::start_capturing_stderr`] writes its stderr, across
