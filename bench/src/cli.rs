@@ -88,6 +88,8 @@ pub enum Figure {
     Footprint,
     /// Containers, processes and memory before and after many killed clients
     Leaks,
+    /// A second session's tools/call latency while a hostile server of its profile attacks
+    Hostile,
 }
 
 /// Everything the figures need to know, with the defaults filled in.
@@ -111,8 +113,8 @@ pub struct Plan {
 
 /// Tools each fixture has without filler (echo, whoami, add, sleep, NAME_info, crash and the
 /// protocol probes: progress, log, sample, elicit, roots, change, bump, subscriptions, meta,
-/// setlevel, ask, getenv).
-pub const FIXTURE_TOOLS: usize = 18;
+/// setlevel, ask, getenv, region).
+pub const FIXTURE_TOOLS: usize = 19;
 
 /// The fixture pages its lists at 2 items unless told otherwise; both paths of the benchmark
 /// list everything in one page, so that neither pays for paging the other does not.

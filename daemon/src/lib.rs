@@ -117,7 +117,7 @@ pub async fn run(
         tracing::error!("configuration: {problem}");
     }
     let config = Arc::new(config);
-    let (events, server_events) = tokio::sync::mpsc::channel(1024);
+    let (events, server_events) = upstream::EventQueues::new();
     let pool = Arc::new(pool::Pool::new(
         pool::PoolSettings {
             scope: listener.description.clone(),

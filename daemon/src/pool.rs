@@ -35,7 +35,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{ConfigStore, Isolation, Network, RunSettings, ServerDef, ServerKind};
 use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError};
 use crate::logtail::LogTail;
-use crate::upstream::{Era, ServerEvent, Upstream, UpstreamError};
+use crate::upstream::{Era, EventQueues, Upstream, UpstreamError};
 
 /// How many stderr lines a failure report carries.
 const STDERR_LINES: usize = 5;
@@ -91,7 +91,7 @@ pub struct Pool {
     sessions: Mutex<HashSet<u64>>,
     seq: std::sync::atomic::AtomicU64,
     /// Where every server's unprompted messages go (the gateway).
-    events: tokio::sync::mpsc::Sender<ServerEvent>,
+    events: EventQueues,
     /// Wakes the idle reaper when a container starts, so it learns the new deadline.
     started: Arc<tokio::sync::Notify>,
     /// Image ids by the name a definition gives (`image_id`).
@@ -319,7 +319,7 @@ impl Slot {
 }
 
 impl Pool {
-    pub fn new(settings: PoolSettings, events: tokio::sync::mpsc::Sender<ServerEvent>) -> Pool {
+    pub fn new(settings: PoolSettings, events: EventQueues) -> Pool {
         Pool {
             events,
             settings,
@@ -628,7 +628,7 @@ impl Pool {
             (started.stdin, started.stdout),
             Arc::clone(&stderr),
             self.settings.max_line,
-            self.events.clone(),
+            self.events.open(),
         );
         if let Err(err) = upstream.handshake(self.settings.start_timeout).await {
             self.remove(&started.instance, &upstream).await;

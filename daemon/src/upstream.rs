@@ -9,10 +9,14 @@
 //! the gateway's id as token, so two clients may pick the same one), and requests the server makes
 //! while it works (sampling, elicitation, roots), which [`ServerEvent::Request`] hands to the
 //! gateway with the clients that have requests in flight here. Everything else the server says
-//! goes to the gateway as [`ServerEvent::Notification`].
+//! goes to the gateway as [`ServerEvent::Notification`], through this connection's own queue
+//! (`queues`), and is dropped when that is full. Bad lines are warned about at a bounded rate
+//! (`warnings`).
 
 mod handshake;
 mod listen;
+mod queues;
+mod warnings;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -34,6 +38,8 @@ use crate::lines::{Line, LineCodec, sniff_id};
 use crate::logtail::LogTail;
 use crate::modern;
 pub use handshake::Era;
+pub use queues::{EventQueues, NewQueues};
+use warnings::Warnings;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
@@ -69,6 +75,9 @@ pub enum ServerEvent {
         server: String,
         method: String,
         params: Option<Box<RawValue>>,
+        /// The notification's share of its server's [`queues::QUEUE_BYTES`], given back when
+        /// the event is dropped after routing.
+        queued: tokio::sync::OwnedSemaphorePermit,
     },
     /// A log message (`notifications/message`).
     Log {
@@ -80,6 +89,8 @@ pub enum ServerEvent {
         /// with the most verbose level its requests asked for: the only ones of their era that
         /// may hear it.
         requesters: Vec<(Arc<Downstream>, LogLevel)>,
+        /// Its share of the server's queue, as for a notification.
+        queued: tokio::sync::OwnedSemaphorePermit,
     },
     /// A request to a client; answer it with [`Upstream::relay_to_client`].
     Request {
@@ -159,7 +170,9 @@ pub struct Upstream {
     /// The server's `capabilities`, once initialized.
     capabilities: OnceLock<Value>,
     era: OnceLock<Era>,
+    /// This connection's own queue to the gateway ([`EventQueues`]), and the bytes of it left.
     events: mpsc::Sender<ServerEvent>,
+    queue_bytes: Arc<tokio::sync::Semaphore>,
     /// The gateway's `subscriptions/listen` requests waiting for their acknowledgement, by id.
     acks: Mutex<HashMap<u64, oneshot::Sender<Value>>>,
 }
@@ -223,6 +236,7 @@ impl Upstream {
             capabilities: OnceLock::new(),
             era: OnceLock::new(),
             events,
+            queue_bytes: Arc::new(tokio::sync::Semaphore::new(queues::QUEUE_BYTES)),
             acks: Mutex::default(),
         });
         // The writer ends with the connection, which closes the server's stdin: a server that
@@ -484,7 +498,8 @@ impl Upstream {
         self.relayed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn on_notification(&self, message: Message) {
+    /// Handles a notification; false when it was for the gateway and its queue had no room.
+    fn on_notification(&self, message: Message) -> bool {
         let method = message.method.unwrap_or_default();
         match method.as_str() {
             "notifications/progress" => self.forward_progress(message.params.as_deref()),
@@ -493,14 +508,17 @@ impl Upstream {
                 self.acknowledged(message.params.as_deref())
             }
             "notifications/message" => {
-                let event = ServerEvent::Log {
+                let Some(queued) = self.queue_share(message.params.as_deref()) else {
+                    return false;
+                };
+                return self.offer(ServerEvent::Log {
                     profile: self.profile.clone(),
                     session: self.session,
                     server: self.name.clone(),
                     params: message.params,
                     requesters: self.log_requesters(),
-                };
-                let _ = self.events.send(event).await;
+                    queued,
+                });
             }
             "notifications/cancelled" => {
                 let request = parse(message.params.as_deref())
@@ -513,16 +531,40 @@ impl Upstream {
                 }
             }
             _ => {
-                let event = ServerEvent::Notification {
+                let Some(queued) = self.queue_share(message.params.as_deref()) else {
+                    return false;
+                };
+                return self.offer(ServerEvent::Notification {
                     profile: self.profile.clone(),
                     session: self.session,
                     server: self.name.clone(),
                     method,
                     params: message.params,
-                };
-                let _ = self.events.send(event).await;
+                    queued,
+                });
             }
         }
+        true
+    }
+
+    /// The share of this connection's [`queues::QUEUE_BYTES`] a notification with `params`
+    /// takes, or `None` when that much is not left.
+    fn queue_share(&self, params: Option<&RawValue>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let size = params.map_or(0, |p| p.get().len());
+        let share = size.clamp(1, queues::QUEUE_BYTES) as u32;
+        Arc::clone(&self.queue_bytes)
+            .try_acquire_many_owned(share)
+            .ok()
+    }
+
+    /// Queues a notification for the gateway; false when the queue was full and it is dropped.
+    /// A full queue drops rather than stops reading: the server's answers behind it must not
+    /// wait for the gateway to catch up with a flood.
+    fn offer(&self, event: ServerEvent) -> bool {
+        !matches!(
+            self.events.try_send(event),
+            Err(mpsc::error::TrySendError::Full(_))
+        )
     }
 
     /// The modern clients with requests in flight that asked for log messages, each once with
@@ -571,7 +613,6 @@ impl Upstream {
     /// A response line the reader could not take: whoever waits for it gets an error now rather
     /// than a timeout later.
     fn on_rejected(&self, head: &[u8], reason: crate::lines::Reject) {
-        tracing::warn!(server = %self.name, ?reason, "dropped an output line it cannot take");
         if let Some(id) = sniff_id(head).as_ref().and_then(Value::as_u64) {
             let error = jsonrpc::error(
                 code::INTERNAL_ERROR,
@@ -622,10 +663,26 @@ async fn read_loop(
     max_line: usize,
 ) {
     let mut lines = FramedRead::new(stdout, LineCodec::new(max_line));
-    while let Some(line) = lines.next().await {
+    let mut warnings = Warnings::new(&upstream.name);
+    loop {
+        let due = warnings.summary_due();
+        let line = tokio::select! {
+            biased;
+            line = lines.next() => line,
+            () = until(due) => {
+                warnings.summarize();
+                continue;
+            }
+        };
+        let Some(line) = line else {
+            break;
+        };
         let line = match line {
             Ok(Line::Text(line)) => line,
             Ok(Line::Rejected { head, reason }) => {
+                warnings.bad_line(format_args!(
+                    "dropped an output line it cannot take: {reason:?}"
+                ));
                 upstream.on_rejected(&head, reason);
                 continue;
             }
@@ -640,7 +697,7 @@ async fn read_loop(
         let message = match Message::parse(&line) {
             Ok(message) => message,
             Err(err) => {
-                tracing::warn!(server = %upstream.name, "ignored a line that is not MCP: {err}");
+                warnings.bad_line(format_args!("ignored a line that is not MCP: {err}"));
                 continue;
             }
         };
@@ -648,19 +705,30 @@ async fn read_loop(
             Kind::Response => match message.id.as_ref().and_then(Value::as_u64) {
                 Some(id) => upstream.deliver(id, message.into_reply()),
                 None => {
-                    tracing::warn!(server = %upstream.name, "response with an id the gateway never sent")
+                    warnings.bad_line(format_args!("response with an id the gateway never sent"))
                 }
             },
             Kind::Request => upstream.on_request(message).await,
-            Kind::Notification => upstream.on_notification(message).await,
-            Kind::Invalid => {
-                tracing::warn!(server = %upstream.name, "ignored an invalid JSON-RPC message")
+            Kind::Notification => {
+                if !upstream.on_notification(message) {
+                    warnings.dropped();
+                }
             }
+            Kind::Invalid => warnings.bad_line(format_args!("ignored an invalid JSON-RPC message")),
         }
     }
+    warnings.summarize();
     upstream.closed.cancel();
     // Everyone still waiting learns at once that no answer will come.
     upstream.lock_pending().clear();
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]

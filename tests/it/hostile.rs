@@ -24,7 +24,11 @@ const GIANT: usize = 17 * 1024 * 1024;
 /// A daemon with a `hostile` profile holding `server` (the fixture with `env`) and a `calm`
 /// profile holding an ordinary fixture.
 fn two_profiles(server: &str, env: &[&str]) -> Daemon {
-    let daemon = Daemon::start(Start::Bound);
+    with_two_profiles(Daemon::start(Start::Bound), server, env)
+}
+
+/// [`two_profiles`] on a daemon already started.
+fn with_two_profiles(daemon: Daemon, server: &str, env: &[&str]) -> Daemon {
     daemon.add_fixture_with_env(server, env);
     daemon.add_fixture("calm");
     daemon.ctl_ok(&["profile", "create", "hostile", "--server", server]);
@@ -272,4 +276,145 @@ fn a_hostile_client_hurts_only_itself() {
     );
 
     end_attack(&daemon, probe, before, "hostile client");
+}
+
+/// Opens a client straight on the socket that never reads, on `profile`, and has it ask the
+/// hostile server for `count` notifications of `bytes` bytes: the daemon still reads and routes
+/// every one (dropping those the client has no room for), so the flood lasts as long as the
+/// gateway takes to drain it.
+fn start_flood(daemon: &Daemon, profile: &str, count: u64, bytes: u64) -> UnixStream {
+    let mut stuck = UnixStream::connect(&daemon.socket).unwrap();
+    let lines = [
+        json!({"type": "hello", "proto": 1, "role": "mcp", "client": "stuck", "profile": profile}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "stuck", "version": "0"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "flood", "arguments": {"count": count, "bytes": bytes}}}),
+    ];
+    for line in lines {
+        writeln!(stuck, "{line}").unwrap();
+    }
+    stuck
+}
+
+/// A flood of notifications from one server does not hold up another server's: once the hostile
+/// server said `flooding` and while its flood is still being drained (its `flooded` line, which
+/// it writes after the last notification and which reaches the gateway behind them, has not
+/// arrived), the calm
+/// server's log message reaches its client, more than once. The proof is the order of events,
+/// not a time limit.
+#[test]
+fn a_flood_delays_no_other_servers_notifications() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = two_profiles("evil", &["MCP_FIXTURE_HOSTILE=1"]);
+    let mut calm = daemon.raw_client(&["--profile", "calm"]);
+    calm.initialize("2025-11-25", json!({}));
+    // Starts the calm server's container before the flood, so that only routing is measured.
+    assert_eq!(
+        text(&call(&mut calm, 1, "echo", json!({"text": "warm"}))),
+        "warm"
+    );
+
+    let stuck = start_flood(&daemon, "hostile", 100_000, 1024);
+    // The server says `flooding` just before its first notification.
+    wait_for(Duration::from_secs(60), || {
+        daemon
+            .ctl_ok(&["server", "logs", "evil"])
+            .contains("flooding ")
+    });
+    let flood_over = || {
+        daemon
+            .ctl_ok(&["server", "logs", "evil"])
+            .contains("flooded ")
+    };
+    for n in 0..3 {
+        let id = 10 + n;
+        let message = format!("calm during the flood {n}");
+        let answer = call(
+            &mut calm,
+            id,
+            "log",
+            json!({"level": "warning", "message": message}),
+        );
+        assert_eq!(text(&answer), "logged", "{answer}");
+        let log = calm
+            .wait(Duration::from_secs(30), |m| {
+                m["method"] == "notifications/message" && m["params"]["data"] == message.as_str()
+            })
+            .unwrap_or_else(|| panic!("the calm server's log {n} never arrived"));
+        assert_eq!(log["params"]["logger"], "calm", "{log}");
+        assert!(
+            !flood_over(),
+            "the flood was over before the calm server's log {n} arrived: the test proves nothing"
+        );
+    }
+    wait_for(Duration::from_secs(300), flood_over);
+    drop(stuck);
+}
+
+/// The log lines a daemon wrote that contain `needle`.
+fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
+    log.lines().filter(|line| line.contains(needle)).collect()
+}
+
+/// A server writing thousands of lines that are not JSON gets a handful of them logged one by
+/// one and the rest counted in a summary line at the end of the window, so the journal sees a
+/// bounded number of lines and the count is still exact.
+#[test]
+fn bad_server_lines_are_logged_at_a_bounded_rate() {
+    if !require_docker() {
+        return;
+    }
+    const JUNK: u64 = 20_000;
+    let daemon = with_two_profiles(
+        Daemon::start_capturing_stderr(Start::Bound, &[]),
+        "evil",
+        &["MCP_FIXTURE_HOSTILE=1"],
+    );
+    let mut client = daemon.raw_client(&["--profile", "hostile"]);
+    client.initialize("2025-11-25", json!({}));
+    let started = Instant::now();
+    let answer = call(&mut client, 1, "junk", json!({"count": JUNK}));
+    assert_eq!(text(&answer), "junk sent");
+    let summarised = |log: &str| -> u64 {
+        lines_with(log, " more bad output lines not logged")
+            .iter()
+            .filter_map(|line| {
+                let head = line.split(" more bad output lines").next()?;
+                head.rsplit(' ').next()?.parse::<u64>().ok()
+            })
+            .sum()
+    };
+    let one_by_one = |log: &str| lines_with(log, "ignored a line that is not MCP").len() as u64;
+    // A summary comes when the window (5 s) ends.
+    wait_for(Duration::from_secs(30), || {
+        let log = daemon.log();
+        one_by_one(&log) + summarised(&log) == JUNK
+    });
+    let log = daemon.log();
+    let windows = started.elapsed().as_secs() / 5 + 2;
+    assert!(
+        one_by_one(&log) <= 10 * windows,
+        "{} lines logged one by one in {windows} windows",
+        one_by_one(&log)
+    );
+    let summaries = lines_with(&log, " more bad output lines not logged").len() as u64;
+    assert!(
+        (1..=windows).contains(&summaries),
+        "{summaries} summary lines in {windows} windows"
+    );
+    let total = log.lines().count();
+    assert!(
+        total < 200,
+        "the daemon wrote {total} log lines for {JUNK} bad ones"
+    );
+    assert_eq!(
+        text(&call(&mut client, 2, "strays", json!({}))),
+        "strays sent",
+        "the server still answers"
+    );
 }

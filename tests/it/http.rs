@@ -1,6 +1,7 @@
 //! The Streamable HTTP face (issue 7): `mcpctl http enable` on a loopback port, then curl for
 //! the exact statuses and headers (401 without the token, 403 for a foreign Host or Origin, 413,
-//! 400 for routing headers that contradict the body, both eras' happy paths, an `input_required`
+//! 400 for routing headers (`Mcp-Param-*` included) that contradict the body, the session caps,
+//! both eras' happy paths, an `input_required`
 //! retry in a later POST, concurrent POSTs with one id) and the Python SDK's
 //! Streamable HTTP client, legacy and 2026-07-28, listing and calling tools through it.
 
@@ -203,6 +204,85 @@ fn requests_without_the_token_or_from_foreign_pages_are_refused() {
     // The refused change left the face as it was.
     let reply = face.post(&ping, &["-H", "Origin: http://localhost:3000"]);
     assert_eq!(reply.status, 400);
+}
+
+/// The face holds at most 64 legacy sessions and 64 shared 2026-07-28 ones (one per client
+/// name): a request that would open one more is refused with `503` and a JSON-RPC error naming
+/// the cap, no open session is ended to make room, and a deleted session frees its place. No
+/// server is needed: the sessions answer `ping` and an empty `tools/list` themselves.
+#[test]
+fn sessions_are_capped_and_none_is_ended_to_make_room() {
+    let face = Face::start();
+    let sessions: Vec<String> = (0..64)
+        .map(|n| face.initialize(&format!("client-{n}")))
+        .collect();
+    let initialize = json!({"jsonrpc": "2.0", "id": "over", "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "one-too-many", "version": "1"}}});
+    let refused = face.post(&initialize, &[]);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused.header("mcp-session-id").is_none(),
+        "{}",
+        refused.headers
+    );
+    let error = &refused.json()["error"];
+    assert_eq!(refused.json()["id"], "over");
+    assert_eq!(error["code"], -32000, "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("64 sessions"),
+        "{error}"
+    );
+    let ping = |session: &str| {
+        let with_session = format!("Mcp-Session-Id: {session}");
+        face.post(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+            &[
+                "-H",
+                with_session.as_str(),
+                "-H",
+                "MCP-Protocol-Version: 2025-11-25",
+            ],
+        )
+        .status
+    };
+    for session in &sessions {
+        assert_eq!(ping(session), 200, "session {session} was ended");
+    }
+    let auth = format!("Authorization: Bearer {}", face.token);
+    let with_session = format!("Mcp-Session-Id: {}", sessions[0]);
+    let deleted = curl(&["-X", "DELETE", &face.url, "-H", &auth, "-H", &with_session]);
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    face.initialize("after-a-delete");
+
+    let list = |client: &str| {
+        let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list",
+            "params": {"_meta": modern_meta(client)}});
+        face.post(
+            &body,
+            &["-H", MODERN_VERSION, "-H", "Mcp-Method: tools/list"],
+        )
+    };
+    for n in 0..64 {
+        let reply = list(&format!("modern-{n}"));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let refused = list("modern-one-too-many");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    let error = &refused.json()["error"];
+    assert_eq!(error["code"], -32000, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("64 shared sessions"),
+        "{error}"
+    );
+    assert_eq!(
+        list("modern-0").status,
+        200,
+        "a client with a session keeps it"
+    );
 }
 
 #[test]
@@ -439,6 +519,43 @@ fn modern_requests_over_http_with_curl() {
         &[&routed[..], &["-H", "Mcp-Name: =?base64?ZWNobw==?="]].concat(),
     );
     assert_eq!(encoded.status, 200, "{}", encoded.body);
+
+    // The fixture's `region` mirrors its argument into `Mcp-Param-Region` (x-mcp-header): the
+    // header must say what the body says, plainly or base64-encoded.
+    let region = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "region", "arguments": {"region": "eu-west"}, "_meta": modern_meta("curl-modern")}});
+    let named = [
+        "-H",
+        MODERN_VERSION,
+        "-H",
+        "Mcp-Method: tools/call",
+        "-H",
+        "Mcp-Name: region",
+    ];
+    for header in [
+        "Mcp-Param-Region: eu-west",
+        "Mcp-Param-Region: =?base64?ZXUtd2VzdA==?=",
+    ] {
+        let reply = face.post(&region, &[&named[..], &["-H", header]].concat());
+        assert_eq!(reply.status, 200, "{header}: {}", reply.body);
+        assert_eq!(first_text(&reply.json()["result"]), "region eu-west");
+    }
+    for (extra, named_in_error) in [
+        (vec![], "missing Mcp-Param-Region"),
+        (
+            vec!["-H", "Mcp-Param-Region: us-east"],
+            "Mcp-Param-Region \"us-east\"",
+        ),
+    ] {
+        let reply = face.post(&region, &[&named[..], &extra[..]].concat());
+        assert_eq!(reply.status, 400, "{extra:?}: {}", reply.body);
+        let error = &reply.json()["error"];
+        assert_eq!(error["code"], -32020, "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(named_in_error),
+            "{error}"
+        );
+    }
 
     let unknown = json!({"jsonrpc": "2.0", "id": 2, "method": "vendor/nothing",
         "params": {"_meta": modern_meta("curl-modern")}});

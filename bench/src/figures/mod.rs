@@ -4,6 +4,7 @@
 
 mod cold;
 mod footprint;
+mod hostile;
 mod latency;
 mod leaks;
 mod scale;
@@ -46,6 +47,9 @@ async fn measure(figure: Figure, plan: &Plan, engine: &Engine) -> anyhow::Result
     }
     if all || figure == Figure::Footprint {
         rows.extend(footprint::run(plan).await.context("footprint")?);
+    }
+    if all || figure == Figure::Hostile {
+        rows.extend(hostile::run(plan).await.context("hostile")?);
     }
     if all || figure == Figure::Leaks {
         rows.extend(leaks::run(plan).await.context("leaks")?);

@@ -66,6 +66,8 @@ fn a_quick_run_measures_every_figure() {
         "daemon RSS, 5 sessions",
         "mcp-shim start → first answer",
         "mcp-shim RSS",
+        "tools/call p50, a second session, hostile server attacking",
+        "tools/call p99, a second session, hostile server attacking",
     ] {
         let row = row(&rows, prefix);
         let measured = row["gateway"].as_f64().unwrap_or_default();
@@ -75,6 +77,7 @@ fn a_quick_run_measures_every_figure() {
         "tools/call p50",
         "throughput",
         "cold start → first tools/list, 2",
+        "tools/call p50, a second session",
     ] {
         let row = row(&rows, prefix);
         assert!(

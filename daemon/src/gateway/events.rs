@@ -18,7 +18,7 @@ use super::{Gateway, GatewayError, parse_params, string_member};
 use crate::downstream::{Downstream, LogLevel, ServerAsk};
 use crate::jsonrpc::{self, Reply, code};
 use crate::lists::ListKind;
-use crate::upstream::{Caller, Era, InFlight, ServerEvent, Upstream};
+use crate::upstream::{Caller, Era, InFlight, NewQueues, ServerEvent, Upstream};
 use crate::{modern, names};
 
 /// How long a burst of list changes is collected before clients hear of it once.
@@ -324,8 +324,16 @@ impl Gateway {
         }
     }
 
-    /// Routes what servers send unprompted, until the pool is gone.
-    pub async fn run_events(self: Arc<Self>, mut events: mpsc::Receiver<ServerEvent>) {
+    /// Routes what servers send unprompted, until the pool is gone: each server connection's
+    /// queue in a task of its own, so that a server flooding its queue delays no other's.
+    pub async fn run_events(self: Arc<Self>, mut queues: NewQueues) {
+        while let Some(queue) = queues.recv().await {
+            tokio::spawn(Arc::clone(&self).drain(queue));
+        }
+    }
+
+    /// Routes one server connection's events until the connection is gone.
+    async fn drain(self: Arc<Self>, mut events: mpsc::Receiver<ServerEvent>) {
         while let Some(event) = events.recv().await {
             match event {
                 ServerEvent::Notification {
@@ -334,14 +342,23 @@ impl Gateway {
                     server,
                     method,
                     params,
-                } => self.on_notification((&profile, session), &server, &method, params),
+                    queued,
+                } => {
+                    self.on_notification((&profile, session), &server, &method, params);
+                    // Its share of the server's queue is given back once it is routed.
+                    drop(queued);
+                }
                 ServerEvent::Log {
                     profile,
                     session,
                     server,
                     params,
                     requesters,
-                } => self.forward_log((&profile, session), &server, params.as_deref(), &requesters),
+                    queued,
+                } => {
+                    self.forward_log((&profile, session), &server, params.as_deref(), &requesters);
+                    drop(queued);
+                }
                 ServerEvent::Request {
                     upstream,
                     id,

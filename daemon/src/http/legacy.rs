@@ -9,7 +9,7 @@
 //! - other notifications (list changes, logs, resource updates) to the GET stream, or nowhere.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,18 @@ const CALLS: [&str; 3] = ["tools/call", "prompts/get", "resources/read"];
 #[derive(Default)]
 pub struct Sessions {
     map: Mutex<HashMap<String, Arc<Legacy>>>,
+    /// Sessions whose `initialize` is under way: they count against the cap before they are in
+    /// `map`, so that concurrent ones cannot overshoot it.
+    opening: AtomicUsize,
+}
+
+/// A place among the [`super::MAX_SESSIONS`] held by an `initialize` under way.
+struct Opening<'a>(&'a AtomicUsize);
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 struct Legacy {
@@ -242,6 +254,11 @@ pub async fn initialize(
                 .iter()
                 .any(|k| c.contains_key(*k))
         });
+    let Some(_opening) = context.sessions.reserve() else {
+        let remedy =
+            "end one with DELETE and its Mcp-Session-Id, or wait until an unused one expires";
+        return super::too_many_sessions(&posted.id(), "session", remedy);
+    };
     let id = match super::token::random_hex(16) {
         Ok(id) => id,
         Err(err) => return plain(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
@@ -287,6 +304,18 @@ impl Sessions {
 
     pub fn count(&self) -> u64 {
         self.lock().len() as u64
+    }
+
+    /// A place for one more session, unless [`super::MAX_SESSIONS`] are open or opening. Open
+    /// sessions are never ended to make room: they end when deleted or unused for
+    /// [`SESSION_IDLE`].
+    fn reserve(&self) -> Option<Opening<'_>> {
+        let map = self.lock();
+        if map.len() + self.opening.load(Ordering::Relaxed) >= super::MAX_SESSIONS {
+            return None;
+        }
+        self.opening.fetch_add(1, Ordering::Relaxed);
+        Some(Opening(&self.opening))
     }
 
     /// The session a request names, after its `MCP-Protocol-Version` check.

@@ -10,6 +10,7 @@
 mod guard;
 mod legacy;
 mod modern;
+mod params;
 mod pipe;
 mod shared;
 mod sse;
@@ -47,6 +48,14 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once; further ones are closed at accept, so that a local process
 /// opening connections in a loop costs a bounded number of tasks and descriptors.
 const MAX_CONNECTIONS: usize = 256;
+/// Legacy `Mcp-Session-Id` sessions open at once, and separately the long-lived sessions
+/// 2026-07-28 POSTs share (one per client name): each is a daemon session that outlives its
+/// connection, so the connection cap does not bound them. The face has one token, so this is
+/// the cap per token.
+const MAX_SESSIONS: usize = 64;
+/// The JSON-RPC error of a request refused because [`MAX_SESSIONS`] are open (from the range
+/// JSON-RPC leaves to implementations).
+const TOO_MANY_SESSIONS: i64 = -32000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -270,6 +279,20 @@ async fn accept_loop(listener: tokio::net::TcpListener, context: Arc<Context>) {
 fn rpc_error(status: StatusCode, id: &Value, code: i64, message: &str) -> Response<Body> {
     let line = jsonrpc::response_line(id, &Err(jsonrpc::error(code, message)));
     sse::json(status, line.trim_end().to_owned())
+}
+
+/// The answer to a request that would open a session past [`MAX_SESSIONS`]: `503`, since
+/// the face is full for now, not the request wrong; `what` names the kind, `remedy` what frees
+/// one.
+fn too_many_sessions(id: &Value, what: &str, remedy: &str) -> Response<Body> {
+    tracing::warn!("http: refused a new {what}: {MAX_SESSIONS} are open");
+    let message = format!("the HTTP face already holds {MAX_SESSIONS} {what}s; {remedy}");
+    rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        id,
+        TOO_MANY_SESSIONS,
+        &message,
+    )
 }
 
 fn plain(status: StatusCode, message: &str) -> Response<Body> {

@@ -1,6 +1,7 @@
 //! 2026-07-28 requests over HTTP: stateless POSTs. The routing headers must repeat the body
 //! (`MCP-Protocol-Version`, `Mcp-Method`, and `Mcp-Name` for the requests that name something),
-//! or the request is refused with `400` and `-32020` before anything runs. Requests go through
+//! or the request is refused with `400` and `-32020` before anything runs; so is a `tools/call`
+//! whose `Mcp-Param-*` headers disagree with its arguments (`params`). Requests go through
 //! the face's long-lived shared sessions (`shared`), so a retry after `input_required` finds its
 //! parked call; a `subscriptions/listen` stream gets a session of its own for its lifetime. The
 //! answer is JSON, or an event stream when the request asks for progress and for
@@ -13,10 +14,13 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::params;
 use super::pipe::{self, Output, Pipe};
+use super::shared::Refused;
 use super::sse::{self, Body};
 use super::{Context, Posted, accepts_exactly, client_name, header_text, plain, rpc_error};
 use crate::jsonrpc::{Kind, Message, code};
+use crate::lists::ListKind;
 use crate::modern::{CLIENT_INFO_KEY, PROTOCOL_KEY, UNSUPPORTED_VERSION};
 
 /// The 2026 error for routing headers that disagree with the body.
@@ -45,7 +49,11 @@ pub async fn post(
             );
         }
     }
-    if let Err(message) = check_headers(headers, &posted) {
+    let checked = match check_headers(headers, &posted) {
+        Ok(()) if posted.method() == "tools/call" => check_params(context, headers, &posted).await,
+        checked => checked,
+    };
+    if let Err(message) = checked {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             &posted.id(),
@@ -73,12 +81,17 @@ pub async fn post(
         tokio::spawn(listen(pipe, output, posted.id(), lines, gone.clone()));
         return sse::stream(answers, gone.drop_guard());
     }
-    let Some(pending) = context
+    let pending = match context
         .shared
         .request(context, context.profile(), client, &posted, streams, lines)
         .await
-    else {
-        return shutting_down();
+    {
+        Ok(pending) => pending,
+        Err(Refused::Full) => {
+            let remedy = "there is one per client name, and an unused one expires";
+            return super::too_many_sessions(&posted.id(), "shared session", remedy);
+        }
+        Err(Refused::Stopping) => return shutting_down(),
     };
     if streams {
         return sse::stream(answers, pending);
@@ -147,6 +160,36 @@ fn status_of(line: &str) -> StatusCode {
     }
 }
 
+/// Checks a `tools/call`'s `Mcp-Param-*` headers against the `x-mcp-header` annotations of the
+/// tool's schema in the profile's merged tools table.
+async fn check_params(
+    context: &Context,
+    headers: &HeaderMap,
+    posted: &Posted,
+) -> Result<(), String> {
+    let params = posted.params.as_ref();
+    let Some(name) = params.and_then(|p| p.get("name")).and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let profile = context
+        .profile()
+        .unwrap_or_else(|| context.gateway.config.get().active.clone());
+    // Without a table, or with a name it lacks, the call itself fails with the reason.
+    let Ok(table) = context.gateway.table(&profile, ListKind::Tools).await else {
+        return Ok(());
+    };
+    let schema = table
+        .items
+        .iter()
+        .find(|tool| tool.get("name").and_then(Value::as_str) == Some(name))
+        .and_then(|tool| tool.get("inputSchema"))
+        .and_then(Value::as_object);
+    match schema {
+        Some(schema) => params::check(headers, schema, params.and_then(|p| p.get("arguments"))),
+        None => Ok(()),
+    }
+}
+
 /// The body parameter `Mcp-Name` mirrors, for the requests that have one.
 fn name_field(method: &str) -> Option<&'static str> {
     match method {
@@ -157,7 +200,7 @@ fn name_field(method: &str) -> Option<&'static str> {
 }
 
 /// A header value, decoded from `=?base64?…?=` when a client had to encode it.
-fn decode(value: &str) -> Option<String> {
+pub(super) fn decode(value: &str) -> Option<String> {
     match value
         .strip_prefix("=?base64?")
         .and_then(|v| v.strip_suffix("?="))

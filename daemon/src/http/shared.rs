@@ -42,6 +42,14 @@ struct Waiter {
     lines: mpsc::Sender<String>,
 }
 
+/// Why a request found no shared session to enter.
+pub enum Refused {
+    /// [`super::MAX_SESSIONS`] are open, none of them this client's.
+    Full,
+    /// The face is stopping.
+    Stopping,
+}
+
 /// One request in a shared session; dropping it before the answer cancels the request.
 pub struct Pending {
     session: Arc<Session>,
@@ -50,8 +58,8 @@ pub struct Pending {
 
 impl Shared {
     /// Enters `posted` into the shared session for `profile` and `client` (opened when there is
-    /// none yet); its answer and, with `streams`, its progress arrive on `lines`. `None` once the
-    /// session cannot take it (the face is stopping).
+    /// none yet and fewer than [`super::MAX_SESSIONS`] are open); its answer and, with
+    /// `streams`, its progress arrive on `lines`.
     pub async fn request(
         &self,
         context: &Arc<Context>,
@@ -60,10 +68,13 @@ impl Shared {
         posted: &Posted,
         streams: bool,
         lines: mpsc::Sender<String>,
-    ) -> Option<Pending> {
+    ) -> Result<Pending, Refused> {
         let session = {
             let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
             let key = (profile, client);
+            if map.len() >= super::MAX_SESSIONS && !map.contains_key(&key) {
+                return Err(Refused::Full);
+            }
             let session = map.entry(key.clone()).or_insert_with(|| {
                 let (pipe, output) = pipe::open(context, key.0, key.1);
                 let session = Arc::new(Session {
@@ -97,12 +108,11 @@ impl Shared {
             },
         );
         let pending = Pending { session, id };
-        pending
-            .session
-            .pipe
-            .send(line.trim_end())
-            .await
-            .then_some(pending)
+        if pending.session.pipe.send(line.trim_end()).await {
+            Ok(pending)
+        } else {
+            Err(Refused::Stopping)
+        }
     }
 
     /// Ends the sessions nobody sent a request to for longer than a parked call can live (and

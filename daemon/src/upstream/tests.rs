@@ -387,3 +387,78 @@ async fn a_server_withdrawing_its_request_withdraws_it_from_the_client() {
     );
     drop(upstream);
 }
+
+#[tokio::test]
+async fn a_full_event_queue_drops_notifications_and_answers_still_arrive() {
+    let (upstream, mut events) = with_server_events(|mut input, mut output| async move {
+        let mut call = String::new();
+        input.read_line(&mut call).await.unwrap();
+        // Far more than the queue holds, with nobody draining it.
+        for seq in 0..100 {
+            let flood =
+                json!({"jsonrpc": "2.0", "method": "notifications/flood", "params": {"seq": seq}});
+            send_json(&mut output, &flood).await;
+        }
+        let done = json!({"jsonrpc": "2.0", "id": id_of(&call), "result": {"done": true}});
+        send_json(&mut output, &done).await;
+        std::future::pending::<()>().await;
+    });
+    let reply = upstream
+        .request("tools/call", None, &caller(TIMEOUT))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.get(), r#"{"done":true}"#);
+    let mut queued = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        let ServerEvent::Notification { params, .. } = event else {
+            panic!("expected a notification");
+        };
+        let params: serde_json::Value = serde_json::from_str(params.unwrap().get()).unwrap();
+        queued.push(params["seq"].as_u64().unwrap());
+    }
+    assert_eq!(
+        queued,
+        (0..16).collect::<Vec<_>>(),
+        "the first ones, in order"
+    );
+}
+
+#[tokio::test]
+async fn large_notifications_are_dropped_past_the_queues_bytes() {
+    let (gateway_in, mut server_out) = tokio::io::duplex(1 << 16);
+    let (server_in, gateway_out) = tokio::io::duplex(1 << 16);
+    let (upstream, mut events) = spawn_fake(
+        gateway_out,
+        gateway_in,
+        Arc::new(LogTail::new("fake")),
+        32 << 20,
+    );
+    tokio::spawn(async move {
+        let mut input = BufReader::new(server_in);
+        let mut call = String::new();
+        input.read_line(&mut call).await.unwrap();
+        let data = "x".repeat(queues::QUEUE_BYTES / 2 + 1);
+        for seq in 0..3 {
+            let big = json!({"jsonrpc": "2.0", "method": "notifications/big", "params": {"seq": seq, "data": data}});
+            send_json(&mut server_out, &big).await;
+        }
+        let done = json!({"jsonrpc": "2.0", "id": id_of(&call), "result": {}});
+        send_json(&mut server_out, &done).await;
+        std::future::pending::<()>().await;
+    });
+    upstream
+        .request("tools/call", None, &caller(TIMEOUT))
+        .await
+        .unwrap()
+        .unwrap();
+    let Ok(ServerEvent::Notification { params, .. }) = events.try_recv() else {
+        panic!("the first large notification is queued");
+    };
+    let params: serde_json::Value = serde_json::from_str(params.unwrap().get()).unwrap();
+    assert_eq!(params["seq"], 0);
+    assert!(
+        events.try_recv().is_err(),
+        "the others did not fit in the bytes left"
+    );
+}
