@@ -3,7 +3,8 @@
 //! or its bridge SIGKILLed) and at daemon shutdown, while a shared server of the same profile
 //! keeps one container for all; the Python SDK sees the same over `mcp-shim`. With
 //! `isolation = "call"` each call gets a fresh container, removed when the call ends (answered,
-//! or its client SIGKILLed mid-call), leaving only the profile's listing container.
+//! cancelled, timed out, or its client SIGKILLed mid-call), leaving only the profile's listing
+//! container.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -354,5 +355,26 @@ fn a_per_call_container_goes_when_its_call_is_cancelled_or_its_client_killed() {
     wait_for(Duration::from_secs(20), || daemon.containers().len() == 2);
     // Dropping a raw client SIGKILLs its shim.
     drop(client);
+    wait_for(Duration::from_secs(10), || daemon.containers().len() == 1);
+}
+
+#[test]
+fn a_per_call_container_goes_when_its_call_times_out() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = Daemon::start_with_env(Start::Bound, &[("MCP_GATEWAY_REQUEST_TIMEOUT", "3")]);
+    per_call_server(&daemon);
+    let mut client = daemon.raw_client(&[]);
+    client.initialize("2025-11-25", json!({}));
+    client.request(
+        json!(1),
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 60000}}),
+    );
+    wait_for(Duration::from_secs(20), || daemon.containers().len() == 2);
+    let answer = client.response(&json!(1));
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("did not answer"), "{answer}");
     wait_for(Duration::from_secs(10), || daemon.containers().len() == 1);
 }
