@@ -155,10 +155,21 @@ pub struct ServerAdd {
     /// [default: config.toml's, else 1800]
     #[arg(long, value_name = "SECONDS")]
     pub idle_timeout: Option<u64>,
-    /// Who shares a container of the server: every session of a profile (`shared`), or none,
-    /// each client session getting its own, removed when it ends (`session`) [default: shared]
+    /// Who shares a container of the server: every session of a profile (`shared`), each
+    /// client session its own, removed when it ends (`session`), or none, each tool call
+    /// running in a fresh one removed when the call ends (`call`) [default: shared]
     #[arg(long, value_enum, value_name = "MODE")]
     pub isolation: Option<IsolationArg>,
+    /// Run the program after `--` as a local process instead of a container; it runs only
+    /// once config.toml has `enabled = true` in its [process] table
+    #[arg(long, requires = "program", conflicts_with = "image")]
+    pub process: bool,
+    /// The working directory of a process server [default: the daemon's]
+    #[arg(long, value_name = "DIR", requires = "process")]
+    pub cwd: Option<String>,
+    /// With --process: the program and its arguments
+    #[arg(last = true, value_name = "PROGRAM", requires = "process")]
+    pub program: Vec<String>,
 }
 
 /// `--isolation`: see `isolation` in the catalog.
@@ -166,6 +177,7 @@ pub struct ServerAdd {
 pub enum IsolationArg {
     Shared,
     Session,
+    Call,
 }
 
 #[derive(Debug, Subcommand)]

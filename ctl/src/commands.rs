@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, bail};
 use mcp_gateway_proto::{
     ContainerInfo, ContainerState, Isolation, MountSpec, Network, PullInfo, Request, Response,
-    RunInfo, SecretSource, SecretValue,
+    RunInfo, SecretSource, SecretValue, ServerKind,
 };
 use serde_json::{Map, Value};
 
@@ -255,13 +255,19 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
                 isolation,
                 url,
                 headers,
+                process,
+                cwd,
+                program,
             } = *add;
+            if process && !command.is_empty() {
+                bail!("a process server's command follows --, not --command");
+            }
             Request::ServerAdd {
                 name,
                 image: image.unwrap_or_default(),
                 url,
                 headers: parse_pairs("--header", &headers)?,
-                command,
+                command: if process { program } else { command },
                 env: parse_pairs("--env", &env)?,
                 secrets,
                 memory,
@@ -280,7 +286,10 @@ fn request_for(command: Command) -> anyhow::Result<Request> {
                 isolation: isolation.map(|isolation| match isolation {
                     IsolationArg::Shared => Isolation::Shared,
                     IsolationArg::Session => Isolation::Session,
+                    IsolationArg::Call => Isolation::Call,
                 }),
+                process,
+                cwd,
             }
         }
         Command::Server(ServerCommand::Ls) => Request::ServerList,
@@ -413,9 +422,18 @@ fn print_text(response: &Response) {
                 println!("no servers; add one with: mcpctl server add NAME --image IMAGE");
             }
             for server in servers {
-                let run = server.run.as_ref().map(run_summary).unwrap_or_default();
-                let runs = server.origin.as_deref().unwrap_or(&server.image);
-                println!("{:<20} {runs:<40} {run}", server.name);
+                let what = match server.kind {
+                    ServerKind::Process => format!("process {}", server.command.join(" ")),
+                    _ => server
+                        .origin
+                        .clone()
+                        .unwrap_or_else(|| server.image.clone()),
+                };
+                let run = match server.kind {
+                    ServerKind::Process => server.run.as_ref().map(process_summary),
+                    _ => server.run.as_ref().map(run_summary),
+                };
+                println!("{:<20} {what:<40} {}", server.name, run.unwrap_or_default());
                 if let Some(pull) = &server.pulling {
                     println!("  {}", pull_summary(pull));
                 }
@@ -511,9 +529,10 @@ fn print_text(response: &Response) {
         Response::Server(detail) => {
             let server = &detail.info;
             println!("name:      {}", server.name);
-            match &server.origin {
-                Some(origin) => println!("remote:    {origin}"),
-                None => println!("image:     {}", server.image),
+            match (server.kind, &server.origin) {
+                (ServerKind::Process, _) => println!("kind:      process"),
+                (_, Some(origin)) => println!("remote:    {origin}"),
+                _ => println!("image:     {}", server.image),
             }
             if !server.command.is_empty() {
                 println!("command:   {}", server.command.join(" "));
@@ -525,7 +544,11 @@ fn print_text(response: &Response) {
                 println!("secrets:   {}", server.secrets.join(", "));
             }
             if let Some(run) = &server.run {
-                println!("runs with: {}", run_summary(run));
+                let summary = match server.kind {
+                    ServerKind::Process => process_summary(run),
+                    _ => run_summary(run),
+                };
+                println!("runs with: {summary}");
             }
             println!("profiles:  {}", detail.profiles.join(", "));
             for (profile, values) in &detail.profile_config {
@@ -627,6 +650,24 @@ fn print_tool_result(result: &Value) {
 
 /// `512m, 1 cpu, 256 pids, network none, idle 1800 s`, then `one per session` for a
 /// session-isolated server, then the mounts.
+/// The settings of a process server that mean anything for one: no limits, network or mounts.
+fn process_summary(run: &RunInfo) -> String {
+    let mut summary = match run.idle_timeout {
+        Some(seconds) => format!("idle {seconds} s"),
+        None => "never idle".to_owned(),
+    };
+    summary.push_str(isolation_summary(run.isolation));
+    summary
+}
+
+fn isolation_summary(isolation: Isolation) -> &'static str {
+    match isolation {
+        Isolation::Session => ", one per session",
+        Isolation::Call => ", one per call",
+        _ => "",
+    }
+}
+
 fn run_summary(run: &RunInfo) -> String {
     let network = match &run.network {
         Network::None => "none",
@@ -641,9 +682,7 @@ fn run_summary(run: &RunInfo) -> String {
         "{}, {} cpu, {} pids, network {network}, {idle}",
         run.memory, run.cpus, run.pids
     );
-    if run.isolation == Isolation::Session {
-        summary.push_str(", one per session");
-    }
+    summary.push_str(isolation_summary(run.isolation));
     for mount in &run.mounts {
         let mode = if mount.writable { "rw" } else { "ro" };
         summary.push_str(&format!(", {}:{}:{mode}", mount.source, mount.target));

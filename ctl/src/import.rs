@@ -120,6 +120,9 @@ fn server_add(name: &str, entry: &Yaml, notes: &mut Vec<String>) -> Result<Reque
         isolation: None,
         url: None,
         headers: BTreeMap::new(),
+        // An import only ever describes containers: it must never run a host command.
+        process: false,
+        cwd: None,
     })
 }
 
@@ -197,6 +200,8 @@ fn remote_add(name: &str, entry: &Yaml, notes: &mut Vec<String>) -> Result<Reque
         isolation: None,
         url: Some(url.to_owned()),
         headers,
+        process: false,
+        cwd: None,
     })
 }
 

@@ -22,14 +22,14 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::audit::{Audit, Trail};
-use crate::config::{Config, ConfigStore, ServerDef};
+use crate::config::{Config, ConfigStore, Isolation, ServerDef};
 use crate::downstream::Downstream;
 use crate::jsonrpc::{self, Reply, code};
 use crate::listcache::ListCache;
 use crate::lists::{ListKind, Listing, Route, Table};
 use crate::names;
 use crate::parking::Seal;
-use crate::pool::{Pool, PoolError};
+use crate::pool::{CallServer, Pool, PoolError};
 use crate::scan::{ScanMode, Scanner};
 use crate::upstream::{Caller, Upstream, UpstreamError};
 
@@ -239,6 +239,28 @@ impl Gateway {
         let config = self.config.get();
         let def = definition(&config, server)?;
         Ok(self.pool.get(profile, server, session, def).await?)
+    }
+
+    /// The server a routed request (`tools/call`, `prompts/get`, `resources/read`,
+    /// `completion/complete`) goes to: as `upstream` gives it, except for an `isolation =
+    /// "call"` server, which gets one started for this request alone.
+    async fn call_upstream(
+        &self,
+        profile: &str,
+        server: &str,
+        session: Option<u64>,
+    ) -> Result<Reached, GatewayError> {
+        let config = self.config.get();
+        let def = definition(&config, server)?;
+        Ok(if def.isolation == Isolation::Call {
+            Reached::Call(
+                self.pool
+                    .get_for_call(profile, server, session, def)
+                    .await?,
+            )
+        } else {
+            Reached::Kept(self.pool.get(profile, server, session, def).await?)
+        })
     }
 
     /// Where an exposed tool or prompt name (or resource URI) lives, from the cached table or,
@@ -568,6 +590,24 @@ impl Gateway {
     /// How long a client's request may take on a server.
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
+    }
+}
+
+/// A routed request's server; a per-call one is removed when this is dropped, which is when the
+/// request ends, however it ends.
+enum Reached {
+    Kept(Arc<Upstream>),
+    Call(CallServer),
+}
+
+impl std::ops::Deref for Reached {
+    type Target = Upstream;
+
+    fn deref(&self) -> &Upstream {
+        match self {
+            Reached::Kept(upstream) => upstream,
+            Reached::Call(call) => &call.upstream,
+        }
     }
 }
 

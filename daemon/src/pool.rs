@@ -1,7 +1,9 @@
 //! The container pool: one running server per (profile, server), started on first need, shared
-//! by every session of that profile, and removed after its idle timeout. A server with
-//! `isolation = "session"` has one per (profile, server, session) for the requests of client
-//! sessions instead, removed when the session ends.
+//! by every session of that profile, and removed after its idle timeout. A server runs as a
+//! container, or (`kind = "process"`, `process`) as a local process behind the same slots. A
+//! server with `isolation = "session"` has one per (profile, server, session) for the requests
+//! of client sessions instead, removed when the session ends; one with `isolation = "call"` one
+//! per request that names an item (`call`).
 //!
 //! The pool owns the engine connection, which it (re)establishes lazily: the daemon must start and
 //! answer `status` while the engine is down, and pick the engine up once it appears.
@@ -12,16 +14,24 @@
 //! uptime, last use and last failure.
 
 mod backoff;
+mod call;
+mod process;
 mod pulls;
 mod remote;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use backoff::Backoff;
+pub use call::CallServer;
 pub use pulls::{Progress, PullState};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{ConfigStore, Isolation, Network, RunSettings, ServerDef, ServerKind};
 use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError};
@@ -88,9 +98,13 @@ pub struct Pool {
     /// Image ids by the name a definition gives (`image_id`).
     images: Mutex<HashMap<String, String>>,
     /// Set by `shutdown`: a background start (warming) that comes later must not start a
-    /// container nobody will remove.
-    closing: std::sync::atomic::AtomicBool,
+    /// container nobody will remove, and the per-call servers' tasks remove theirs.
+    closing: CancellationToken,
+    /// The servers started for one call each (`call`), each a task that removes its own.
+    calls: TaskTracker,
     pulls: pulls::Pulls,
+    /// The thread process servers are forked from.
+    spawner: process::Spawner,
 }
 
 /// A place in the pool: (profile, server, the session owning it for a session-isolated server).
@@ -161,8 +175,10 @@ impl std::fmt::Display for Cause {
 
 struct Running {
     upstream: Arc<Upstream>,
-    /// The container's id; a remote server's origin.
+    /// What `server ls` shows for it: the container id, `pid N` for a process, the origin for
+    /// a remote server.
     container: String,
+    instance: Instance,
     seq: u64,
     def: ServerDef,
     run: RunSettings,
@@ -170,8 +186,24 @@ struct Running {
     /// References to `upstream` while no request uses it (the pool's and the connection's own
     /// tasks'); more means a request is in progress, so the container is not idle.
     idle_refs: usize,
-    /// The HTTP connection of a remote server, closed instead of removing a container.
-    remote: Option<remote::Remote>,
+}
+
+/// What runs a server, for stopping it.
+enum Instance {
+    Container(String),
+    Process(process::Process),
+    /// The HTTP connection of a remote server, closed rather than removed.
+    Remote(remote::Remote),
+}
+
+/// A server's transport as its kind's start gives it, before the handshake.
+struct Started {
+    id: String,
+    instance: Instance,
+    stdin: Pin<Box<dyn AsyncWrite + Send>>,
+    stdout: Pin<Box<dyn AsyncRead + Send>>,
+    /// Resolves with the exit status when the server has stopped.
+    exit: Pin<Box<dyn Future<Output = Option<i64>> + Send>>,
 }
 
 impl Running {
@@ -313,8 +345,10 @@ impl Pool {
             seq: Default::default(),
             started: Arc::default(),
             images: Mutex::default(),
-            closing: Default::default(),
+            closing: CancellationToken::new(),
+            calls: TaskTracker::new(),
             pulls: pulls::Pulls::default(),
+            spawner: process::Spawner::default(),
         }
     }
 
@@ -418,6 +452,7 @@ impl Pool {
         session: Option<u64>,
         def: &ServerDef,
     ) -> Result<Arc<Upstream>, PoolError> {
+        // A per-call server's gateway requests (listings) use the profile's listing server too.
         let session = session.filter(|_| def.isolation == Isolation::Session);
         let slot = self.slot((profile.to_owned(), server.to_owned(), session))?;
         let (def, run) = self.resolve(profile, server, def);
@@ -437,7 +472,7 @@ impl Pool {
             self.stop(&slot, stale).await;
         }
         slot.check_backoff(def, &run)?;
-        if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+        if self.closing.is_cancelled() {
             return Err(PoolError::ShuttingDown);
         }
         let started = self
@@ -502,6 +537,21 @@ impl Pool {
         Ok(id)
     }
 
+    /// What a server's list-cache entry is keyed on besides its definition: its image's id, for
+    /// a process server its program file's identity (`process::identity`), and nothing for a
+    /// remote one, which its definition alone names (its URL and header templates, never the
+    /// secrets filled into them).
+    pub async fn runs(&self, def: &ServerDef) -> Result<String, PoolError> {
+        match def.kind {
+            ServerKind::Container => self.image_id(&def.image).await,
+            ServerKind::Process => process::identity(def).map_err(|reason| PoolError::Start {
+                server: def.command.first().cloned().unwrap_or_default(),
+                reason,
+            }),
+            ServerKind::Remote => Ok(String::new()),
+        }
+    }
+
     fn lock_images(&self) -> MutexGuard<'_, HashMap<String, String>> {
         self.images.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -552,32 +602,91 @@ impl Pool {
         def: &ServerDef,
         run: RunSettings,
     ) -> Result<Running, PoolError> {
-        match def.kind {
-            ServerKind::Container => {}
-            ServerKind::Remote => {
-                return self
-                    .launch_remote(slot, (profile, server, session), def, run)
-                    .await;
-            }
-            ServerKind::Process => {
-                return Err(PoolError::Start {
-                    server: server.to_owned(),
-                    reason: "process servers are not supported by this build".into(),
-                });
-            }
-        }
-        let engine = self.engine().await?;
-        // Secrets reach the container's environment and nothing else: not its command, labels or
+        let start_error = |reason: String| PoolError::Start {
+            server: server.to_owned(),
+            reason,
+        };
+        // Secrets reach the server's environment and nothing else: not its command, labels or
         // name, and not this error, which names only the secret.
         let secrets = self
             .settings
             .config
             .secrets
             .resolve(&def.secrets)
-            .map_err(|err| PoolError::Start {
-                server: server.to_owned(),
-                reason: err.to_string(),
-            })?;
+            .map_err(|err| start_error(err.to_string()))?;
+        let stderr = Arc::new(LogTail::new(server));
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let started = match def.kind {
+            ServerKind::Container => {
+                self.start_container(
+                    slot,
+                    (profile, server, session),
+                    seq,
+                    def,
+                    &run,
+                    secrets,
+                    &stderr,
+                )
+                .await?
+            }
+            ServerKind::Process => self
+                .start_process(slot, server, def, secrets, &stderr)
+                .await
+                .map_err(start_error)?,
+            ServerKind::Remote => {
+                let key = (profile, server, session);
+                return self
+                    .launch_remote(slot, key, seq, def, run, &secrets, stderr)
+                    .await;
+            }
+        };
+        let upstream = Upstream::spawn(
+            server,
+            (profile, session),
+            (started.stdin, started.stdout),
+            Arc::clone(&stderr),
+            self.settings.max_line,
+            self.events.open(),
+        );
+        if let Err(err) = upstream.handshake(self.settings.start_timeout).await {
+            self.remove(&started.instance, &upstream).await;
+            return Err(err.into());
+        }
+        if let Some(era) = upstream.era() {
+            tracing::info!(profile, server, "speaks {}", era.name());
+        }
+        tokio::spawn(watch(
+            Arc::clone(slot),
+            started.exit,
+            seq,
+            Arc::downgrade(&upstream),
+            Arc::clone(&stderr),
+        ));
+        Ok(Running {
+            idle_refs: Arc::strong_count(&upstream),
+            upstream,
+            container: started.id,
+            instance: started.instance,
+            seq,
+            def: def.clone(),
+            run,
+            stderr,
+        })
+    }
+
+    /// Pulls the image if needed, then creates, attaches and starts the container.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_container(
+        &self,
+        slot: &Slot,
+        (profile, server, session): (&str, &str, Option<u64>),
+        seq: u64,
+        def: &ServerDef,
+        run: &RunSettings,
+        secrets: Vec<(String, String)>,
+        stderr: &Arc<LogTail>,
+    ) -> Result<Started, PoolError> {
+        let engine = self.engine().await?;
         // A missing image is pulled on first need; a pinned digest is checked even when present.
         let image_id = self
             .pulls
@@ -587,7 +696,6 @@ impl Pool {
                 server: server.to_owned(),
                 reason,
             })?;
-        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut labels = vec![
             (docker::LABEL_MANAGED, "true".into()),
             (docker::LABEL_UID, self.uid.to_string()),
@@ -628,10 +736,9 @@ impl Pool {
                 })
                 .collect(),
         };
-        let stderr = Arc::new(LogTail::new(server));
-        slot.lock().stderr = Some(Arc::clone(&stderr));
+        slot.lock().stderr = Some(Arc::clone(stderr));
         let attached = engine
-            .start(&spec, Arc::clone(&stderr))
+            .start(&spec, Arc::clone(stderr))
             .await
             .map_err(|err| PoolError::Start {
                 server: server.to_owned(),
@@ -639,49 +746,65 @@ impl Pool {
             })?;
         tracing::info!(profile, server, session, container = %attached.id, "started {}", def.image);
         self.lock_images().insert(def.image.clone(), image_id);
-        let upstream = Upstream::spawn(
-            server,
-            (profile, session),
-            (attached.stdin, attached.stdout),
-            Arc::clone(&stderr),
-            self.settings.max_line,
-            self.events.open(),
-        );
-        if let Err(err) = upstream.handshake(self.settings.start_timeout).await {
-            engine.remove(&attached.id).await;
-            return Err(err.into());
-        }
-        if let Some(era) = upstream.era() {
-            tracing::info!(profile, server, "speaks {}", era.name());
-        }
-        tokio::spawn(watch(
-            Arc::clone(slot),
-            engine,
-            attached.id.clone(),
-            seq,
-            Arc::downgrade(&upstream),
-            Arc::clone(&stderr),
-        ));
-        Ok(Running {
-            idle_refs: Arc::strong_count(&upstream),
-            upstream,
-            container: attached.id,
-            seq,
-            def: def.clone(),
-            run,
-            stderr,
-            remote: None,
+        let id = attached.id.clone();
+        Ok(Started {
+            id: attached.id.clone(),
+            instance: Instance::Container(attached.id),
+            stdin: attached.stdin,
+            stdout: attached.stdout,
+            exit: Box::pin(async move { engine.wait(&id).await }),
         })
+    }
+
+    /// Runs a process server, if `config.toml` lets process servers run at all.
+    async fn start_process(
+        &self,
+        slot: &Slot,
+        server: &str,
+        def: &ServerDef,
+        secrets: Vec<(String, String)>,
+        stderr: &Arc<LogTail>,
+    ) -> Result<Started, String> {
+        if !self.settings.config.get().settings.process.enabled {
+            return Err(format!(
+                "process servers are off: set enabled = true in the [process] table of {}",
+                self.settings.config.settings_path().display()
+            ));
+        }
+        slot.lock().stderr = Some(Arc::clone(stderr));
+        let spawned = process::spawn(&self.spawner, def, secrets, Arc::clone(stderr)).await?;
+        tracing::info!(server, pid = spawned.pid, "started {}", def.command[0]);
+        let exit = spawned.process.exited();
+        Ok(Started {
+            id: format!("pid {}", spawned.pid),
+            instance: Instance::Process(spawned.process),
+            stdin: Box::pin(spawned.stdin),
+            stdout: Box::pin(spawned.stdout),
+            exit: Box::pin(exit),
+        })
+    }
+
+    /// Ends what runs a server: removes its container, or closes the process's stdin and stops
+    /// it.
+    async fn remove(&self, instance: &Instance, upstream: &Upstream) {
+        match instance {
+            Instance::Container(id) => {
+                if let Some(engine) = self.engine.lock().await.clone() {
+                    engine.remove(id).await;
+                }
+            }
+            Instance::Process(process) => {
+                upstream.close();
+                process.stop().await;
+            }
+            Instance::Remote(remote) => remote.close().await,
+        }
     }
 
     /// Removes a container the pool no longer wants; its exit is not a failure.
     async fn stop(&self, slot: &Slot, running: Running) {
         slot.released(running.seq);
-        if let Some(remote) = &running.remote {
-            remote.close().await;
-        } else if let Some(engine) = self.engine.lock().await.clone() {
-            engine.remove(&running.container).await;
-        }
+        self.remove(&running.instance, &running.upstream).await;
     }
 
     /// Removes the containers idle for longer than their timeout, for as long as the pool
@@ -891,8 +1014,7 @@ impl Pool {
 
     /// Removes every container this daemon started.
     pub async fn shutdown(&self) {
-        self.closing
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.closing.cancel();
         let slots: Vec<_> = self.lock_slots().drain().map(|(_, slot)| slot).collect();
         let stops = slots.into_iter().map(|slot| async move {
             if let Some(running) = slot.running.lock().await.take() {
@@ -900,21 +1022,23 @@ impl Pool {
             }
         });
         futures_util::future::join_all(stops).await;
+        // Each call's server is removed by its own task, which the cancellation above ends.
+        self.calls.close();
+        self.calls.wait().await;
     }
 }
 
-/// Waits for a container to stop and records its exit in the slot, unless the pool removed it
-/// itself meanwhile.
+/// Waits for a server (container or process) to stop and records its exit in the slot, unless
+/// the pool removed it itself meanwhile.
 async fn watch(
     slot: Arc<Slot>,
-    engine: Arc<Engine>,
-    id: String,
+    exit: impl Future<Output = Option<i64>>,
     seq: u64,
     upstream: Weak<Upstream>,
     stderr: Arc<LogTail>,
 ) {
-    let status = engine.wait(&id).await;
-    // The attach stream delivers the server's last stderr lines before it closes; give it a
+    let status = exit.await;
+    // The attach stream (or stderr pipe) delivers the server's last stderr lines before it closes; give it a
     // moment, so the failure report carries them.
     let deadline = Instant::now() + Duration::from_secs(2);
     let alive = || upstream.upgrade().is_some_and(|u| !u.is_closed());

@@ -239,7 +239,15 @@ impl Upstream {
             queue_bytes: Arc::new(tokio::sync::Semaphore::new(queues::QUEUE_BYTES)),
             acks: Mutex::default(),
         });
-        tokio::spawn(jsonrpc::write_lines(Box::pin(stdin), queue, |_| {}));
+        // The writer ends with the connection, which closes the server's stdin: a server that
+        // reads it learns that it should exit.
+        let closed = upstream.closed.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = jsonrpc::write_lines(Box::pin(stdin), queue, |_| {}) => {}
+                () = closed.cancelled() => {}
+            }
+        });
         tokio::spawn(read_loop(Arc::clone(&upstream), Box::pin(stdout), max_line));
         upstream
     }
@@ -255,6 +263,13 @@ impl Upstream {
 
     pub fn profile(&self) -> &str {
         &self.profile
+    }
+
+    /// Ends the connection from the gateway's side: requests waiting fail at once and the
+    /// server's stdin is closed.
+    pub fn close(&self) {
+        self.closed.cancel();
+        self.lock_pending().clear();
     }
 
     pub fn is_closed(&self) -> bool {

@@ -58,6 +58,12 @@ pub enum Request {
         /// HTTP headers for a remote server; `${NAME}` in a value names one of `secrets`.
         #[serde(default)]
         headers: BTreeMap<String, String>,
+        /// Run `command` as a local process (`kind = "process"`) instead of a container.
+        #[serde(default)]
+        process: bool,
+        /// A process server's working directory.
+        #[serde(default)]
+        cwd: Option<String>,
     },
     /// Every server in the catalog, with its running containers.
     ServerList,
@@ -418,6 +424,9 @@ pub struct PullInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfo {
     pub name: String,
+    /// What runs it; containers when an older daemon does not say.
+    #[serde(default)]
+    pub kind: ServerKind,
     pub image: String,
     #[serde(default)]
     pub command: Vec<String>,
@@ -465,6 +474,20 @@ pub enum Isolation {
     Shared,
     /// One container per client session, removed when the session ends.
     Session,
+    /// A fresh container for each call, removed when the call ends.
+    Call,
+}
+
+/// What runs a server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerKind {
+    #[default]
+    Container,
+    /// A local process the daemon runs (`command`).
+    Process,
+    /// An MCP server at a URL.
+    Remote,
 }
 
 /// A bind mount from the host, read-only unless `writable`.

@@ -24,7 +24,7 @@ pub use client::{ConnectError, Connection, connect};
 pub use control::{
     CallRecord, CatalogEntry, ContainerInfo, ContainerState, ErrorKind, Isolation, LogLine,
     MountSpec, Network, ProfileInfo, PullInfo, Request, Response, RunInfo, SecretInfo,
-    SecretSource, SecretValue, ServerDetail, ServerInfo, StatusInfo, ToolInfo,
+    SecretSource, SecretValue, ServerDetail, ServerInfo, ServerKind, StatusInfo, ToolInfo,
     validate_secret_name,
 };
 pub use control::{Check, CheckStatus, ServerCounts};

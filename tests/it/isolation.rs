@@ -1,7 +1,10 @@
 //! `isolation = "session"` against a real engine (issue 9): each client session of a profile gets
 //! its own container of such a server, with its own state, removed when the session ends (closed,
 //! or its bridge SIGKILLed) and at daemon shutdown, while a shared server of the same profile
-//! keeps one container for all; the Python SDK sees the same over `mcp-shim`.
+//! keeps one container for all; the Python SDK sees the same over `mcp-shim`. With
+//! `isolation = "call"` each call gets a fresh container, removed when the call ends (answered,
+//! cancelled, timed out, or its client SIGKILLed mid-call), leaving only the profile's listing
+//! container.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -267,4 +270,111 @@ fn python_sdk_sessions_do_not_share_a_session_isolated_server() {
         containers_of(&daemon, "solo").1.is_empty()
     });
     assert_eq!(containers_of(&daemon, "alpha"), (1, BTreeSet::new()));
+}
+
+/// Adds the fixture as `fresh`, with a container per call.
+fn per_call_server(daemon: &Daemon) {
+    daemon.ctl_ok(&[
+        "server",
+        "add",
+        "fresh",
+        "--image",
+        fixture_image(),
+        "--env",
+        "MCP_FIXTURE_NAME=fresh",
+        "--isolation",
+        "call",
+    ]);
+}
+
+#[test]
+fn each_call_of_a_per_call_server_runs_in_a_fresh_container() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = Daemon::start(Start::Bound);
+    per_call_server(&daemon);
+    let mut client = daemon.raw_client(&[]);
+    client.initialize("2025-11-25", json!({}));
+    // A stateful tool called twice starts from scratch both times.
+    assert_eq!(bump(&mut client, 1, "bump"), 1);
+    assert_eq!(bump(&mut client, 2, "bump"), 1);
+    // Concurrent calls each have their own container too.
+    for id in 10..14 {
+        client.request(
+            json!(id),
+            "tools/call",
+            json!({"name": "bump", "arguments": {}}),
+        );
+    }
+    for id in 10..14 {
+        let response = client.response(&json!(id));
+        assert!(
+            first_text(&response["result"]).starts_with("counter 1 "),
+            "{response}"
+        );
+    }
+    // Only the listing container (the lists' source) stays.
+    wait_for(Duration::from_secs(10), || daemon.containers().len() == 1);
+    let text = daemon.ctl_ok(&["server", "ls"]);
+    assert!(text.contains("one per call"), "{text}");
+    let servers = daemon.ctl_json(&["server", "ls"]);
+    assert_eq!(
+        servers["servers"][0]["run"]["isolation"], "call",
+        "{servers}"
+    );
+}
+
+#[test]
+fn a_per_call_container_goes_when_its_call_is_cancelled_or_its_client_killed() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = Daemon::start(Start::Bound);
+    per_call_server(&daemon);
+    let mut client = daemon.raw_client(&[]);
+    client.initialize("2025-11-25", json!({}));
+    client.request(
+        json!(1),
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 60000}}),
+    );
+    // The listing container and the call's.
+    wait_for(Duration::from_secs(20), || daemon.containers().len() == 2);
+    // A call the client cancels takes its container with it.
+    client.notify(
+        "notifications/cancelled",
+        json!({"requestId": 1, "reason": "test"}),
+    );
+    wait_for(Duration::from_secs(10), || daemon.containers().len() == 1);
+    client.request(
+        json!(2),
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 60000}}),
+    );
+    wait_for(Duration::from_secs(20), || daemon.containers().len() == 2);
+    // Dropping a raw client SIGKILLs its shim.
+    drop(client);
+    wait_for(Duration::from_secs(10), || daemon.containers().len() == 1);
+}
+
+#[test]
+fn a_per_call_container_goes_when_its_call_times_out() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = Daemon::start_with_env(Start::Bound, &[("MCP_GATEWAY_REQUEST_TIMEOUT", "3")]);
+    per_call_server(&daemon);
+    let mut client = daemon.raw_client(&[]);
+    client.initialize("2025-11-25", json!({}));
+    client.request(
+        json!(1),
+        "tools/call",
+        json!({"name": "sleep", "arguments": {"ms": 60000}}),
+    );
+    wait_for(Duration::from_secs(20), || daemon.containers().len() == 2);
+    let answer = client.response(&json!(1));
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("did not answer"), "{answer}");
+    wait_for(Duration::from_secs(10), || daemon.containers().len() == 1);
 }

@@ -19,6 +19,7 @@ mod modern_subscriptions;
 mod ops;
 mod podman;
 mod pool;
+mod process;
 mod remote;
 mod secrets;
 mod security;

@@ -45,8 +45,10 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(config.validate(), Ok(()));
-        for name in builtin.servers.keys() {
+        for (name, def) in &builtin.servers {
             assert!(builtin.descriptions.contains_key(name), "{name}");
+            // Offering a host command would let `server add NAME` run one unasked.
+            assert!(def.kind.is_container(), "{name} is not a container");
         }
         assert!(
             builtin

@@ -9,6 +9,7 @@
 mod builtin;
 mod files;
 mod http;
+mod kinds;
 mod model;
 mod mounts;
 pub mod remote;
@@ -257,6 +258,11 @@ impl ConfigStore {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     }
 
+    /// Where `config.toml` is, for messages that tell the user what to edit.
+    pub fn settings_path(&self) -> PathBuf {
+        File::Settings.path(&self.dirs)
+    }
+
     /// A snapshot of the configuration in force.
     pub fn get(&self) -> Arc<Config> {
         Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
@@ -264,8 +270,7 @@ impl ConfigStore {
 
     pub fn add_server(&self, name: &str, def: ServerDef) -> Result<(), ConfigError> {
         validate_name("server", name).map_err(ConfigError::Invalid)?;
-        def.validate_kind()
-            .map_err(|err| ConfigError::Invalid(format!("servers.{name}: {err}")))?;
+        kinds::check(&def).map_err(|err| ConfigError::Invalid(format!("servers.{name}: {err}")))?;
         self.update(|config| {
             config.catalog.servers.insert(name.to_owned(), def);
             Ok(vec![File::Catalog])

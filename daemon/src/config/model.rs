@@ -1,11 +1,12 @@
 //! What the configuration files hold, and the rules a valid configuration follows.
 
 use std::collections::BTreeMap;
-
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::kinds;
 use super::run::{Cpus, Memory, Mount, Network, Settings};
 use crate::scan::ScanMode;
 
@@ -16,7 +17,7 @@ pub const DEFAULT_PROFILE: &str = "default";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "kinds::checked_servers")]
     pub servers: BTreeMap<String, ServerDef>,
 }
 
@@ -27,10 +28,11 @@ pub struct ServerDef {
     /// What runs the server (`kind`): a container (default), a local process or a remote URL.
     #[serde(default, skip_serializing_if = "ServerKind::is_container")]
     pub kind: ServerKind,
-    /// The container's image; required, non-empty, only for containers.
+    /// The container image; required for containers and only for them.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
     /// Arguments after the image (the container's command); empty means the image's default.
+    /// For a process server, the whole argv: the program first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -64,58 +66,21 @@ pub struct ServerDef {
     /// `secrets`, filled in when the connection is made.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-}
-
-impl ServerDef {
-    /// The fields `kind` requires are there, and none that it gives no meaning to.
-    pub fn validate_kind(&self) -> Result<(), String> {
-        let kind = self.kind.name();
-        let unused = |set: bool, field: &str| match set {
-            true => Err(format!("{field} has no meaning for a {kind} server")),
-            false => Ok(()),
-        };
-        match self.kind {
-            ServerKind::Container => {
-                if self.image.trim().is_empty() {
-                    return Err("a container server needs an image".into());
-                }
-                unused(self.url.is_some(), "url")?;
-                unused(!self.headers.is_empty(), "headers")
-            }
-            ServerKind::Process => {
-                if self.command.is_empty() {
-                    return Err("a process server needs a command".into());
-                }
-                unused(!self.image.is_empty(), "image")?;
-                unused(self.url.is_some(), "url")?;
-                unused(!self.headers.is_empty(), "headers")
-            }
-            ServerKind::Remote => {
-                unused(!self.image.is_empty(), "image")?;
-                unused(!self.command.is_empty(), "command")?;
-                unused(!self.env.is_empty(), "env")?;
-                unused(self.memory.is_some(), "memory")?;
-                unused(self.cpus.is_some(), "cpus")?;
-                unused(self.pids.is_some(), "pids")?;
-                unused(self.network.is_some(), "network")?;
-                unused(!self.mounts.is_empty(), "mounts")?;
-                unused(!self.isolation.is_shared(), "isolation")?;
-                super::remote::validate(self)
-            }
-        }
-    }
+    /// A process server's working directory; `None` is the daemon's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
 }
 
 /// What runs a server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerKind {
-    /// A container of `image`, spoken to over its attached stdio.
+    /// A container from `image` (the default).
     #[default]
     Container,
-    /// A local command.
+    /// A local command speaking MCP on its stdin and stdout; opt-in in `config.toml`.
     Process,
-    /// A Streamable HTTP endpoint at `url`.
+    /// An MCP server at a URL.
     Remote,
 }
 
@@ -124,7 +89,8 @@ impl ServerKind {
         *self == ServerKind::Container
     }
 
-    pub fn name(self) -> &'static str {
+    /// The kind as configuration files write it.
+    pub fn name(&self) -> &'static str {
         match self {
             ServerKind::Container => "container",
             ServerKind::Process => "process",
@@ -142,6 +108,8 @@ pub enum Isolation {
     Shared,
     /// One container per client session, removed when the session ends.
     Session,
+    /// A fresh container for each call, removed when the call ends.
+    Call,
 }
 
 impl Isolation {
@@ -264,8 +232,7 @@ impl Config {
         }
         for (name, def) in &self.catalog.servers {
             validate_name("server", name)?;
-            def.validate_kind()
-                .map_err(|err| format!("servers.{name}: {err}"))?;
+            kinds::check(def).map_err(|reason| format!("servers.{name}: {reason}"))?;
             for secret in &def.secrets {
                 mcp_gateway_proto::validate_secret_name(secret)
                     .map_err(|err| format!("server {name:?}: {err}"))?;

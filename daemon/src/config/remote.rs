@@ -137,6 +137,7 @@ pub fn validate(def: &ServerDef) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::kinds::check;
 
     fn remote(url: &str, headers: &[(&str, &str)], secrets: &[&str]) -> ServerDef {
         ServerDef {
@@ -199,22 +200,22 @@ mod tests {
             secrets = ["TOKEN"]
         "#;
         let def: ServerDef = toml::from_str(text).unwrap();
-        assert_eq!(def.validate_kind(), Ok(()));
+        assert_eq!(check(&def), Ok(()));
         let with_image: ServerDef = toml::from_str(&format!("{text}\nimage = \"x\"")).unwrap();
         assert_eq!(
-            with_image.validate_kind().unwrap_err(),
+            check(&with_image).unwrap_err(),
             "image has no meaning for a remote server"
         );
         let with_mounts: ServerDef = toml::from_str(&format!(
             "{text}\nmounts = [{{ source = \"/srv\", target = \"/srv\" }}]"
         ))
         .unwrap();
-        assert!(with_mounts.validate_kind().unwrap_err().contains("mounts"));
+        assert!(check(&with_mounts).unwrap_err().contains("mounts"));
         let no_url: ServerDef = toml::from_str("kind = \"remote\"").unwrap();
-        assert!(no_url.validate_kind().unwrap_err().contains("needs a url"));
+        assert!(check(&no_url).unwrap_err().contains("needs a url"));
         let container: ServerDef = toml::from_str("image = \"i\"\nurl = \"http://h/\"").unwrap();
         assert_eq!(
-            container.validate_kind().unwrap_err(),
+            check(&container).unwrap_err(),
             "url has no meaning for a container server"
         );
         // A container entry is written as before: no `kind`.

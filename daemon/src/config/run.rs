@@ -22,6 +22,24 @@ pub struct Settings {
     /// The optional Streamable HTTP face; absent is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<super::http::HttpSettings>,
+    /// `[process]`: whether servers of `kind = "process"` may run at all.
+    #[serde(default, skip_serializing_if = "ProcessSettings::is_default")]
+    pub process: ProcessSettings,
+}
+
+/// `[process]`. Off unless this file, which only the user edits, turns it on: a catalog entry
+/// (an import, the built-in catalog, `mcpctl server add`) alone never runs a host command.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSettings {
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+impl ProcessSettings {
+    fn is_default(&self) -> bool {
+        *self == ProcessSettings::default()
+    }
 }
 
 /// `[defaults]`: what a server gets when its catalog entry does not say.

@@ -45,7 +45,13 @@ pub async fn checks(gateway: &Gateway) -> Response {
              socket (systemctl --user enable --now podman.socket); DOCKER_HOST names another",
         ),
     });
-    checks.extend(images(gateway, &config.active, &active, engine.is_ok()).await);
+    // Only containers have images; a process or remote server has none to check.
+    let containers: Vec<_> = active
+        .iter()
+        .filter(|(_, def)| def.kind.is_container())
+        .cloned()
+        .collect();
+    checks.extend(images(gateway, &config.active, &containers, engine.is_ok()).await);
     checks.extend(secrets(gateway, &in_profiles));
     Response::Checks { checks }
 }

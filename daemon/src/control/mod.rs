@@ -75,12 +75,19 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             isolation,
             url,
             headers,
+            process,
+            cwd,
         } => {
             let replaced = gateway.config.get().catalog.servers.contains_key(&name);
             let given = ServerDef {
-                kind: match url {
-                    Some(_) => ServerKind::Remote,
-                    None => ServerKind::Container,
+                // `--process` with `--url` is a process server, which the kind check then
+                // refuses for its url.
+                kind: if process {
+                    ServerKind::Process
+                } else if url.is_some() {
+                    ServerKind::Remote
+                } else {
+                    ServerKind::Container
                 },
                 url,
                 headers,
@@ -96,8 +103,10 @@ async fn answer(shared: &Shared, request: Request) -> Response {
                 idle_timeout,
                 isolation: match isolation {
                     Some(mcp_gateway_proto::Isolation::Session) => Isolation::Session,
+                    Some(mcp_gateway_proto::Isolation::Call) => Isolation::Call,
                     Some(mcp_gateway_proto::Isolation::Shared) | None => Isolation::Shared,
                 },
+                cwd: cwd.map(Into::into),
             };
             let def = server_def(given, memory, cpus, pids, network, mounts)
                 .and_then(|given| catalog::over_builtin(&name, given));
@@ -424,6 +433,11 @@ fn server_info(
 ) -> ServerInfo {
     ServerInfo {
         name: name.to_owned(),
+        kind: match def.kind {
+            ServerKind::Container => mcp_gateway_proto::ServerKind::Container,
+            ServerKind::Process => mcp_gateway_proto::ServerKind::Process,
+            ServerKind::Remote => mcp_gateway_proto::ServerKind::Remote,
+        },
         image: def.image.clone(),
         command: def.command.clone(),
         env: def.env.keys().cloned().collect(),
@@ -520,6 +534,7 @@ fn run_info(run: &RunSettings, isolation: Isolation) -> RunInfo {
         isolation: match isolation {
             Isolation::Shared => mcp_gateway_proto::Isolation::Shared,
             Isolation::Session => mcp_gateway_proto::Isolation::Session,
+            Isolation::Call => mcp_gateway_proto::Isolation::Call,
         },
     }
 }

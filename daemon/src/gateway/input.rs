@@ -47,7 +47,7 @@ impl Gateway {
             params = Outgoing::Edited(edited);
         }
         let upstream = self
-            .upstream(profile, server, super::session_of(caller))
+            .call_upstream(profile, server, super::session_of(caller))
             .await?;
         if upstream.era() != Some(Era::Modern) {
             return Ok(upstream

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::{Gateway, GatewayError, list_all};
-use crate::config::ServerKind;
 use crate::listcache::{self, Entry};
 use crate::lists::ListKind;
 use crate::upstream::Upstream;
@@ -77,18 +76,14 @@ impl Gateway {
     }
 
     /// The key of (profile, server)'s cache entry as it would run now; `None` when the server is
-    /// not in the catalog or the engine cannot say what its image is.
+    /// not in the catalog or what it runs cannot be told (the engine does not know its image, a
+    /// process server's program is missing).
     async fn cache_key(&self, profile: &str, server: &str) -> Option<String> {
         let config = self.config.get();
         let def = super::definition(&config, server).ok()?;
         let (def, _) = self.pool.resolve(profile, server, def);
-        // A server without an image is keyed by its definition alone (a remote's URL and
-        // header templates, never the secrets filled into them).
-        let image = match def.kind {
-            ServerKind::Container => self.pool.image_id(&def.image).await.ok()?,
-            _ => String::new(),
-        };
-        Some(listcache::key(&image, &def))
+        let runs = self.pool.runs(&def).await.ok()?;
+        Some(listcache::key(&runs, &def))
     }
 
     async fn cache_entry(&self, profile: &str, server: &str) -> Option<Arc<Entry>> {

@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::{Pool, PoolError, Running, Slot};
+use super::{Instance, Pool, PoolError, Running, Slot};
 use crate::config::{RunSettings, ServerDef, remote as template};
 use crate::jsonrpc::{self, Kind, Message, code};
 use crate::lines::{Line, LineCodec};
@@ -113,35 +113,31 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Pool {
     /// Connects (profile, server)'s remote server and greets it: the remote counterpart of a
     /// container's start.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn launch_remote(
         &self,
         slot: &Arc<Slot>,
         (profile, server, session): (&str, &str, Option<u64>),
+        seq: u64,
         def: &ServerDef,
         run: RunSettings,
+        secrets: &[(String, String)],
+        stderr: Arc<LogTail>,
     ) -> Result<Running, PoolError> {
         let start_error = |reason: String| PoolError::Start {
             server: server.to_owned(),
             reason,
         };
-        // Secret values reach the header map of this connection and nothing else.
-        let secrets = self
-            .settings
-            .config
-            .secrets
-            .resolve(&def.secrets)
-            .map_err(|err| start_error(err.to_string()))?;
-        let stderr = Arc::new(LogTail::new(server));
         slot.lock().stderr = Some(Arc::clone(&stderr));
+        // Secret values reach the header map of this connection and nothing else.
         let (remote, stdin, stdout) = Remote::connect(
             server,
             def,
-            &secrets,
+            secrets,
             Arc::clone(&stderr),
             self.settings.max_line,
         )
         .map_err(|err| start_error(err.to_string()))?;
-        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let upstream = Upstream::spawn(
             server,
             (profile, session),
@@ -172,11 +168,11 @@ impl Pool {
             idle_refs: Arc::strong_count(&upstream),
             upstream,
             container: origin,
+            instance: Instance::Remote(remote),
             seq,
             def: def.clone(),
             run,
             stderr,
-            remote: Some(remote),
         })
     }
 }
