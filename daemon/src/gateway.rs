@@ -500,13 +500,30 @@ impl Gateway {
                 }
             }
         }
-        let params = if route.original == name && redacted.is_none() {
+        // A modern client's retry answers the server's input requests; they reach it like
+        // arguments do.
+        let mut redacted_input = None;
+        if let Some(responses) = named.input_responses
+            && self.scanner.may_hold(responses.get())
+        {
+            let mut value: Value = serde_json::from_str(responses.get())
+                .map_err(|err| GatewayError::InvalidParams(err.to_string()))?;
+            let hits = self.screen_input(scan, &mut value, profile, &name)?;
+            if !hits.is_empty() {
+                trail.secrets.extend(hits);
+                redacted_input = Some(value);
+            }
+        }
+        let params = if route.original == name && redacted.is_none() && redacted_input.is_none() {
             Outgoing::Raw(raw)
         } else {
             let mut params = parse_params(Some(raw))?;
             params.insert("name".into(), Value::from(route.original.clone()));
             if let Some(arguments) = redacted {
                 params.insert("arguments".into(), arguments);
+            }
+            if let Some(responses) = redacted_input {
+                params.insert("inputResponses".into(), responses);
             }
             Outgoing::Edited(params)
         };
@@ -635,6 +652,9 @@ struct Named<'a> {
     name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     arguments: Option<&'a RawValue>,
+    /// A 2026-07-28 client's answers to the server's input requests, on its retry.
+    #[serde(borrow, default, rename = "inputResponses")]
+    input_responses: Option<&'a RawValue>,
 }
 
 /// The params of a routed call on their way to its server: the client's own text when the

@@ -123,10 +123,13 @@ pub fn ensure_fixture_image(tag: &str) {
     assert!(status.success(), "building {tag} failed");
 }
 
-/// The inode of the file at `path`, if there is one.
-fn socket_inode(path: &Path) -> Option<u64> {
+/// Which file is at `path`, if any: its inode and change time, since a file created just after
+/// another was removed may be given the same inode.
+fn socket_file(path: &Path) -> Option<(u64, i64, i64)> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::symlink_metadata(path).ok().map(|meta| meta.ino())
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|meta| (meta.ino(), meta.ctime(), meta.ctime_nsec()))
 }
 
 /// How the daemon is started.
@@ -228,10 +231,10 @@ impl Daemon {
         // A bound daemon replaces a stale socket file (one a killed daemon left) with its own,
         // so the wait is for a file other than the one there before, which the dead daemon
         // would refuse connections on.
-        let stale = socket_inode(&daemon.socket);
+        let stale = socket_file(&daemon.socket);
         daemon.child = Some(command.spawn().expect("start the daemon"));
         wait_for(Duration::from_secs(10), || {
-            socket_inode(&daemon.socket).is_some_and(|inode| Some(inode) != stale)
+            socket_file(&daemon.socket).is_some_and(|file| Some(file) != stale)
         });
     }
 
