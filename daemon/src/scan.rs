@@ -119,7 +119,7 @@ impl Scanner {
 
     /// Whether raw JSON text may hold a secret: one pass over the bytes, so that clean results
     /// (nearly all of them) are never parsed.
-    pub fn may_match(&self, json: &str) -> bool {
+    fn may_match(&self, json: &str) -> bool {
         COMPILED.set.is_match(json)
             || self
                 .literals()

@@ -79,7 +79,7 @@ impl Gateway {
         let raw = match &answer {
             Ok(raw) | Err(raw) => raw,
         };
-        if !self.scanner.may_match(raw.get()) {
+        if !self.scanner.may_hold(raw.get()) {
             return Ok(answer);
         }
         let Ok(mut value) = serde_json::from_str::<Value>(raw.get()) else {
@@ -146,7 +146,7 @@ impl Gateway {
         tool: &str,
         trail: &mut Trail,
     ) -> Result<Box<RawValue>, GatewayError> {
-        if !self.scanner.may_match(result.get()) {
+        if !self.scanner.may_hold(result.get()) {
             return Ok(result);
         }
         let Ok(mut value) = serde_json::from_str::<Value>(result.get()) else {

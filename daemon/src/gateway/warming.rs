@@ -162,7 +162,7 @@ impl Gateway {
     /// holds): the state directory is no place for one.
     fn store(&self, profile: &str, server: &str, entry: Entry) {
         let text = serde_json::to_string(&entry).unwrap_or_default();
-        if self.scanner.may_match(&text) {
+        if self.scanner.may_hold(&text) {
             let value = serde_json::from_str(&text).unwrap_or(Value::Null);
             let hits = self.scanner.find(&value);
             if !hits.is_empty() {
