@@ -236,6 +236,15 @@ impl Daemon {
         wait_for(Duration::from_secs(10), || {
             socket_file(&daemon.socket).is_some_and(|file| Some(file) != stale)
         });
+        // A bound daemon's file exists from its `bind`, a moment before its `listen`: a client
+        // in between is refused. A connection closed before its hello costs the daemon nothing.
+        // (Under systemd-socket-activate a connection would start the daemon, which activation
+        // tests must do themselves; that socket listens as soon as its file exists.)
+        if how == Start::Bound {
+            wait_for(Duration::from_secs(10), || {
+                std::os::unix::net::UnixStream::connect(&daemon.socket).is_ok()
+            });
+        }
     }
 
     /// Where a daemon started with [`Daemon::start_capturing_stderr`] writes its stderr, across
