@@ -27,19 +27,13 @@ impl Gateway {
         profile: &str,
         tool: &str,
     ) -> Result<Vec<&'static str>, GatewayError> {
-        let hits = self.scan(mode, arguments);
-        if hits.is_empty() {
-            return Ok(hits);
-        }
-        let rules = hits.join(", ");
-        tracing::warn!(profile, tool, ?mode, rules, "secret in tool arguments");
-        match mode {
-            ScanMode::Block => Err(GatewayError::SecretInArguments {
-                tool: tool.to_owned(),
-                rules,
-            }),
-            ScanMode::Redact => Ok(hits),
-        }
+        self.screen_outgoing(
+            mode,
+            arguments,
+            (profile, tool),
+            "tool arguments",
+            |tool, rules| GatewayError::SecretInArguments { tool, rules },
+        )
     }
 
     /// The same for a 2026-07-28 client's answers to a server's input requests: they reach the
@@ -51,17 +45,33 @@ impl Gateway {
         profile: &str,
         name: &str,
     ) -> Result<Vec<&'static str>, GatewayError> {
-        let hits = self.scan(mode, responses);
+        self.screen_outgoing(
+            mode,
+            responses,
+            (profile, name),
+            "input responses",
+            |name, rules| GatewayError::SecretInInput { name, rules },
+        )
+    }
+
+    /// What a client sends a server, blocked (`blocked` names the item and the rules) or
+    /// redacted when it holds a secret; `what` says in the log what held it.
+    fn screen_outgoing(
+        &self,
+        mode: ScanMode,
+        value: &mut Value,
+        (profile, name): (&str, &str),
+        what: &str,
+        blocked: fn(String, String) -> GatewayError,
+    ) -> Result<Vec<&'static str>, GatewayError> {
+        let hits = self.scan(mode, value);
         if hits.is_empty() {
             return Ok(hits);
         }
         let rules = hits.join(", ");
-        tracing::warn!(profile, name, ?mode, rules, "secret in input responses");
+        tracing::warn!(profile, name, ?mode, rules, "secret in {what}");
         match mode {
-            ScanMode::Block => Err(GatewayError::SecretInInput {
-                name: name.to_owned(),
-                rules,
-            }),
+            ScanMode::Block => Err(blocked(name.to_owned(), rules)),
             ScanMode::Redact => Ok(hits),
         }
     }
