@@ -8,21 +8,9 @@ use std::time::{Duration, Instant};
 use mcp_gateway_tests::{Daemon, Start, fixture_image, require_docker, wait_for};
 use serde_json::Value;
 
-/// `mcpctl --json server ls`'s entry for `server`.
-fn server_entry(daemon: &Daemon, server: &str) -> Value {
-    let servers: Value = serde_json::from_str(&daemon.ctl_ok(&["--json", "server", "ls"])).unwrap();
-    servers["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == server)
-        .unwrap_or_else(|| panic!("{server} missing from {servers}"))
-        .clone()
-}
-
 /// The pool's view of `server`'s container in the default profile.
 fn container(daemon: &Daemon, server: &str) -> Value {
-    let entry = server_entry(daemon, server);
+    let entry = daemon.server_entry(server);
     entry["containers"]
         .as_array()
         .unwrap()
@@ -226,7 +214,7 @@ fn limits_network_and_mounts_reach_the_engine_and_dangerous_mounts_are_refused()
     assert_ne!(host["NetworkMode"], "none", "{host}");
     assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]), "{host}");
 
-    let shown = server_entry(&daemon, "alpha");
+    let shown = daemon.server_entry("alpha");
     assert_eq!(shown["run"]["memory"], "300m", "{shown}");
     assert_eq!(shown["run"]["mounts"][1]["writable"], true, "{shown}");
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mcp_gateway_tests::{
     Daemon, Start, bin, children, fingerprint, first_text, require_docker, wait_for,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// A variable of the daemon's own environment that no process server may see.
 const DAEMON_ONLY: (&str, &str) = ("MCP_TEST_DAEMON_ONLY", "daemon-private-value");
@@ -41,21 +41,9 @@ fn add_process(daemon: &Daemon, name: &str, extra: &[&str]) {
     daemon.ctl_ok(&args);
 }
 
-/// `mcpctl --json server ls`'s entry for `server`.
-fn server_entry(daemon: &Daemon, server: &str) -> Value {
-    let servers = daemon.ctl_json(&["server", "ls"]);
-    servers["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == server)
-        .unwrap_or_else(|| panic!("{server} missing from {servers}"))
-        .clone()
-}
-
 /// The pid `server ls` shows for `server`'s running process in the default profile.
 fn pid_of(daemon: &Daemon, server: &str) -> u32 {
-    let entry = server_entry(daemon, server);
+    let entry = daemon.server_entry(server);
     let id = entry["containers"][0]["id"].as_str().unwrap_or_default();
     id.strip_prefix("pid ")
         .and_then(|pid| pid.parse().ok())
@@ -85,7 +73,7 @@ fn an_sdk_client_calls_a_process_server_and_server_ls_shows_its_pid() {
     let steps = report["steps"].as_array().unwrap();
     assert_eq!(first_text(&steps[0]), "from a process", "{report}");
     assert!(first_text(&steps[1]).contains("local"), "{report}");
-    let entry = server_entry(&daemon, "local");
+    let entry = daemon.server_entry("local");
     assert_eq!(entry["kind"], "process", "{entry}");
     assert_eq!(entry["containers"][0]["state"], "running", "{entry}");
     let pid = pid_of(&daemon, "local");
@@ -145,7 +133,7 @@ fn a_crashed_process_server_fails_its_call_with_its_stderr_and_starts_again() {
     assert!(message.contains("crash requested"), "{message}");
     wait_for(Duration::from_secs(5), || gone(first));
     wait_for(Duration::from_secs(5), || {
-        server_entry(&daemon, "local")["containers"][0]["last_error"]
+        daemon.server_entry("local")["containers"][0]["last_error"]
             .as_str()
             .is_some_and(|e| e.contains("exited with status 3"))
     });
@@ -153,7 +141,7 @@ fn a_crashed_process_server_fails_its_call_with_its_stderr_and_starts_again() {
     std::thread::sleep(Duration::from_millis(1200));
     let echoed = daemon.ctl_ok(&["tools", "call", "echo", "text=after"]);
     assert!(echoed.contains("after"), "{echoed}");
-    let entry = server_entry(&daemon, "local");
+    let entry = daemon.server_entry("local");
     assert_eq!(entry["containers"][0]["restarts"], 1, "{entry}");
     assert_ne!(pid_of(&daemon, "local"), first);
     // `server logs` shows the stderr of the running process, as for a container.
@@ -261,7 +249,7 @@ fn a_process_server_and_a_container_server_serve_one_profile() {
     assert!(first_text(&steps[1]).contains("local"), "{report}");
     assert_eq!(daemon.containers().len(), 1);
     assert!(pid_of(&daemon, "local") > 0);
-    assert_eq!(server_entry(&daemon, "boxed")["kind"], "container");
+    assert_eq!(daemon.server_entry("boxed")["kind"], "container");
 }
 
 #[test]

@@ -330,6 +330,18 @@ impl Daemon {
         serde_json::from_str(&self.ctl_ok(&all)).expect("mcpctl --json prints JSON")
     }
 
+    /// `mcpctl --json server ls`'s entry for `server`.
+    pub fn server_entry(&self, server: &str) -> Value {
+        let servers = self.ctl_json(&["server", "ls"]);
+        servers["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == server)
+            .unwrap_or_else(|| panic!("{server} missing from {servers}"))
+            .clone()
+    }
+
     /// Adds the fixture image as server `name`, identifying itself as `name`.
     pub fn add_fixture(&self, name: &str) {
         self.add_fixture_with_env(name, &[]);
