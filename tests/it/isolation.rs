@@ -82,14 +82,7 @@ fn bump(client: &mut RawClient, id: u64, tool: &str) -> u64 {
 
 /// `server ls --json`'s container rows for `server`.
 fn rows(daemon: &Daemon, server: &str) -> Vec<Value> {
-    let servers = daemon.ctl_json(&["server", "ls"]);
-    let entry = servers["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == server)
-        .unwrap_or_else(|| panic!("{server} missing from {servers}"))
-        .clone();
+    let entry = daemon.server_entry(server);
     assert_eq!(
         entry["run"]["isolation"],
         if server == "solo" {

@@ -154,17 +154,6 @@ fn list_and_call(daemon: &Daemon) -> Value {
     report
 }
 
-fn server_ls(daemon: &Daemon, name: &str) -> Value {
-    let listing = daemon.ctl_json(&["server", "ls"]);
-    listing["servers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("{name} not in {listing}"))
-        .clone()
-}
-
 #[test]
 fn a_modern_remote_server_is_listed_and_called_through_the_gateway() {
     let token = unique_token();
@@ -190,7 +179,7 @@ fn a_modern_remote_server_is_listed_and_called_through_the_gateway() {
         !requests.iter().any(|r| r["method"] == "GET"),
         "{requests:?}"
     );
-    let web = server_ls(&daemon, "web");
+    let web = daemon.server_entry("web");
     let origin = format!("http://127.0.0.1:{}", server.port);
     assert_eq!(web["origin"], origin.as_str(), "{web}");
     assert_eq!(web["containers"][0]["state"], "running", "{web}");
@@ -218,7 +207,7 @@ fn a_legacy_remote_server_gets_a_session_a_stream_and_a_delete() {
         "{:?}",
         report["notifications"]
     );
-    let web = server_ls(&daemon, "web");
+    let web = daemon.server_entry("web");
     assert_eq!(web["containers"][0]["era"], "legacy", "{web}");
     let requests = server.requests();
     assert!(
@@ -287,7 +276,7 @@ fn a_wrong_secret_gets_a_clear_error_naming_the_server_and_the_status() {
     );
     assert!(text.contains("401"), "{text}");
     assert!(!text.contains(&wrong), "{text}");
-    let web = server_ls(&daemon, "web");
+    let web = daemon.server_entry("web");
     let error = web["containers"][0]["last_error"].to_string();
     assert!(error.contains("401"), "{web}");
     assert!(!error.contains(&wrong), "{web}");
@@ -345,7 +334,7 @@ fn a_killed_remote_server_fails_the_call_at_once_and_a_restarted_one_serves_agai
     let second_pid = first_text(&again["steps"][0]).to_owned();
     assert!(!second_pid.is_empty(), "{again}");
     assert_ne!(first_pid, second_pid);
-    let web = server_ls(&daemon, "web");
+    let web = daemon.server_entry("web");
     assert_eq!(web["containers"][0]["restarts"], 1, "{web}");
 }
 
@@ -496,7 +485,7 @@ fn one_gateways_http_face_serves_another_as_a_remote_server() {
     let outer = daemon(&face_token, &[]);
     add_remote(&outer, "inner", url);
     list_and_call(&outer);
-    let listed = server_ls(&outer, "inner");
+    let listed = outer.server_entry("inner");
     assert_eq!(listed["containers"][0]["state"], "running", "{listed}");
 }
 
@@ -543,7 +532,7 @@ fn a_session_the_server_forgot_is_replaced_without_backoff() {
     let second_pid = first_text(&report["steps"][1]).to_owned();
     assert!(second_pid.parse::<u32>().is_ok(), "{}", report["steps"][1]);
     assert_ne!(first_pid, second_pid);
-    let web = server_ls(&daemon, "web");
+    let web = daemon.server_entry("web");
     assert_eq!(web["containers"][0]["restarts"], 0, "{web}");
     assert_eq!(web["containers"][0]["state"], "running", "{web}");
 }
