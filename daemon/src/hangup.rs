@@ -3,64 +3,97 @@
 //! `mcp-shim` shuts down its writing side when its client closes stdin and keeps reading the
 //! answers still due, so the end of a session's input alone means "no more requests". A client
 //! that was killed closes both directions; the kernel then reports a hang-up on the daemon's end
-//! (`EPOLLHUP`), which comes without any read or write. [`hung_up`] waits for exactly that, on a
-//! duplicate of the socket's descriptor with a registration of its own, so that waiting never
-//! takes a readiness event from the session's writer.
+//! (`EPOLLHUP` on a socket, `EPOLLERR` on a pipe's writing end whose reader is gone), which comes
+//! without any read or write. [`Hangup::hung_up`] waits for exactly that, on duplicates of the
+//! descriptors with registrations of their own, so that waiting never takes a readiness event from
+//! the session's writer.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::BorrowedFd;
 
+use futures_util::future::select_all;
+use mcp_gateway_proto::{StdioKind, stdio_kind};
 use tokio::io::Interest;
 use tokio::net::UnixStream;
+use tokio::net::unix::pipe;
 
-/// A watch on one connection for its peer's hang-up; `None` for a session with no socket of its
-/// own (the HTTP face's), whose end its owner decides.
-pub struct Hangup(Option<UnixStream>);
+/// A watch on the descriptors that carry one client's answers (its connection, or the stdout it
+/// handed over and the connection that must stay open beside it): the client is gone once any of
+/// them hangs up. Empty for a session with no descriptor of its own (the HTTP face's), whose end
+/// its owner decides.
+pub struct Hangup(Vec<Watched>);
+
+/// A duplicate of one watched descriptor, registered on its own.
+enum Watched {
+    Socket(UnixStream),
+    Pipe(pipe::Sender),
+}
 
 impl Hangup {
-    /// Watches the connection behind `socket`.
-    pub fn watch(socket: &UnixStream) -> io::Result<Hangup> {
-        let fd = socket.as_fd().try_clone_to_owned()?;
-        let duplicate = UnixStream::from_std(std::os::unix::net::UnixStream::from(fd))?;
-        Ok(Hangup(Some(duplicate)))
+    /// Watches each of `fds` (stream sockets, or pipes' writing ends) through a duplicate.
+    pub fn watch(fds: &[BorrowedFd<'_>]) -> io::Result<Hangup> {
+        fds.iter().map(|fd| Watched::new(*fd)).collect::<io::Result<_>>().map(Hangup)
     }
 
     /// A watch that never fires.
     pub fn never() -> Hangup {
-        Hangup(None)
+        Hangup(Vec::new())
     }
 
-    /// Resolves once the peer has closed both directions of the connection.
+    /// Resolves once the peer of any watched descriptor has closed it.
     pub async fn hung_up(&self) {
-        let Some(socket) = &self.0 else {
+        if self.0.is_empty() {
             return std::future::pending().await;
-        };
+        }
+        select_all(self.0.iter().map(|watched| Box::pin(watched.closed()))).await;
+    }
+}
+
+impl Watched {
+    fn new(fd: BorrowedFd<'_>) -> io::Result<Watched> {
+        let duplicate = fd.try_clone_to_owned()?;
+        match stdio_kind(fd) {
+            Some(StdioKind::Pipe) => pipe::Sender::from_owned_fd(duplicate).map(Watched::Pipe),
+            _ => UnixStream::from_std(duplicate.into()).map(Watched::Socket),
+        }
+    }
+
+    async fn closed(&self) {
+        // A pipe whose reader is gone reports only an error while it is full.
+        let interest = Interest::WRITABLE.add(Interest::ERROR);
         loop {
-            let Ok(ready) = socket.ready(Interest::WRITABLE).await else {
-                return;
+            let ready = match self {
+                Watched::Socket(socket) => socket.ready(interest).await,
+                Watched::Pipe(pipe) => pipe.ready(interest).await,
             };
-            if ready.is_write_closed() {
-                return;
+            match ready {
+                Ok(ready) if !ready.is_write_closed() && !ready.is_error() => {}
+                _ => return,
             }
             // Writable is the usual state; once it is cleared, only the next edge (a hang-up, or
             // room again after a full buffer) wakes this watch. The registration is its own.
-            let _ = socket.try_io(Interest::WRITABLE, || {
-                Err::<(), _>(io::ErrorKind::WouldBlock.into())
-            });
+            let would_block = || Err::<(), _>(io::ErrorKind::WouldBlock.into());
+            let _ = match self {
+                Watched::Socket(socket) => socket.try_io(Interest::WRITABLE, would_block),
+                Watched::Pipe(pipe) => pipe.try_io(would_block),
+            };
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd;
     use std::time::Duration;
+
+    use tokio::net::UnixStream;
 
     use super::*;
 
     #[tokio::test]
     async fn a_closed_writing_side_is_not_a_hang_up_but_a_closed_peer_is() {
         let (ours, theirs) = UnixStream::pair().unwrap();
-        let watch = Hangup::watch(&ours).unwrap();
+        let watch = Hangup::watch(&[ours.as_fd()]).unwrap();
         let theirs = theirs.into_std().unwrap();
         theirs.shutdown(std::net::Shutdown::Write).unwrap();
         let early = tokio::time::timeout(Duration::from_millis(200), watch.hung_up()).await;
@@ -69,5 +102,21 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), watch.hung_up())
             .await
             .expect("the closed peer was not noticed");
+    }
+
+    #[tokio::test]
+    async fn a_pipe_whose_reader_is_gone_is_a_hang_up_even_when_full() {
+        let (socket, _peer) = UnixStream::pair().unwrap();
+        let (reader, writer) = std::io::pipe().unwrap();
+        let watch = Hangup::watch(&[socket.as_fd(), writer.as_fd()]).unwrap();
+        let writer = tokio::net::unix::pipe::Sender::from_owned_fd(writer.into()).unwrap();
+        // Fill the pipe, so that the hang-up comes without the writable edge.
+        while writer.try_write(&[0; 4096]).is_ok() {}
+        let early = tokio::time::timeout(Duration::from_millis(200), watch.hung_up()).await;
+        assert!(early.is_err(), "a full pipe counted as gone");
+        drop(reader);
+        tokio::time::timeout(Duration::from_secs(5), watch.hung_up())
+            .await
+            .expect("the pipe's closed reader was not noticed");
     }
 }

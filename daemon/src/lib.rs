@@ -18,6 +18,7 @@
 //!   `docker`: the engine API (the only user of bollard). `logtail`: servers' stderr.
 //! - `config`: settings, catalog, profiles, active profile, secrets. `dirs`: XDG paths.
 //! - `listener`, `logging`, `notify`: the systemd side (socket activation, journal, sd_notify).
+//!   `limits`: the open-file limit, raised for sessions and restored for children.
 //! - `fuzzing`: the parsers the fuzz targets (`fuzz/`) reach; hidden, for them alone.
 
 mod audit;
@@ -33,6 +34,7 @@ mod gateway;
 mod hangup;
 mod http;
 mod jsonrpc;
+pub mod limits;
 mod lines;
 mod listcache;
 pub mod listener;
@@ -47,6 +49,7 @@ mod pool;
 mod scan;
 mod server;
 mod session;
+mod stdio;
 mod upstream;
 
 use std::future::Future;

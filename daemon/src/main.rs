@@ -26,6 +26,9 @@ fn main() -> ExitCode {
         };
     }
     logging::init();
+    if let Err(err) = mcp_gatewayd::limits::raise_open_files() {
+        tracing::warn!("cannot raise the open-file limit: {err}");
+    }
     // A stop signal that arrives before tokio's handlers exist would kill the daemon without its
     // cleanup (a socket it bound would stay behind): hold SIGTERM and SIGINT until they exist.
     // The runtime's threads inherit the mask, so the signals reach the main thread afterwards.

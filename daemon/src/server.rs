@@ -2,6 +2,8 @@
 //! session or to the control handler. Shutdown stops accepting, ends sessions, and removes the
 //! containers.
 
+use std::io;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -149,7 +151,7 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
     };
     match hello.role {
         Role::Control => {
-            send_line(&mut writer, &accepted(None)).await;
+            send_line(&mut writer, &accepted(None, false)).await;
             // An idle `mcpctl` connection must not hold up the daemon's exit.
             tokio::select! {
                 () = serve_control(reader, writer, &shared) => {}
@@ -167,35 +169,109 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
                 send_line(&mut writer, &refuse(ErrorKind::NotFound, message)).await;
                 return;
             }
-            let hangup = match Hangup::watch(reader.get_ref().as_ref()) {
-                Ok(hangup) => hangup,
-                Err(err) => {
-                    let message = format!("cannot watch the connection: {err}");
-                    send_line(&mut writer, &refuse(ErrorKind::Internal, message)).await;
-                    return;
-                }
+            let take_stdio = hello.hand_over_stdio;
+            send_line(&mut writer, &accepted(Some(profile.clone()), take_stdio)).await;
+            let session = Opened {
+                profile: hello.profile.clone(),
+                client: hello.client_name.clone().unwrap_or(hello.client.clone()),
+                gateway: Arc::clone(&shared.gateway),
+                max_line: shared.max_mcp_line,
+                shutdown,
             };
-            send_line(&mut writer, &accepted(Some(profile.clone()))).await;
-            tracing::info!(profile, client = %hello.client, "session opened");
+            tracing::info!(profile, client = %hello.client, handed_over = take_stdio, "session opened");
             shared.sessions.fetch_add(1, Ordering::Relaxed);
-            // Bytes the client sent right after its hello may already sit in the reader's buffer,
-            // so the MCP session continues on the same reader with the MCP line limit.
-            let reader = reader.map_decoder(|_| LineCodec::new(shared.max_mcp_line));
-            let named = hello.profile.clone();
-            let client = hello.client_name.clone().unwrap_or(hello.client.clone());
-            let gateway = Arc::clone(&shared.gateway);
-            session::serve(reader, writer, hangup, named, client, gateway, shutdown).await;
+            if take_stdio {
+                serve_handed_over(reader, writer, session).await;
+            } else {
+                // Bytes the client sent right after its hello may already sit in the reader's
+                // buffer, so the MCP session continues on the same reader with the MCP line limit.
+                let socket = reader.get_ref().as_ref();
+                match Hangup::watch(&[socket.as_fd()]) {
+                    Ok(hangup) => {
+                        let reader = reader.map_decoder(|_| LineCodec::new(session.max_line));
+                        session.serve(reader, writer, hangup).await;
+                    }
+                    Err(err) => tracing::warn!("cannot watch a session's connection: {err}"),
+                }
+            }
             shared.sessions.fetch_sub(1, Ordering::Relaxed);
             tracing::info!(profile, client = %hello.client, "session closed");
         }
     }
 }
 
-fn accepted(profile: Option<String>) -> HelloReply {
+/// What a session is opened with, whichever way its bytes come.
+struct Opened {
+    profile: Option<String>,
+    client: String,
+    gateway: Arc<Gateway>,
+    /// The MCP line limit of the session's input.
+    max_line: usize,
+    shutdown: CancellationToken,
+}
+
+impl Opened {
+    async fn serve<R, W>(self, lines: FramedRead<R, LineCodec>, writer: W, hangup: Hangup)
+    where
+        R: tokio::io::AsyncRead + Unpin,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        session::serve(
+            lines,
+            writer,
+            hangup,
+            self.profile,
+            self.client,
+            self.gateway,
+            self.shutdown,
+        )
+        .await;
+    }
+}
+
+/// Serves a session on the stdin and stdout its shim hands over. The connection stays open
+/// beside them until the session ends, so that the shim lives as long as the session; either the
+/// shim going (its connection hangs up) or the client going (its stdout does) ends it.
+async fn serve_handed_over(
+    reader: FramedRead<OwnedReadHalf, LinesCodec>,
+    mut writer: OwnedWriteHalf,
+    session: Opened,
+) {
+    let socket = reader.get_ref().as_ref();
+    let received = if reader.read_buffer().is_empty() {
+        tokio::time::timeout(HELLO_TIMEOUT, crate::stdio::receive(socket))
+            .await
+            .unwrap_or_else(|_| Err(io::Error::other("stdin and stdout did not arrive in time")))
+    } else {
+        Err(io::Error::other("bytes came where stdin and stdout were due"))
+    };
+    let watched = received.and_then(|stdio| {
+        let hangup = Hangup::watch(&[socket.as_fd(), stdio.output_fd()])?;
+        Ok((stdio, hangup))
+    });
+    match watched {
+        Ok((stdio, hangup)) => {
+            let lines = FramedRead::new(stdio.input, LineCodec::new(session.max_line));
+            session.serve(lines, stdio.output, hangup).await;
+        }
+        Err(err) => {
+            tracing::warn!("cannot take a session's stdin and stdout: {err}");
+            let message = format!("cannot take stdin and stdout: {err}");
+            let refusal = HelloReply::Error {
+                kind: ErrorKind::BadRequest,
+                message,
+            };
+            send_line(&mut writer, &refusal).await;
+        }
+    }
+}
+
+fn accepted(profile: Option<String>, take_stdio: bool) -> HelloReply {
     HelloReply::Hello {
         proto: PROTOCOL_VERSION,
         server: format!("mcp-gatewayd/{}", env!("CARGO_PKG_VERSION")),
         profile,
+        take_stdio,
     }
 }
 

@@ -12,6 +12,8 @@ use crate::{ErrorKind, Hello, HelloReply, LineError, MAX_CONTROL_LINE, decode, e
 pub struct Connection {
     pub stream: UnixStream,
     pub reader: BufReader<UnixStream>,
+    /// The daemon takes the stdin and stdout the hello offered (see [`crate::send_stdio`]).
+    pub take_stdio: bool,
 }
 
 #[derive(Debug)]
@@ -70,7 +72,11 @@ pub fn connect(path: &Path, hello: &Hello, timeout: Duration) -> Result<Connecti
     let reply = decode::<HelloReply>(&mut reader, MAX_CONTROL_LINE);
     stream.set_read_timeout(None).map_err(protocol)?;
     match reply {
-        Ok(Some(HelloReply::Hello { .. })) => Ok(Connection { stream, reader }),
+        Ok(Some(HelloReply::Hello { take_stdio, .. })) => Ok(Connection {
+            stream,
+            reader,
+            take_stdio,
+        }),
         Ok(Some(HelloReply::Error { kind, message })) => {
             Err(ConnectError::Refused { kind, message })
         }

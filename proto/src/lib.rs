@@ -8,7 +8,9 @@
 //! The hello's [`Role`] decides what follows:
 //!
 //! - [`Role::Mcp`]: the connection becomes a raw MCP stdio stream (JSON-RPC, one message per line)
-//!   for the profile named in the hello, or the active profile when none is named.
+//!   for the profile named in the hello, or the active profile when none is named; or, when the
+//!   hello offers them and the daemon takes them, the client's own stdin and stdout are sent over
+//!   and carry the session instead (see [`send_stdio`]).
 //! - [`Role::Control`]: the client sends [`Request`] lines and reads one [`Response`] line for each.
 //!
 //! Compatibility: [`PROTOCOL_VERSION`] changes only for incompatible changes; new optional fields
@@ -17,6 +19,7 @@
 mod client;
 mod control;
 mod framing;
+mod handover;
 mod http;
 mod paths;
 
@@ -29,6 +32,7 @@ pub use control::{
 };
 pub use control::{Check, CheckStatus, ServerCounts};
 pub use framing::{LineError, MAX_CONTROL_LINE, MAX_MCP_LINE, decode, encode};
+pub use handover::{StdioKind, receive_stdio, send_stdio, stdio_kind};
 pub use http::HttpInfo;
 pub use paths::{SOCKET_ENV, default_socket_path};
 
@@ -61,6 +65,10 @@ pub struct Hello {
     /// The AI client behind the shim (e.g. `claude-code`), when the user named it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
+    /// An MCP session's client offers its stdin and stdout, to be sent once the daemon accepts
+    /// (see `handover`); otherwise the session's bytes come and go on this connection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hand_over_stdio: bool,
 }
 
 impl Hello {
@@ -71,6 +79,7 @@ impl Hello {
             client: client.into(),
             profile: None,
             client_name: None,
+            hand_over_stdio: false,
         }
     }
 }
@@ -85,6 +94,9 @@ pub enum HelloReply {
         server: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         profile: Option<String>,
+        /// The daemon takes the stdin and stdout the hello offered: the client sends them next.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        take_stdio: bool,
     },
     /// The connection is refused; the daemon closes it after this line.
     Error { kind: ErrorKind, message: String },

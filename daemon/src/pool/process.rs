@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
@@ -238,8 +239,9 @@ pub async fn spawn(
         command.current_dir(cwd);
     }
     let daemon = nix::unistd::getpid();
-    // SAFETY: the closure runs in the child between fork and exec and only makes two system
-    // calls and builds an error from a number, all async-signal-safe (no allocation, no lock).
+    let open_files = crate::limits::inherited_open_files();
+    // SAFETY: the closure runs in the child between fork and exec and only makes system calls
+    // and builds an error from a number, all async-signal-safe (no allocation, no lock).
     #[expect(
         unsafe_code,
         reason = "pre_exec is the only way to set PR_SET_PDEATHSIG"
@@ -253,6 +255,10 @@ pub async fn spawn(
                 return Err(io::Error::from_raw_os_error(
                     nix::errno::Errno::ESRCH as i32,
                 ));
+            }
+            if let Some((soft, hard)) = open_files {
+                setrlimit(Resource::RLIMIT_NOFILE, soft, hard)
+                    .map_err(|errno| io::Error::from_raw_os_error(errno as i32))?;
             }
             Ok(())
         });
