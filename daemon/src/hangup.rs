@@ -32,7 +32,10 @@ enum Watched {
 impl Hangup {
     /// Watches each of `fds` (stream sockets, or pipes' writing ends) through a duplicate.
     pub fn watch(fds: &[BorrowedFd<'_>]) -> io::Result<Hangup> {
-        fds.iter().map(|fd| Watched::new(*fd)).collect::<io::Result<_>>().map(Hangup)
+        fds.iter()
+            .map(|fd| Watched::new(*fd))
+            .collect::<io::Result<_>>()
+            .map(Hangup)
     }
 
     /// A watch that never fires.

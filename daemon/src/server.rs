@@ -243,7 +243,9 @@ async fn serve_handed_over(
             .await
             .unwrap_or_else(|_| Err(io::Error::other("stdin and stdout did not arrive in time")))
     } else {
-        Err(io::Error::other("bytes came where stdin and stdout were due"))
+        Err(io::Error::other(
+            "bytes came where stdin and stdout were due",
+        ))
     };
     let watched = received.and_then(|stdio| {
         let hangup = Hangup::watch(&[socket.as_fd(), stdio.output_fd()])?;

@@ -58,8 +58,8 @@ struct Session {
 }
 
 /// Serves the session until the client closes its side or the daemon shuts down. `hangup`
-/// watches the client's connection, so that a client gone entirely (killed) has its unfinished
-/// requests cancelled instead of waiting for answers nobody will read. `profile` is the one the
+/// watches where the client's answers go, so that a client gone entirely (killed) has its
+/// unfinished requests cancelled instead of waiting for answers nobody will read. `profile` is the one the
 /// client named; `None` follows the active profile. `client` names it in the audit log.
 pub async fn serve<R, W>(
     mut lines: FramedRead<R, LineCodec>,
@@ -94,12 +94,20 @@ pub async fn serve<R, W>(
         next_parked: AtomicU64::new(1),
     });
     let mut requests = Requests::new();
+    // A client whose stdin was handed over may be gone (its shim killed) while its input stays
+    // open, so the hang-up ends reading too, not only waiting for answers.
+    let mut gone = std::pin::pin!(hangup.hung_up());
+    let mut hung_up = false;
     loop {
         let line = tokio::select! {
             // A client at its limit is not read until one of its requests ends, so one that sends
             // without reading its answers holds at most this many of them in the daemon.
             line = lines.next(), if requests.len() < MAX_IN_FLIGHT => line,
             Some(()) = requests.next(), if !requests.is_empty() => continue,
+            () = &mut gone => {
+                hung_up = true;
+                break;
+            }
             () = shutdown.cancelled() => break,
         };
         match line {
@@ -125,21 +133,25 @@ pub async fn serve<R, W>(
     // A client that closed its input may still wait for answers to what it already sent, unless
     // the daemon is shutting down.
     session.closing.cancel();
-    tokio::select! {
-        () = async { while requests.next().await.is_some() {} } => {}
-        () = hangup.hung_up() => {
-            // Dropping a request tells its server that the client went away.
-            tracing::info!(
-                session = peer.id,
-                requests = requests.len(),
-                "client gone; cancelling its requests in flight"
-            );
-            requests.clear();
-        }
-        () = shutdown.cancelled() => {
-            requests.clear();
-            session.refuse_in_flight().await;
-        }
+    if !hung_up {
+        hung_up = tokio::select! {
+            () = async { while requests.next().await.is_some() {} } => false,
+            () = &mut gone => true,
+            () = shutdown.cancelled() => {
+                requests.clear();
+                session.refuse_in_flight().await;
+                false
+            }
+        };
+    }
+    if hung_up {
+        // Dropping a request tells its server that the client went away.
+        tracing::info!(
+            session = peer.id,
+            requests = requests.len(),
+            "client gone; cancelling its requests in flight"
+        );
+        requests.clear();
     }
     drop(requests);
     gateway.unregister(&peer).await;

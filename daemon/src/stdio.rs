@@ -100,7 +100,13 @@ mod tests {
         let (shim, daemon) = UnixStream::pair().unwrap();
         let null = std::fs::File::open("/dev/null").unwrap();
         mcp_gateway_proto::send_stdio(shim.as_fd(), null.as_fd(), null.as_fd()).unwrap();
-        let err = receive(&daemon).await.err().expect("a file was taken as stdin");
-        assert_eq!(err.to_string(), "stdin is neither a pipe nor a stream socket");
+        let err = receive(&daemon)
+            .await
+            .err()
+            .expect("a file was taken as stdin");
+        assert_eq!(
+            err.to_string(),
+            "stdin is neither a pipe nor a stream socket"
+        );
     }
 }

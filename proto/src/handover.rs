@@ -12,8 +12,7 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, SockType, getsockopt, recvmsg, sendmsg,
-    sockopt,
+    ControlMessage, ControlMessageOwned, MsgFlags, SockType, getsockopt, recvmsg, sendmsg, sockopt,
 };
 use nix::sys::stat::{SFlag, fstat};
 
@@ -86,14 +85,19 @@ pub fn receive_stdio(socket: BorrowedFd<'_>) -> io::Result<[OwnedFd; 2]> {
                 unsafe_code,
                 reason = "nix hands received descriptors over as raw numbers"
             )]
-            fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            fds.extend(
+                raw.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
         }
     }
     if message.bytes == 0 {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
     if message.flags.contains(MsgFlags::MSG_CTRUNC) {
-        return Err(io::Error::other("more descriptors than stdin and stdout arrived"));
+        return Err(io::Error::other(
+            "more descriptors than stdin and stdout arrived",
+        ));
     }
     <[OwnedFd; 2]>::try_from(fds).map_err(|fds| {
         io::Error::other(format!(

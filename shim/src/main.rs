@@ -145,7 +145,10 @@ fn hand_over(connection: Connection) -> ExitCode {
             Ok(())
         });
     if let Err(err) = released {
-        return fail(EXIT_UNAVAILABLE, &format!("cannot release stdin and stdout: {err}"));
+        return fail(
+            EXIT_UNAVAILABLE,
+            &format!("cannot release stdin and stdout: {err}"),
+        );
     }
     match decode::<HelloReply>(&mut reader, MAX_CONTROL_LINE) {
         Ok(None) => ExitCode::SUCCESS,

@@ -1,10 +1,12 @@
 //! The daemon's life under systemd: stopped with SIGTERM while a client waits for an answer. A
-//! client killed while it waits for one.
+//! client killed while it waits for one, with its shim or without it.
 
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mcp_gateway_tests::{Daemon, Start, require_docker, wait_for};
+use mcp_gateway_tests::{Daemon, Start, bin, require_docker, wait_for};
 use serde_json::json;
 
 /// `Settings::drain_timeout`: how long sessions get at shutdown before they are cut.
@@ -63,15 +65,6 @@ fn sigterm_during_a_call_answers_the_client_and_leaves_nothing_behind() {
     wait_for(Duration::from_secs(10), || daemon.containers().is_empty());
 }
 
-/// The sessions the daemon counts now.
-fn sessions(daemon: &Daemon) -> u64 {
-    let status: serde_json::Value =
-        serde_json::from_str(&daemon.ctl_ok(&["--json", "status"])).unwrap();
-    status["sessions"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no session count in {status}"))
-}
-
 /// A client killed during a call (SIGKILL: its end of the socket closes both ways at once, with
 /// no clean end of input first): the server hears `notifications/cancelled` for the call right
 /// away, not at the request timeout, and the session is gone from `mcpctl status`. The hostile
@@ -92,7 +85,7 @@ fn a_client_killed_mid_call_has_its_call_cancelled_upstream() {
         json!({"name": "silent", "arguments": {}}),
     );
     wait_for(Duration::from_secs(60), || logs().contains("silent "));
-    assert_eq!(sessions(&daemon), 1);
+    assert_eq!(daemon.sessions(), 1);
     assert!(!logs().contains("cancelled"), "{}", logs());
 
     drop(client);
@@ -103,5 +96,47 @@ fn a_client_killed_mid_call_has_its_call_cancelled_upstream() {
         "the server heard the cancellation {:?} after the client was killed",
         killed.elapsed()
     );
-    wait_for(Duration::from_secs(20), || sessions(&daemon) == 0);
+    wait_for(Duration::from_secs(20), || daemon.sessions() == 0);
+}
+
+/// A client that dies while the shim it started lives on (its pipes close; the shim, having
+/// handed them to the daemon, holds none): the daemon notices on the stdout it was given, so the
+/// server hears the cancellation at once, the session ends, and the shim exits cleanly.
+#[test]
+fn a_client_gone_while_its_shim_lives_has_its_call_cancelled_upstream() {
+    if !require_docker() {
+        return;
+    }
+    let daemon = Daemon::start(Start::Bound);
+    daemon.add_fixture_with_env("quiet", &["MCP_FIXTURE_HOSTILE=1"]);
+    let logs = || daemon.ctl_ok(&["server", "logs", "quiet"]);
+    let mut shim = Command::new(bin("mcp-shim"))
+        .envs(daemon.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = shim.stdin.take().unwrap();
+    let mut stdout = BufReader::new(shim.stdout.take().unwrap());
+    for line in [
+        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"gone","version":"0"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"silent","arguments":{}}}"#,
+    ] {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    let mut answer = String::new();
+    stdout.read_line(&mut answer).unwrap();
+    assert!(answer.contains(r#""id":0"#), "{answer}");
+    wait_for(Duration::from_secs(60), || logs().contains("silent "));
+    assert!(!logs().contains("cancelled"), "{}", logs());
+
+    drop((stdin, stdout));
+    wait_for(Duration::from_secs(20), || logs().contains("cancelled "));
+    wait_for(Duration::from_secs(20), || daemon.sessions() == 0);
+    wait_for(Duration::from_secs(20), || {
+        shim.try_wait()
+            .unwrap()
+            .is_some_and(|status| status.success())
+    });
 }

@@ -1,10 +1,12 @@
-//! Wire-level behaviour that needs no container: the hello, bad input on an MCP session, and a
-//! daemon whose engine is unreachable. Raw JSON lines go through the real `mcp-shim`.
+//! Wire-level behaviour that needs no container: the hello, the shim handing its stdio over or
+//! relaying it, bad input on an MCP session, and a daemon whose engine is unreachable. Raw JSON
+//! lines go through the real `mcp-shim`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use mcp_gateway_tests::{Daemon, Start, bin};
+use mcp_gateway_tests::{Daemon, Start, bin, wait_for};
 use serde_json::{Value, json};
 
 /// Sends `lines` through `mcp-shim` and returns every line the daemon answered with.
@@ -133,4 +135,110 @@ fn a_session_for_an_unknown_profile_is_refused_with_a_message() {
         output.stdout.is_empty(),
         "the shim writes nothing to stdout on its own"
     );
+}
+
+/// What the shim's descriptor `fd` refers to, as `/proc` shows it (`pipe:[...]`, `/dev/null`).
+fn descriptor(pid: u32, fd: u32) -> String {
+    let target = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+    target.display().to_string()
+}
+
+/// A client on pipes (as every AI client starts its servers) gets its stdin and stdout handed to
+/// the daemon: the shim is left holding `/dev/null`. With `--relay` the shim keeps its pipes and
+/// copies. Either way the session is the same to the client, and ends cleanly when it closes
+/// its input.
+#[test]
+fn a_piped_client_hands_its_stdio_over_and_a_relayed_one_is_answered_alike() {
+    let daemon = no_engine();
+    for (args, handed_over) in [(&[][..], true), (&["--relay"][..], false)] {
+        let mut client = daemon.raw_client(args);
+        let init = client.initialize("2025-11-25", json!({}));
+        assert_eq!(init["protocolVersion"], "2025-11-25", "{args:?}");
+        client.request(json!(1), "ping", json!({}));
+        assert_eq!(client.response(&json!(1))["result"], json!({}), "{args:?}");
+        let pid = client.pid();
+        if handed_over {
+            // The shim releases its copies right after sending them.
+            wait_for(Duration::from_secs(10), || {
+                (0..2).all(|fd| descriptor(pid, fd) == "/dev/null")
+            });
+        } else {
+            for fd in [0, 1] {
+                let target = descriptor(pid, fd);
+                assert!(
+                    target.starts_with("pipe:"),
+                    "fd {fd} of a relay is {target}"
+                );
+            }
+        }
+        assert!(client.close().success(), "{args:?}");
+    }
+}
+
+/// Stdio that cannot be handed over (here a file as stdin) is relayed as before.
+#[test]
+fn a_shim_reading_its_requests_from_a_file_relays_them() {
+    let daemon = no_engine();
+    let mut requests = tempfile::tempfile().unwrap();
+    let lines = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"file","version":"0"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#,
+    ];
+    writeln!(requests, "{}", lines.join("\n")).unwrap();
+    std::io::Seek::rewind(&mut requests).unwrap();
+    let output = Command::new(bin("mcp-shim"))
+        .envs(daemon.env())
+        .stdin(requests)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let answers: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(answers[0]["result"]["protocolVersion"], "2025-06-18");
+    assert_eq!(answers[1], json!({"jsonrpc": "2.0", "id": 2, "result": {}}));
+}
+
+/// A handed-over session whose shim is killed while its client's pipes stay open: the session
+/// ends and the client reads the end of its stdout, as from a server process that died.
+#[test]
+fn a_killed_shim_ends_its_handed_over_session() {
+    let daemon = no_engine();
+    let mut shim = Command::new(bin("mcp-shim"))
+        .envs(daemon.env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = shim.stdin.take().unwrap();
+    let stdout = shim.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = lines_tx.send(line.ok());
+        }
+        let _ = lines_tx.send(None);
+    });
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":1,"method":"ping"}}"#).unwrap();
+    let answer = lines.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        answer.as_deref(),
+        Some(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#)
+    );
+    assert_eq!(daemon.sessions(), 1);
+
+    shim.kill().unwrap();
+    shim.wait().unwrap();
+    let end = lines.recv_timeout(Duration::from_secs(20));
+    assert_eq!(
+        end,
+        Ok(None),
+        "the client's stdout did not end with its shim"
+    );
+    wait_for(Duration::from_secs(20), || daemon.sessions() == 0);
+    drop(stdin);
 }

@@ -330,6 +330,14 @@ impl Daemon {
         serde_json::from_str(&self.ctl_ok(&all)).expect("mcpctl --json prints JSON")
     }
 
+    /// The MCP sessions `mcpctl status` counts now.
+    pub fn sessions(&self) -> u64 {
+        let status = self.ctl_json(&["status"]);
+        status["sessions"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no session count in {status}"))
+    }
+
     /// `mcpctl --json server ls`'s entry for `server`.
     pub fn server_entry(&self, server: &str) -> Value {
         let servers = self.ctl_json(&["server", "ls"]);

@@ -114,6 +114,11 @@ impl RawClient {
         answer["result"].clone()
     }
 
+    /// The shim's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Closes the client's input and waits for the shim to exit.
     pub fn close(mut self) -> std::process::ExitStatus {
         self.stdin.take();
