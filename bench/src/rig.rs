@@ -92,23 +92,41 @@ impl Rig {
         Ok(())
     }
 
-    /// An `mcp-shim` for `profile` (the active one when `None`), not yet initialised.
+    /// An `mcp-shim` for `profile` (the active one when `None`), not yet initialised. On the
+    /// pipes it is given, it hands its stdio to the daemon.
     pub fn shim(
         &self,
         shim: &std::path::Path,
         profile: Option<&str>,
     ) -> anyhow::Result<ProcessClient> {
+        self.shim_with(shim, profile, &[])
+    }
+
+    fn shim_with(
+        &self,
+        shim: &std::path::Path,
+        profile: Option<&str>,
+        args: &[&str],
+    ) -> anyhow::Result<ProcessClient> {
         let mut command = Command::new(shim);
         if let Some(profile) = profile {
             command.args(["--profile", profile]);
         }
-        command.envs(self.daemon.env());
+        command.args(args).envs(self.daemon.env());
         ProcessClient::spawn(command)
     }
 
     /// An initialised `mcp-shim` client of the release shim beside the daemon.
     pub async fn session(&self, profile: Option<&str>) -> anyhow::Result<ProcessClient> {
         let mut client = self.shim(&bin("mcp-shim"), profile)?;
+        client.io.handshake().await?;
+        Ok(client)
+    }
+
+    /// An initialised client of the release shim that relays the session's bytes itself
+    /// (`--relay`) instead of handing its stdio to the daemon.
+    pub async fn relayed_session(&self) -> anyhow::Result<ProcessClient> {
+        let mut client = self.shim_with(&bin("mcp-shim"), None, &["--relay"])?;
         client.io.handshake().await?;
         Ok(client)
     }

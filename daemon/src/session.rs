@@ -144,7 +144,7 @@ pub async fn serve<R, W>(
             }
         };
     }
-    if hung_up {
+    if hung_up && !requests.is_empty() {
         // Dropping a request tells its server that the client went away.
         tracing::info!(
             session = peer.id,

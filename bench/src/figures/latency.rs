@@ -2,15 +2,16 @@
 //! against the same image reached over the engine's attach stream, for each client count.
 //!
 //! Both paths are closed loops: each client has one call in flight and sends the next as soon as
-//! the answer arrives. Gateway clients are separate `mcp-shim` processes (separate sessions on
-//! the one shared container, as the daemon runs it). Direct clients share one attach stream with
+//! the answer arrives. Gateway clients are separate `mcp-shim` processes on pipes, as AI clients
+//! start them, so each hands its stdio to the daemon (separate sessions on the one shared
+//! container, as the daemon runs it). Direct clients share one attach stream with
 //! distinct ids, driven from a single task that answers each response with that client's next
 //! call: the same sharing the gateway does, with nothing in between. Rounds alternate which path
 //! goes first, so drift on a shared machine falls on both.
 //!
-//! For attribution, a third path speaks to the daemon's socket from this process (the gateway
-//! less the shim), and the gateway rounds record the CPU time and context switches of the daemon
-//! and the shims per call.
+//! For attribution, a third path runs the shims with `--relay` (copying the session's bytes
+//! through the shim process, as before stdio was handed over), and the gateway rounds record the
+//! CPU time and context switches of the daemon and the shims per call.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -98,7 +99,7 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
     for &clients in &plan.clients {
         eprintln!("latency: {clients} client(s)");
         let mut shims = try_join_all((0..clients).map(|_| rig.session(None))).await?;
-        let mut sockets = try_join_all((0..clients).map(|_| rig.socket_session())).await?;
+        let mut relays = try_join_all((0..clients).map(|_| rig.relayed_session())).await?;
         let warm_up = round.min(WARM_UP);
         let daemon = rig.pid()?;
         let shim_pids = shims
@@ -106,31 +107,32 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
             .map(|shim| shim.pid().context("a shim exited"))
             .collect::<anyhow::Result<Vec<u32>>>()?;
         closed_loop(shims.iter_mut().map(|shim| &mut shim.io), warm_up).await?;
-        closed_loop(sockets.iter_mut(), warm_up).await?;
+        closed_loop(relays.iter_mut().map(|relay| &mut relay.io), warm_up).await?;
         direct_round(&mut direct.io, clients, warm_up).await?;
         let mut gateway = Tally::default();
-        let mut socket = Tally::default();
+        let mut relayed = Tally::default();
         let mut baseline = Tally::default();
         for n in 0..plan.rounds {
             if n % 2 == 0 {
                 baseline.add(direct_round(&mut direct.io, clients, round).await?);
                 gateway.add(gateway_round(daemon, &shim_pids, &mut shims, round).await?);
-                socket.add(closed_loop(sockets.iter_mut(), round).await?);
+                relayed
+                    .add(closed_loop(relays.iter_mut().map(|relay| &mut relay.io), round).await?);
             } else {
-                socket.add(closed_loop(sockets.iter_mut(), round).await?);
+                relayed
+                    .add(closed_loop(relays.iter_mut().map(|relay| &mut relay.io), round).await?);
                 gateway.add(gateway_round(daemon, &shim_pids, &mut shims, round).await?);
                 baseline.add(direct_round(&mut direct.io, clients, round).await?);
             }
         }
-        try_join_all(shims.into_iter().map(ProcessClient::close)).await?;
-        drop(sockets);
-        rows.extend(cell_rows(clients, gateway, socket, baseline));
+        try_join_all(shims.into_iter().chain(relays).map(ProcessClient::close)).await?;
+        rows.extend(cell_rows(clients, gateway, relayed, baseline));
     }
     engine.remove(&direct.id).await;
     Ok(rows)
 }
 
-fn cell_rows(clients: usize, gateway: Tally, socket: Tally, baseline: Tally) -> Vec<Row> {
+fn cell_rows(clients: usize, gateway: Tally, relayed: Tally, baseline: Tally) -> Vec<Row> {
     let label = if clients == 1 {
         "1 client".to_owned()
     } else {
@@ -147,7 +149,7 @@ fn cell_rows(clients: usize, gateway: Tally, socket: Tally, baseline: Tally) -> 
     let shim_switches = gateway.switches_per_call(gateway.shim_switches);
     let baseline_rate = baseline.per_second();
     let gateway = Samples::new(gateway.latencies);
-    let socket = Samples::new(socket.latencies);
+    let relayed = Samples::new(relayed.latencies);
     let baseline = Samples::new(baseline.latencies);
     let p50_met = gateway.p50() <= baseline.p50() + P50_SLACK
         && micros(gateway.p50()) <= micros(baseline.p50()) * P50_RATIO;
@@ -169,12 +171,12 @@ fn cell_rows(clients: usize, gateway: Tally, socket: Tally, baseline: Tally) -> 
             .baseline(baseline_rate)
             .target("≥ ×0.90", gateway_rate >= baseline_rate * THROUGHPUT_SHARE),
         Row::new(
-            format!("tools/call p50, {label}, without mcp-shim"),
+            format!("tools/call p50, {label}, mcp-shim relaying"),
             Unit::Micros,
         )
-        .gateway(micros(socket.p50()))
+        .gateway(micros(relayed.p50()))
         .baseline(micros(baseline.p50()))
-        .note("for attribution: the benchmark on the daemon's socket, no shim process"),
+        .note("for attribution: `mcp-shim --relay`, copying the session's bytes instead of handing its stdio to the daemon"),
         Row::new(format!("CPU per call, {label}: daemon"), Unit::Micros)
             .gateway(daemon_cpu)
             .note("for attribution: user + system time over the gateway rounds"),
