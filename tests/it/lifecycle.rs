@@ -2,11 +2,10 @@
 //! client killed while it waits for one, with its shim or without it.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mcp_gateway_tests::{Daemon, Start, bin, require_docker, wait_for};
+use mcp_gateway_tests::{Daemon, Start, require_docker, wait_for};
 use serde_json::json;
 
 /// `Settings::drain_timeout`: how long sessions get at shutdown before they are cut.
@@ -110,12 +109,7 @@ fn a_client_gone_while_its_shim_lives_has_its_call_cancelled_upstream() {
     let daemon = Daemon::start(Start::Bound);
     daemon.add_fixture_with_env("quiet", &["MCP_FIXTURE_HOSTILE=1"]);
     let logs = || daemon.ctl_ok(&["server", "logs", "quiet"]);
-    let mut shim = Command::new(bin("mcp-shim"))
-        .envs(daemon.env())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut shim = daemon.shim(&[]);
     let mut stdin = shim.stdin.take().unwrap();
     let mut stdout = BufReader::new(shim.stdout.take().unwrap());
     for line in [

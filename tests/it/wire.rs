@@ -3,7 +3,7 @@
 //! lines go through the real `mcp-shim`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use mcp_gateway_tests::{Daemon, Start, bin, wait_for};
@@ -11,12 +11,7 @@ use serde_json::{Value, json};
 
 /// Sends `lines` through `mcp-shim` and returns every line the daemon answered with.
 fn exchange(daemon: &Daemon, lines: &[&str]) -> Vec<Value> {
-    let mut shim = Command::new(bin("mcp-shim"))
-        .envs(daemon.env())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut shim = daemon.shim(&[]);
     let mut stdin = shim.stdin.take().unwrap();
     for line in lines {
         stdin.write_all(line.as_bytes()).unwrap();
@@ -208,12 +203,7 @@ fn a_shim_reading_its_requests_from_a_file_relays_them() {
 #[test]
 fn a_killed_shim_ends_its_handed_over_session() {
     let daemon = no_engine();
-    let mut shim = Command::new(bin("mcp-shim"))
-        .envs(daemon.env())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut shim = daemon.shim(&[]);
     let mut stdin = shim.stdin.take().unwrap();
     let stdout = shim.stdout.take().unwrap();
     let (lines_tx, lines) = std::sync::mpsc::channel();

@@ -365,6 +365,17 @@ impl Daemon {
         self.ctl_ok(&args);
     }
 
+    /// Starts `mcp-shim SHIM_ARGS` on pipes, as an AI client does.
+    pub fn shim(&self, shim_args: &[&str]) -> Child {
+        Command::new(bin("mcp-shim"))
+            .args(shim_args)
+            .envs(self.env())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start mcp-shim")
+    }
+
     /// Starts a raw JSON-lines client over `mcp-shim SHIM_ARGS`.
     pub fn raw_client(&self, shim_args: &[&str]) -> RawClient {
         RawClient::start(self, shim_args)

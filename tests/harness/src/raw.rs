@@ -2,13 +2,13 @@
 //! cases a typed SDK hides (ids, progress tokens, batches, unknown fields, cancellation timing).
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::{Daemon, bin};
+use crate::Daemon;
 
 /// How long [`RawClient::expect`] waits by default.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,13 +23,7 @@ pub struct RawClient {
 
 impl RawClient {
     pub(crate) fn start(daemon: &Daemon, shim_args: &[&str]) -> RawClient {
-        let mut child = Command::new(bin("mcp-shim"))
-            .args(shim_args)
-            .envs(daemon.env())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start mcp-shim");
+        let mut child = daemon.shim(shim_args);
         let stdout = child.stdout.take().expect("shim stdout");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
