@@ -3,7 +3,10 @@
 //! another POST (the sealed `requestState` binds it to its session). Each request enters under a
 //! gateway id of its own, so that concurrent POSTs with the same JSON-RPC id never collide; its
 //! answer goes back under the client's id to the POST waiting for it, as does its progress under
-//! the client's token. A POST whose client goes away cancels its request.
+//! the client's token. Log messages reach the session only while one of its requests that asked
+//! for them is in flight on the server that logs; each goes to every streaming POST of the session
+//! whose level lets it through, since a session is one client, as a connection is over
+//! `mcp-shim`. A POST whose client goes away cancels its request.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +19,7 @@ use tokio::sync::mpsc;
 use super::legacy::SESSION_IDLE;
 use super::pipe::{self, Output, Pipe};
 use super::{Context, Posted};
+use crate::downstream::LogLevel;
 use crate::jsonrpc::{self, Kind, Message};
 
 /// Which shared session a POST goes to: its profile (`None`: the active one) and client name.
@@ -39,6 +43,8 @@ struct Waiter {
     id: Value,
     /// The client's progress token, when its POST streams progress.
     token: Option<Value>,
+    /// The level the request asked to hear log messages at, when its POST streams.
+    log_level: Option<LogLevel>,
     lines: mpsc::Sender<String>,
 }
 
@@ -91,6 +97,7 @@ impl Shared {
         *session.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         let id = session.next_id.fetch_add(1, Ordering::Relaxed);
         let token = posted.progress_token().filter(|_| streams).cloned();
+        let log_level = posted.log_level().filter(|_| streams);
         let mut params = posted.params.clone();
         if token.is_some()
             && let Some(meta) = params.as_mut().and_then(|p| p.get_mut("_meta"))
@@ -104,6 +111,7 @@ impl Shared {
             Waiter {
                 id: posted.id(),
                 token,
+                log_level,
                 lines,
             },
         );
@@ -190,11 +198,33 @@ impl Session {
                 {
                     self.pass_progress(&message);
                 }
+                Kind::Notification
+                    if message.method.as_deref() == Some("notifications/message") =>
+                {
+                    self.pass_log(&message, &line);
+                }
                 _ => {}
             }
         }
         // The session is over: the POSTs waiting on it end without an answer.
         self.lock_waiting().clear();
+    }
+
+    fn pass_log(&self, message: &Message, line: &str) {
+        let level = message
+            .params
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+            .and_then(|p| p.get("level").and_then(Value::as_str).and_then(LogLevel::parse));
+        let streams: Vec<mpsc::Sender<String>> = self
+            .lock_waiting()
+            .values()
+            .filter(|w| w.log_level.is_some_and(|min| level.is_none_or(|l| l >= min)))
+            .map(|w| w.lines.clone())
+            .collect();
+        for lines in streams {
+            let _ = lines.try_send(line.to_owned());
+        }
     }
 
     fn pass_progress(&self, message: &Message) {
