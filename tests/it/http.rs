@@ -624,6 +624,98 @@ fn modern_requests_over_http_with_curl() {
     assert!(calls.contains("curl-modern (http)"), "{calls}");
 }
 
+/// A 2026-07-28 `tools/call` over HTTP that asks for log messages
+/// (`io.modelcontextprotocol/logLevel`) or progress, from a client that accepts an event stream,
+/// is answered with one: the log messages of both eras' servers at or above the level (with the
+/// server's name as logger) and the progress, then the answer, after which the stream ends. A
+/// call that asks for neither is answered with plain JSON, its server's log message going to
+/// nobody.
+#[test]
+fn a_modern_post_streams_its_log_messages_and_progress_before_the_answer() {
+    if !require_docker() {
+        return;
+    }
+    let face = Face::start();
+    face.daemon.add_fixture("alpha");
+    face.daemon
+        .add_fixture_with_env("gamma", &["MCP_FIXTURE_PROTOCOL=2025-11-25"]);
+    let call = |id: u64, tool: &str, arguments: Value, meta: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments, "_meta": meta}});
+        let name = format!("Mcp-Name: {tool}");
+        let reply = face.post(
+            &body,
+            &[
+                "-H",
+                MODERN_VERSION,
+                "-H",
+                "Mcp-Method: tools/call",
+                "-H",
+                name.as_str(),
+            ],
+        );
+        assert_eq!(reply.status, 200, "{tool}: {}", reply.body);
+        reply
+    };
+    let mut warning = modern_meta("curl-logs");
+    warning["io.modelcontextprotocol/logLevel"] = json!("warning");
+
+    for (id, server) in [(1, "alpha"), (2, "gamma")] {
+        let loud = format!("{server} error");
+        let reply = call(
+            id,
+            &format!("{server}__log"),
+            json!({"level": "error", "message": loud}),
+            warning.clone(),
+        );
+        assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+        let events = reply.events();
+        assert_eq!(events.len(), 2, "{server}: {events:?}");
+        assert_eq!(events[0]["method"], "notifications/message", "{events:?}");
+        assert_eq!(events[0]["params"]["data"], loud.as_str());
+        assert_eq!(events[0]["params"]["level"], "error");
+        assert_eq!(events[0]["params"]["logger"], server);
+        assert_eq!(events[1]["id"], id);
+        assert_eq!(first_text(&events[1]["result"]), "logged", "{events:?}");
+    }
+
+    // Below the level: the modern server does not log it, and what the legacy server logs the
+    // gateway keeps from the stream; either way only the answer is streamed.
+    for (id, server) in [(3, "alpha"), (4, "gamma")] {
+        let reply = call(
+            id,
+            &format!("{server}__log"),
+            json!({"level": "info", "message": format!("{server} info")}),
+            warning.clone(),
+        );
+        let events = reply.events();
+        assert_eq!(events.len(), 1, "{server}: {events:?}");
+        assert_eq!(events[0]["id"], id, "{events:?}");
+    }
+
+    let unasked = call(
+        5,
+        "gamma__log",
+        json!({"level": "error", "message": "gamma unasked"}),
+        modern_meta("curl-logs"),
+    );
+    assert_eq!(unasked.header("content-type"), Some("application/json"));
+    assert_eq!(first_text(&unasked.json()["result"]), "logged");
+
+    let mut progress = modern_meta("curl-logs");
+    progress["progressToken"] = json!("p-6");
+    let reply = call(6, "alpha__progress", json!({"steps": 2}), progress);
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    let events = reply.events();
+    assert_eq!(events.len(), 3, "{events:?}");
+    for (step, event) in events[..2].iter().enumerate() {
+        assert_eq!(event["method"], "notifications/progress", "{events:?}");
+        assert_eq!(event["params"]["progressToken"], "p-6");
+        assert_eq!(event["params"]["progress"], step as u64 + 1);
+    }
+    assert_eq!(first_text(&events[2]["result"]), "done 2", "{events:?}");
+}
+
 /// A legacy server's sampling request during a 2026-07-28 call over HTTP comes back as
 /// `input_required`; the retry, in another POST, resumes the parked call, since the face's
 /// modern requests share a session. Two concurrent POSTs with the same id get their own answers.
