@@ -91,7 +91,7 @@ pub async fn post(
     {
         Ok(pending) => pending,
         Err(Refused::Full) => {
-            let remedy = "there is one per client name, and an unused one expires";
+            let remedy = "there is one per client name, and one takes the place of another only once that one has been unused for longer than a parked call lives";
             return super::too_many_sessions(&posted.id(), "shared session", remedy);
         }
         Err(Refused::Stopping) => return shutting_down(),
