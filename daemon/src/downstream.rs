@@ -145,6 +145,24 @@ impl LogLevel {
     }
 }
 
+/// A server's `notifications/message` params as clients get them, with the server's name as
+/// `logger`, and the message's level; `None` when the params are not an object.
+pub fn log_message(
+    params: Option<&RawValue>,
+    server: &str,
+) -> Option<(Box<RawValue>, Option<LogLevel>)> {
+    let mut params: serde_json::Map<String, Value> = match params {
+        Some(params) => serde_json::from_str(params.get()).ok()?,
+        None => serde_json::Map::new(),
+    };
+    let level = params
+        .get("level")
+        .and_then(Value::as_str)
+        .and_then(LogLevel::parse);
+    params.insert("logger".into(), Value::from(server));
+    Some((jsonrpc::to_raw(&Value::Object(params)), level))
+}
+
 /// Why a request to the client got no answer.
 #[derive(Debug, thiserror::Error)]
 #[error("the client went away before answering")]

@@ -85,10 +85,6 @@ pub enum ServerEvent {
         session: Option<u64>,
         server: String,
         params: Option<Box<RawValue>>,
-        /// The 2026-07-28 clients with a request in flight here that asked for log messages, each
-        /// with the most verbose level its requests asked for: the only ones of their era that
-        /// may hear it.
-        requesters: Vec<(Arc<Downstream>, LogLevel)>,
         /// Its share of the server's queue, as for a notification.
         queued: tokio::sync::OwnedSemaphorePermit,
     },
@@ -508,6 +504,7 @@ impl Upstream {
                 self.acknowledged(message.params.as_deref())
             }
             "notifications/message" => {
+                self.forward_log(message.params.as_deref());
                 let Some(queued) = self.queue_share(message.params.as_deref()) else {
                     return false;
                 };
@@ -516,7 +513,6 @@ impl Upstream {
                     session: self.session,
                     server: self.name.clone(),
                     params: message.params,
-                    requesters: self.log_requesters(),
                     queued,
                 });
             }
@@ -584,6 +580,29 @@ impl Upstream {
             }
         }
         requesters
+    }
+
+    /// Sends a log message to the 2026-07-28 clients with a request in flight here that asked for
+    /// log messages, at or above the most verbose level their requests asked for: the only ones
+    /// of their era that may hear it. It is sent from the reader, as progress is, so that it
+    /// reaches the client ahead of the answer the server sent after it: the gateway's queue
+    /// (legacy clients' way) could deliver it after the request ended, when an HTTP POST's
+    /// event stream is already closed.
+    fn forward_log(&self, params: Option<&RawValue>) {
+        let requesters = self.log_requesters();
+        if requesters.is_empty() {
+            return;
+        }
+        let Some((params, level)) = crate::downstream::log_message(params, &self.name) else {
+            return;
+        };
+        for (client, min) in requesters {
+            let heard =
+                self.session.is_none_or(|id| client.id == id) && level.is_none_or(|l| l >= min);
+            if client.is_modern() && heard {
+                client.notify("notifications/message", Some(&params));
+            }
+        }
     }
 
     /// Sends progress to the client whose request it is about, under the client's own token.

@@ -210,12 +210,83 @@ fn requests_without_the_token_or_from_foreign_pages_are_refused() {
 /// name): a request that would open one more is refused with `503` and a JSON-RPC error naming
 /// the cap, no open session is ended to make room, and a deleted session frees its place. No
 /// server is needed: the sessions answer `ping` and an empty `tools/list` themselves.
+/// A legacy session's GET stream, open once curl has its status line; killed when dropped. Its
+/// output is kept open, so that curl does not die writing a keep-alive nobody reads.
+struct OpenStream {
+    curl: std::process::Child,
+    _output: BufReader<std::process::ChildStdout>,
+}
+
+impl OpenStream {
+    fn open(face: &Face, session: &str) -> OpenStream {
+        let mut child = Command::new("curl")
+            .args(["-s", "-i", "-N", "--max-time", "120", &face.url])
+            .args(["-H", &format!("Authorization: Bearer {}", face.token)])
+            .args(["-H", &format!("Mcp-Session-Id: {session}")])
+            .args(["-H", "Accept: text/event-stream"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run curl");
+        let mut output = BufReader::new(child.stdout.take().unwrap());
+        let mut status = String::new();
+        output.read_line(&mut status).unwrap();
+        assert!(status.contains(" 200"), "GET stream: {status:?}");
+        OpenStream {
+            curl: child,
+            _output: output,
+        }
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        let _ = self.curl.kill();
+        let _ = self.curl.wait();
+    }
+}
+
+/// At the cap, a new legacy session takes the place of the one idle longest (no request in
+/// flight, no open GET stream), whose id then gets 404; a session with an open stream is never
+/// ended, and when every one has one the new session is refused with 503. Shared 2026-07-28
+/// sessions are capped as well, and one used recently is never ended to make room.
 #[test]
-fn sessions_are_capped_and_none_is_ended_to_make_room() {
+fn at_the_cap_the_session_idle_longest_makes_room() {
     let face = Face::start();
-    let sessions: Vec<String> = (0..64)
+    let mut sessions: Vec<String> = (0..64)
         .map(|n| face.initialize(&format!("client-{n}")))
         .collect();
+    let ping = |session: &str| {
+        let with_session = format!("Mcp-Session-Id: {session}");
+        face.post(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+            &[
+                "-H",
+                with_session.as_str(),
+                "-H",
+                "MCP-Protocol-Version: 2025-11-25",
+            ],
+        )
+        .status
+    };
+    // The oldest session is busy with its GET stream: the next oldest makes room.
+    let mut streams = vec![OpenStream::open(&face, &sessions[0])];
+    let admitted = face.initialize("in-place-of-client-1");
+    assert_eq!(
+        ping(&sessions[1]),
+        404,
+        "the session idle longest was ended"
+    );
+    assert_eq!(ping(&sessions[0]), 200, "a session with a stream stays");
+    sessions.remove(1);
+    sessions.push(admitted);
+    for session in &sessions[2..] {
+        assert_eq!(ping(session), 200, "session {session} was ended");
+    }
+    let status: Value =
+        serde_json::from_str(&face.daemon.ctl_ok(&["--json", "http", "status"])).unwrap();
+    assert_eq!(status["sessions"], 64, "{status}");
+
+    streams.extend(sessions[1..].iter().map(|s| OpenStream::open(&face, s)));
     let initialize = json!({"jsonrpc": "2.0", "id": "over", "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
         "clientInfo": {"name": "one-too-many", "version": "1"}}});
@@ -233,19 +304,6 @@ fn sessions_are_capped_and_none_is_ended_to_make_room() {
         error["message"].as_str().unwrap().contains("64 sessions"),
         "{error}"
     );
-    let ping = |session: &str| {
-        let with_session = format!("Mcp-Session-Id: {session}");
-        face.post(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
-            &[
-                "-H",
-                with_session.as_str(),
-                "-H",
-                "MCP-Protocol-Version: 2025-11-25",
-            ],
-        )
-        .status
-    };
     for session in &sessions {
         assert_eq!(ping(session), 200, "session {session} was ended");
     }
@@ -254,6 +312,7 @@ fn sessions_are_capped_and_none_is_ended_to_make_room() {
     let deleted = curl(&["-X", "DELETE", &face.url, "-H", &auth, "-H", &with_session]);
     assert_eq!(deleted.status, 204, "{}", deleted.body);
     face.initialize("after-a-delete");
+    drop(streams);
 
     let list = |client: &str| {
         let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list",
@@ -622,6 +681,98 @@ fn modern_requests_over_http_with_curl() {
 
     let calls = face.daemon.ctl_ok(&["calls"]);
     assert!(calls.contains("curl-modern (http)"), "{calls}");
+}
+
+/// A 2026-07-28 `tools/call` over HTTP that asks for log messages
+/// (`io.modelcontextprotocol/logLevel`) or progress, from a client that accepts an event stream,
+/// is answered with one: the log messages of both eras' servers at or above the level (with the
+/// server's name as logger) and the progress, then the answer, after which the stream ends. A
+/// call that asks for neither is answered with plain JSON, its server's log message going to
+/// nobody.
+#[test]
+fn a_modern_post_streams_its_log_messages_and_progress_before_the_answer() {
+    if !require_docker() {
+        return;
+    }
+    let face = Face::start();
+    face.daemon.add_fixture("alpha");
+    face.daemon
+        .add_fixture_with_env("gamma", &["MCP_FIXTURE_PROTOCOL=2025-11-25"]);
+    let call = |id: u64, tool: &str, arguments: Value, meta: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments, "_meta": meta}});
+        let name = format!("Mcp-Name: {tool}");
+        let reply = face.post(
+            &body,
+            &[
+                "-H",
+                MODERN_VERSION,
+                "-H",
+                "Mcp-Method: tools/call",
+                "-H",
+                name.as_str(),
+            ],
+        );
+        assert_eq!(reply.status, 200, "{tool}: {}", reply.body);
+        reply
+    };
+    let mut warning = modern_meta("curl-logs");
+    warning["io.modelcontextprotocol/logLevel"] = json!("warning");
+
+    for (id, server) in [(1, "alpha"), (2, "gamma")] {
+        let loud = format!("{server} error");
+        let reply = call(
+            id,
+            &format!("{server}__log"),
+            json!({"level": "error", "message": loud}),
+            warning.clone(),
+        );
+        assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+        let events = reply.events();
+        assert_eq!(events.len(), 2, "{server}: {events:?}");
+        assert_eq!(events[0]["method"], "notifications/message", "{events:?}");
+        assert_eq!(events[0]["params"]["data"], loud.as_str());
+        assert_eq!(events[0]["params"]["level"], "error");
+        assert_eq!(events[0]["params"]["logger"], server);
+        assert_eq!(events[1]["id"], id);
+        assert_eq!(first_text(&events[1]["result"]), "logged", "{events:?}");
+    }
+
+    // Below the level: the modern server does not log it, and what the legacy server logs the
+    // gateway keeps from the stream; either way only the answer is streamed.
+    for (id, server) in [(3, "alpha"), (4, "gamma")] {
+        let reply = call(
+            id,
+            &format!("{server}__log"),
+            json!({"level": "info", "message": format!("{server} info")}),
+            warning.clone(),
+        );
+        let events = reply.events();
+        assert_eq!(events.len(), 1, "{server}: {events:?}");
+        assert_eq!(events[0]["id"], id, "{events:?}");
+    }
+
+    let unasked = call(
+        5,
+        "gamma__log",
+        json!({"level": "error", "message": "gamma unasked"}),
+        modern_meta("curl-logs"),
+    );
+    assert_eq!(unasked.header("content-type"), Some("application/json"));
+    assert_eq!(first_text(&unasked.json()["result"]), "logged");
+
+    let mut progress = modern_meta("curl-logs");
+    progress["progressToken"] = json!("p-6");
+    let reply = call(6, "alpha__progress", json!({"steps": 2}), progress);
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    let events = reply.events();
+    assert_eq!(events.len(), 3, "{events:?}");
+    for (step, event) in events[..2].iter().enumerate() {
+        assert_eq!(event["method"], "notifications/progress", "{events:?}");
+        assert_eq!(event["params"]["progressToken"], "p-6");
+        assert_eq!(event["params"]["progress"], step as u64 + 1);
+    }
+    assert_eq!(first_text(&events[2]["result"]), "done 2", "{events:?}");
 }
 
 /// A legacy server's sampling request during a 2026-07-28 call over HTTP comes back as

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use super::{Gateway, GatewayError, parse_params, string_member};
-use crate::downstream::{Downstream, LogLevel, ServerAsk};
+use crate::downstream::{Downstream, LogLevel, ServerAsk, log_message};
 use crate::jsonrpc::{self, Reply, code};
 use crate::lists::ListKind;
 use crate::upstream::{Caller, Era, InFlight, NewQueues, ServerEvent, Upstream};
@@ -353,10 +353,9 @@ impl Gateway {
                     session,
                     server,
                     params,
-                    requesters,
                     queued,
                 } => {
-                    self.forward_log((&profile, session), &server, params.as_deref(), &requesters);
+                    self.forward_log((&profile, session), &server, params.as_deref());
                     drop(queued);
                 }
                 ServerEvent::Request {
@@ -426,37 +425,23 @@ impl Gateway {
     }
 
     /// Sends a server's log message to the legacy clients of the profile at or above their own
-    /// levels, and to the modern clients among `requesters` at or above the level their requests
-    /// in flight asked for: a 2026-07-28 client hears logs only while a request that asked for
-    /// them is in flight, on that request's stream (the connection, over `mcp-shim`).
+    /// levels. Modern clients hear it from the server's connection itself (see
+    /// [`Upstream`]'s reader), before the answer of the request that asked for it.
     fn forward_log(
         &self,
         (profile, owner): (&str, Option<u64>),
         server: &str,
         params: Option<&RawValue>,
-        requesters: &[(Arc<Downstream>, LogLevel)],
     ) {
-        let Ok(mut params) = parse_params(params) else {
+        let Some((params, level)) = log_message(params, server) else {
             return;
         };
-        let level = params
-            .get("level")
-            .and_then(Value::as_str)
-            .and_then(LogLevel::parse);
-        params.insert("logger".into(), Value::from(server));
-        let params = jsonrpc::to_raw(&Value::Object(params));
         for session in audience(self.sessions_of(profile), owner) {
             if session
                 .log_level()
                 .is_none_or(|min| level.is_none_or(|l| l >= min))
             {
                 session.notify("notifications/message", Some(&params));
-            }
-        }
-        for (client, min) in requesters {
-            let heard = owner.is_none_or(|id| client.id == id) && level.is_none_or(|l| l >= *min);
-            if client.is_modern() && heard {
-                client.notify("notifications/message", Some(&params));
             }
         }
     }

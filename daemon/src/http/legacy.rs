@@ -7,6 +7,11 @@
 //! - a server's request (sampling, elicitation, roots) to the newest streaming POST, else the
 //!   GET stream, else back to the server as an error, so that no server waits for nobody;
 //! - other notifications (list changes, logs, resource updates) to the GET stream, or nowhere.
+//!
+//! A session is idle while it has no request in flight and no open GET stream. One idle for
+//! [`SESSION_IDLE`] is ended; at [`super::MAX_SESSIONS`], the one idle longest is ended to make
+//! room for a new one, so that clients that never send `DELETE` cannot hold the face full. Either
+//! way its id then gets `404`, as the spec has for an expired session.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,7 +28,7 @@ use super::sse::{self, Body};
 use super::{Context, Posted, client_name, header_text, plain, rpc_error};
 use crate::jsonrpc::{self, Kind, Message, code};
 
-/// A session with no open stream and no request for this long is ended, as if deleted.
+/// A session idle (no open stream, no request in flight) this long is ended, as if deleted.
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 /// Messages buffered for one HTTP stream before notifications for it are dropped.
 const STREAM_BUFFER: usize = 64;
@@ -55,6 +60,7 @@ struct Legacy {
     version: OnceLock<String>,
     /// Whether the client declared a capability a server's request could use.
     asks: bool,
+    /// When a request or GET stream last began or ended.
     last_used: Mutex<Instant>,
 }
 
@@ -71,6 +77,13 @@ struct Post {
     lines: mpsc::Sender<String>,
     streams: bool,
     opened: u64,
+}
+
+impl Routes {
+    /// Whether a request is in flight or the GET stream is open.
+    fn busy(&self) -> bool {
+        !self.posts.is_empty() || self.standalone.as_ref().is_some_and(|s| !s.is_closed())
+    }
 }
 
 static OPENED: AtomicU64 = AtomicU64::new(0);
@@ -92,6 +105,14 @@ impl Legacy {
 
     fn touch(&self) {
         *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// When the session became idle; `None` while it is busy.
+    fn idle_since(&self) -> Option<Instant> {
+        if self.lock_routes().busy() {
+            return None;
+        }
+        Some(*self.last_used.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn target(&self, message: &Message) -> Target {
@@ -218,7 +239,8 @@ impl Legacy {
 }
 
 /// Withdraws a POST's routes when its HTTP exchange ends, answered or not: a client that went
-/// away does not cancel (that takes `notifications/cancelled`), but nothing waits for it.
+/// away does not cancel (that takes `notifications/cancelled`), but nothing waits for it. The
+/// session's idle time counts from then.
 struct Forget {
     session: Arc<Legacy>,
     key: String,
@@ -229,7 +251,29 @@ impl Drop for Forget {
         let mut routes = self.session.lock_routes();
         routes.posts.remove(&self.key);
         routes.tokens.retain(|_, id| *id != self.key);
+        drop(routes);
+        self.session.touch();
     }
+}
+
+/// Lives as long as a GET stream's body: the session's idle time counts from its end.
+struct Touch(Arc<Legacy>);
+
+impl Drop for Touch {
+    fn drop(&mut self) {
+        self.0.touch();
+    }
+}
+
+/// Of `sessions`, each with when it became idle (`None`: busy), the one idle longest.
+pub(super) fn longest_idle<K>(
+    sessions: impl IntoIterator<Item = (K, Option<Instant>)>,
+) -> Option<K> {
+    sessions
+        .into_iter()
+        .filter_map(|(key, since)| Some((key, since?)))
+        .min_by_key(|(_, since)| *since)
+        .map(|(key, _)| key)
 }
 
 fn progress_token(message: &Message) -> Option<String> {
@@ -254,9 +298,8 @@ pub async fn initialize(
                 .iter()
                 .any(|k| c.contains_key(*k))
         });
-    let Some(_opening) = context.sessions.reserve() else {
-        let remedy =
-            "end one with DELETE and its Mcp-Session-Id, or wait until an unused one expires";
+    let Some(_opening) = context.sessions.reserve().await else {
+        let remedy = "each has a request in flight or an open GET stream; end one with DELETE and its Mcp-Session-Id";
         return super::too_many_sessions(&posted.id(), "session", remedy);
     };
     let id = match super::token::random_hex(16) {
@@ -306,15 +349,28 @@ impl Sessions {
         self.lock().len() as u64
     }
 
-    /// A place for one more session, unless [`super::MAX_SESSIONS`] are open or opening. Open
-    /// sessions are never ended to make room: they end when deleted or unused for
-    /// [`SESSION_IDLE`].
-    fn reserve(&self) -> Option<Opening<'_>> {
-        let map = self.lock();
-        if map.len() + self.opening.load(Ordering::Relaxed) >= super::MAX_SESSIONS {
-            return None;
+    /// A place for one more session. When [`super::MAX_SESSIONS`] are open or opening, the
+    /// session idle longest is ended to make room; `None` when none is idle.
+    async fn reserve(&self) -> Option<Opening<'_>> {
+        let evicted = {
+            let mut map = self.lock();
+            let evicted = if map.len() + self.opening.load(Ordering::Relaxed) >= super::MAX_SESSIONS
+            {
+                let id = longest_idle(map.iter().map(|(id, s)| (id, s.idle_since())))?.clone();
+                map.remove_entry(&id)
+            } else {
+                None
+            };
+            self.opening.fetch_add(1, Ordering::Relaxed);
+            evicted
+        };
+        if let Some((id, session)) = evicted {
+            session.pipe.close().await;
+            tracing::info!(
+                "http: session {id} ended to make room: {} are open",
+                super::MAX_SESSIONS
+            );
         }
-        self.opening.fetch_add(1, Ordering::Relaxed);
         Some(Opening(&self.opening))
     }
 
@@ -370,7 +426,7 @@ impl Sessions {
         }
         let (lines, stream) = mpsc::channel(STREAM_BUFFER);
         session.lock_routes().standalone = Some(lines);
-        sse::stream(stream, ())
+        sse::stream(stream, Touch(session))
     }
 
     /// `DELETE`: ends the session as a client closing its socket does.
@@ -385,21 +441,12 @@ impl Sessions {
         sse::empty(StatusCode::NO_CONTENT)
     }
 
-    /// Ends the sessions nobody used for [`SESSION_IDLE`].
+    /// Ends the sessions idle for [`SESSION_IDLE`].
     pub async fn reap(&self) {
         let idle: Vec<(String, Arc<Legacy>)> = self
             .lock()
             .iter()
-            .filter(|(_, s)| {
-                let routes = s.lock_routes();
-                routes.posts.is_empty()
-                    && routes.standalone.as_ref().is_none_or(|s| s.is_closed())
-                    && s.last_used
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .elapsed()
-                        > SESSION_IDLE
-            })
+            .filter(|(_, s)| s.idle_since().is_some_and(|t| t.elapsed() > SESSION_IDLE))
             .map(|(id, s)| (id.clone(), Arc::clone(s)))
             .collect();
         for (id, session) in idle {
@@ -414,5 +461,48 @@ impl Sessions {
         for session in sessions {
             session.pipe.close().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_idle_longest_is_chosen_and_busy_ones_never() {
+        let now = Instant::now();
+        let ago = |secs| Some(now - Duration::from_secs(secs));
+        let sessions = [
+            ("recent", ago(5)),
+            ("busy", None),
+            ("oldest", ago(60)),
+            ("old", ago(30)),
+        ];
+        assert_eq!(longest_idle(sessions), Some("oldest"));
+        assert_eq!(longest_idle([("busy", None), ("also busy", None)]), None);
+        assert_eq!(longest_idle(Vec::<(&str, Option<Instant>)>::new()), None);
+    }
+
+    #[test]
+    fn a_request_in_flight_or_an_open_stream_keeps_a_session_busy() {
+        let mut routes = Routes::default();
+        assert!(!routes.busy());
+        let (lines, _stream) = mpsc::channel(1);
+        routes.posts.insert(
+            "1".to_owned(),
+            Post {
+                lines: lines.clone(),
+                streams: false,
+                opened: 0,
+            },
+        );
+        assert!(routes.busy(), "a request in flight");
+        routes.posts.clear();
+        routes.standalone = Some(lines);
+        assert!(routes.busy(), "an open GET stream");
+        let (closed, stream) = mpsc::channel(1);
+        drop(stream);
+        routes.standalone = Some(closed);
+        assert!(!routes.busy(), "a GET stream its client closed");
     }
 }

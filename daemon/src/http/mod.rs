@@ -414,6 +414,11 @@ impl Posted {
     fn progress_token(&self) -> Option<&Value> {
         self.params.as_ref()?.get("_meta")?.get("progressToken")
     }
+
+    /// The level a 2026-07-28 request asks to hear log messages at.
+    fn log_level(&self) -> Option<crate::downstream::LogLevel> {
+        crate::modern::log_level(self.params.as_ref()).and_then(crate::downstream::LogLevel::parse)
+    }
 }
 
 async fn post(

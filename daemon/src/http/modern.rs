@@ -4,8 +4,10 @@
 //! whose `Mcp-Param-*` headers disagree with its arguments (`params`). Requests go through
 //! the face's long-lived shared sessions (`shared`), so a retry after `input_required` finds its
 //! parked call; a `subscriptions/listen` stream gets a session of its own for its lifetime. The
-//! answer is JSON, or an event stream when the request asks for progress and for
-//! `subscriptions/listen`. Closing the stream (or the connection) cancels the request.
+//! answer is JSON, or an event stream when the client accepts one and the request asks for
+//! progress or log messages (`io.modelcontextprotocol/logLevel`), and for
+//! `subscriptions/listen`: the stream carries that progress and those log messages, then the
+//! answer. Closing the stream (or the connection) cancels the request.
 
 use base64::Engine;
 use hyper::header::HeaderMap;
@@ -64,7 +66,8 @@ pub async fn post(
     let meta = posted.params.as_ref().and_then(|p| p.get("_meta"));
     let client = client_name(meta.and_then(|m| m.get(CLIENT_INFO_KEY)));
     let streams = posted.method() == "subscriptions/listen"
-        || (accepts_exactly(headers, "text/event-stream") && posted.progress_token().is_some());
+        || (accepts_exactly(headers, "text/event-stream")
+            && (posted.progress_token().is_some() || posted.log_level().is_some()));
     let (lines, mut answers) = mpsc::channel(STREAM_BUFFER);
     let shutting_down = || {
         plain(
@@ -88,7 +91,7 @@ pub async fn post(
     {
         Ok(pending) => pending,
         Err(Refused::Full) => {
-            let remedy = "there is one per client name, and an unused one expires";
+            let remedy = "there is one per client name, and one takes the place of another only once that one has been unused for longer than a parked call lives";
             return super::too_many_sessions(&posted.id(), "shared session", remedy);
         }
         Err(Refused::Stopping) => return shutting_down(),

@@ -39,9 +39,12 @@ pub fn json(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
 }
 
 /// An event stream of the lines `lines` yields, until its senders are gone. `guard` lives as long
-/// as the body: its drop tells the sender side that the client stopped reading.
+/// as the body: its drop tells the sender side that the client stopped reading. It opens with a
+/// keep-alive comment, since hyper sends the response's head with its first bytes: without one,
+/// a client would not know the stream open until the first message or keep-alive.
 pub fn stream<G: Send + 'static>(lines: mpsc::Receiver<String>, guard: G) -> Response<Body> {
-    let tick = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    // The first tick is at once.
+    let tick = tokio::time::interval(KEEP_ALIVE);
     let events = futures_util::stream::unfold(
         (lines, tick, guard),
         |(mut lines, mut tick, guard)| async move {
