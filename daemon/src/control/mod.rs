@@ -558,6 +558,8 @@ fn container_info(status: &SlotStatus, sessions: u32) -> ContainerInfo {
         // Rounded up, so a backoff never shows as 0 s while it lasts.
         retry_in_secs: status.retry_in.map(|d| d.as_secs_f64().ceil() as u64),
         era: status.era.map(|era| era.name().to_owned()),
+        throttled: status.throttled.0,
+        paused: status.throttled.1,
     }
 }
 
