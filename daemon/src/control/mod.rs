@@ -125,23 +125,24 @@ async fn answer(shared: &Shared, request: Request) -> Response {
         }
         Request::ServerList => server_list(gateway).await,
         Request::ServerInspect { name } => server_inspect(gateway, &name),
-        Request::ServerRemove { name, force } => match {
+        Request::ServerRemove { name, force } => {
             let server = name.clone();
-            change(gateway, move |c| c.remove_server(&server, force)).await
-        } {
-            Ok(profiles) => {
-                let stopped = gateway.pool.stop_server(&name).await;
-                let mut message = format!("removed server {name}");
-                if !profiles.is_empty() {
-                    message.push_str(&format!(" (also from profiles {})", profiles.join(", ")));
+            let removed = change(gateway, move |c| c.remove_server(&server, force)).await;
+            match removed {
+                Ok(profiles) => {
+                    let stopped = gateway.pool.stop_server(&name).await;
+                    let mut message = format!("removed server {name}");
+                    if !profiles.is_empty() {
+                        message.push_str(&format!(" (also from profiles {})", profiles.join(", ")));
+                    }
+                    if stopped > 0 {
+                        message.push_str(&format!("; stopped {stopped} containers"));
+                    }
+                    done(message)
                 }
-                if stopped > 0 {
-                    message.push_str(&format!("; stopped {stopped} containers"));
-                }
-                done(message)
+                Err(err) => config_error(err),
             }
-            Err(err) => config_error(err),
-        },
+        }
         Request::ServerRestart { name } => {
             if !gateway.config.get().catalog.servers.contains_key(&name) {
                 return config_error(ConfigError::UnknownServer(name));
@@ -177,13 +178,13 @@ async fn answer(shared: &Shared, request: Request) -> Response {
                 Err(err) => config_error(err),
             }
         }
-        Request::ProfileUse { name } => match {
+        Request::ProfileUse { name } => {
             let profile = name.clone();
-            change(gateway, move |c| c.use_profile(&profile)).await
-        } {
-            Ok(()) => done(format!("active profile is now {name}")),
-            Err(err) => config_error(err),
-        },
+            match change(gateway, move |c| c.use_profile(&profile)).await {
+                Ok(()) => done(format!("active profile is now {name}")),
+                Err(err) => config_error(err),
+            }
+        }
         Request::ProfileList => {
             let config = gateway.config.get();
             let profiles = config
@@ -205,13 +206,13 @@ async fn answer(shared: &Shared, request: Request) -> Response {
                 Err(err) => config_error(err),
             }
         }
-        Request::ProfileRemove { name } => match {
+        Request::ProfileRemove { name } => {
             let profile = name.clone();
-            change(gateway, move |c| c.remove_profile(&profile)).await
-        } {
-            Ok(()) => done(format!("removed profile {name}")),
-            Err(err) => config_error(err),
-        },
+            match change(gateway, move |c| c.remove_profile(&profile)).await {
+                Ok(()) => done(format!("removed profile {name}")),
+                Err(err) => config_error(err),
+            }
+        }
         Request::ProfileServersAdd { name, servers } => {
             let (profile, adding) = (name.clone(), servers.clone());
             match change(gateway, move |c| c.add_profile_servers(&profile, &adding)).await {
@@ -251,18 +252,19 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             server,
             key,
             value,
-        } => match {
-            let (profile, server, key, value) =
-                (name.clone(), server.clone(), key.clone(), value.clone());
-            change(gateway, move |c| {
+        } => {
+            let setting = (name.clone(), server.clone(), key.clone(), value.clone());
+            let set = change(gateway, move |c| {
+                let (profile, server, key, value) = setting;
                 c.set_profile_config(&profile, &server, &key, value.as_deref())
             })
-            .await
-        } {
-            Ok(()) if value.is_some() => done(format!("profile {name} sets {server}.{key}")),
-            Ok(()) => done(format!("profile {name} no longer sets {server}.{key}")),
-            Err(err) => config_error(err),
-        },
+            .await;
+            match set {
+                Ok(()) if value.is_some() => done(format!("profile {name} sets {server}.{key}")),
+                Ok(()) => done(format!("profile {name} no longer sets {server}.{key}")),
+                Err(err) => config_error(err),
+            }
+        }
         Request::ProfileShow { name } => match profile_info(gateway, &name) {
             Some(info) => Response::Profile(info),
             None => config_error(ConfigError::UnknownProfile(name)),
