@@ -720,6 +720,14 @@ fn container_summary(container: &ContainerInfo) -> String {
     if let Some(era) = &container.era {
         details.push(format!("speaks {era}"));
     }
+    if container.throttled > 0 {
+        let plural = if container.throttled == 1 { "" } else { "s" };
+        let now = if container.paused { ", now too" } else { "" };
+        details.push(format!(
+            "output throttled {} time{plural}{now}",
+            container.throttled
+        ));
+    }
     if let Some(uptime) = container.uptime_secs {
         details.push(format!("up {uptime} s"));
     }

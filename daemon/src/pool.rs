@@ -227,6 +227,9 @@ pub struct SlotStatus {
     pub last_error: Option<String>,
     pub retry_in: Option<Duration>,
     pub era: Option<Era>,
+    /// The running connection's episodes of throttling and whether it is paused now
+    /// ([`Upstream::throttled`]); none while the slot is being started or stopped.
+    pub throttled: (u32, bool),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -975,6 +978,12 @@ impl Pool {
         let mut statuses: Vec<SlotStatus> = slots
             .into_iter()
             .map(|((profile, server, session), slot)| {
+                let throttled = slot
+                    .running
+                    .try_lock()
+                    .ok()
+                    .and_then(|running| Some(running.as_ref()?.upstream.throttled()))
+                    .unwrap_or_default();
                 let state = slot.lock();
                 let retry_in = state
                     .failure
@@ -1003,6 +1012,7 @@ impl Pool {
                     last_error: state.failure.as_ref().map(|f| f.cause.to_string()),
                     retry_in,
                     era: state.era,
+                    throttled,
                 }
             })
             .collect();

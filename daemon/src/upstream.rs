@@ -10,9 +10,12 @@
 //! while it works (sampling, elicitation, roots), which [`ServerEvent::Request`] hands to the
 //! gateway with the clients that have requests in flight here. Everything else the server says
 //! goes to the gateway as [`ServerEvent::Notification`], through this connection's own queue
-//! (`queues`), and is dropped when that is full. Bad lines are warned about at a bounded rate
-//! (`warnings`).
+//! (`queues`), which the reader waits for when it is full (and drops past a bound). What the
+//! server writes unprompted is charged to a budget (`budget`); past it the reader pauses, so a
+//! flooding server is held back by its own blocked writes rather than read and dropped. Bad
+//! lines are warned about at a bounded rate (`warnings`).
 
+mod budget;
 mod handshake;
 mod listen;
 mod queues;
@@ -20,7 +23,7 @@ mod warnings;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -37,6 +40,7 @@ use crate::jsonrpc::{self, Kind, Message, Reply, code};
 use crate::lines::{Line, LineCodec, sniff_id};
 use crate::logtail::LogTail;
 use crate::modern;
+use budget::{Budget, Charged};
 pub use handshake::Era;
 pub use queues::{EventQueues, NewQueues};
 use warnings::Warnings;
@@ -171,6 +175,9 @@ pub struct Upstream {
     queue_bytes: Arc<tokio::sync::Semaphore>,
     /// The gateway's `subscriptions/listen` requests waiting for their acknowledgement, by id.
     acks: Mutex<HashMap<u64, oneshot::Sender<Value>>>,
+    /// Episodes of throttling so far (`budget`), and whether the reader is paused now.
+    throttles: AtomicU32,
+    paused: AtomicBool,
 }
 
 struct Pending {
@@ -234,6 +241,8 @@ impl Upstream {
             events,
             queue_bytes: Arc::new(tokio::sync::Semaphore::new(queues::QUEUE_BYTES)),
             acks: Mutex::default(),
+            throttles: AtomicU32::new(0),
+            paused: AtomicBool::new(false),
         });
         // The writer ends with the connection, which closes the server's stdin: a server that
         // reads it learns that it should exit.
@@ -275,6 +284,15 @@ impl Upstream {
     /// The server's era, once the handshake found it.
     pub fn era(&self) -> Option<Era> {
         self.era.get().copied()
+    }
+
+    /// How many times the server's unprompted output went past its budget, and whether the
+    /// reader is paused for it now.
+    pub fn throttled(&self) -> (u32, bool) {
+        (
+            self.throttles.load(Ordering::Relaxed),
+            self.paused.load(Ordering::Relaxed),
+        )
     }
 
     /// The server's `capabilities`, once the handshake got them.
@@ -388,10 +406,17 @@ impl Upstream {
         }
     }
 
-    fn deliver(&self, id: u64, reply: Reply) {
+    /// Hands an answer to whoever waits for it; false when nobody does.
+    fn deliver(&self, id: u64, reply: Reply) -> bool {
         match self.lock_pending().remove(&id) {
-            Some(pending) => drop(pending.reply.send(reply)),
-            None => tracing::debug!(server = %self.name, id, "late or unknown response dropped"),
+            Some(pending) => {
+                drop(pending.reply.send(reply));
+                true
+            }
+            None => {
+                tracing::debug!(server = %self.name, id, "late or unknown response dropped");
+                false
+            }
         }
     }
 
@@ -494,8 +519,10 @@ impl Upstream {
         self.relayed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Handles a notification; false when it was for the gateway and its queue had no room.
-    fn on_notification(&self, message: Message) -> bool {
+    /// Handles a notification; false when it was for the gateway and its queue had no room
+    /// within [`queues::QUEUE_WAIT`].
+    async fn on_notification(&self, message: Message) -> bool {
+        let deadline = tokio::time::Instant::now() + queues::QUEUE_WAIT;
         let method = message.method.unwrap_or_default();
         match method.as_str() {
             "notifications/progress" => self.forward_progress(message.params.as_deref()),
@@ -505,16 +532,18 @@ impl Upstream {
             }
             "notifications/message" => {
                 self.forward_log(message.params.as_deref());
-                let Some(queued) = self.queue_share(message.params.as_deref()) else {
+                let Some(queued) = self.queue_share(message.params.as_deref(), deadline).await
+                else {
                     return false;
                 };
-                return self.offer(ServerEvent::Log {
+                let event = ServerEvent::Log {
                     profile: self.profile.clone(),
                     session: self.session,
                     server: self.name.clone(),
                     params: message.params,
                     queued,
-                });
+                };
+                return self.offer(event, deadline).await;
             }
             "notifications/cancelled" => {
                 let request = parse(message.params.as_deref())
@@ -527,40 +556,45 @@ impl Upstream {
                 }
             }
             _ => {
-                let Some(queued) = self.queue_share(message.params.as_deref()) else {
+                let Some(queued) = self.queue_share(message.params.as_deref(), deadline).await
+                else {
                     return false;
                 };
-                return self.offer(ServerEvent::Notification {
+                let event = ServerEvent::Notification {
                     profile: self.profile.clone(),
                     session: self.session,
                     server: self.name.clone(),
                     method,
                     params: message.params,
                     queued,
-                });
+                };
+                return self.offer(event, deadline).await;
             }
         }
         true
     }
 
     /// The share of this connection's [`queues::QUEUE_BYTES`] a notification with `params`
-    /// takes, or `None` when that much is not left.
-    fn queue_share(&self, params: Option<&RawValue>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    /// takes, waited for until `deadline`; `None` when that much was not given back by then.
+    async fn queue_share(
+        &self,
+        params: Option<&RawValue>,
+        deadline: tokio::time::Instant,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let size = params.map_or(0, |p| p.get().len());
         let share = size.clamp(1, queues::QUEUE_BYTES) as u32;
-        Arc::clone(&self.queue_bytes)
-            .try_acquire_many_owned(share)
-            .ok()
+        let acquire = Arc::clone(&self.queue_bytes).acquire_many_owned(share);
+        tokio::time::timeout_at(deadline, acquire).await.ok()?.ok()
     }
 
-    /// Queues a notification for the gateway; false when the queue was full and it is dropped.
-    /// A full queue drops rather than stops reading: the server's answers behind it must not
-    /// wait for the gateway to catch up with a flood.
-    fn offer(&self, event: ServerEvent) -> bool {
-        !matches!(
-            self.events.try_send(event),
-            Err(mpsc::error::TrySendError::Full(_))
-        )
+    /// Queues a notification for the gateway, waiting for room until `deadline`; false when
+    /// there was none by then and it is dropped. Waiting stops the reader, which is the
+    /// server's own: its answers behind the notification wait with it, nobody else's do.
+    async fn offer(&self, event: ServerEvent, deadline: tokio::time::Instant) -> bool {
+        // A closed queue (the gateway gone) is not a drop to warn about.
+        tokio::time::timeout_at(deadline, self.events.send(event))
+            .await
+            .is_ok()
     }
 
     /// The modern clients with requests in flight that asked for log messages, each once with
@@ -630,22 +664,23 @@ impl Upstream {
     }
 
     /// A response line the reader could not take: whoever waits for it gets an error now rather
-    /// than a timeout later.
-    fn on_rejected(&self, head: &[u8], reason: crate::lines::Reject) {
-        if let Some(id) = sniff_id(head).as_ref().and_then(Value::as_u64) {
-            let error = jsonrpc::error(
-                code::INTERNAL_ERROR,
-                format!(
-                    "server {:?} sent a response the gateway cannot take ({})",
-                    self.name,
-                    match reason {
-                        crate::lines::Reject::TooLong => "too long",
-                        crate::lines::Reject::NotUtf8 => "not UTF-8",
-                    }
-                ),
-            );
-            self.deliver(id, Err(error));
-        }
+    /// than a timeout later. False when it answers nothing.
+    fn on_rejected(&self, head: &[u8], reason: crate::lines::Reject) -> bool {
+        let Some(id) = sniff_id(head).as_ref().and_then(Value::as_u64) else {
+            return false;
+        };
+        let error = jsonrpc::error(
+            code::INTERNAL_ERROR,
+            format!(
+                "server {:?} sent a response the gateway cannot take ({})",
+                self.name,
+                match reason {
+                    crate::lines::Reject::TooLong => "too long",
+                    crate::lines::Reject::NotUtf8 => "not UTF-8",
+                }
+            ),
+        );
+        self.deliver(id, Err(error))
     }
 }
 
@@ -683,11 +718,19 @@ async fn read_loop(
 ) {
     let mut lines = FramedRead::new(stdout, LineCodec::new(max_line));
     let mut warnings = Warnings::new(&upstream.name);
+    let mut budget = Budget::new(tokio::time::Instant::now());
+    let mut paused: Option<tokio::time::Instant> = None;
     loop {
         let due = warnings.summary_due();
+        // While paused nothing is read: the server's writes block once the pipe is full.
         let line = tokio::select! {
             biased;
-            line = lines.next() => line,
+            line = lines.next(), if paused.is_none() => line,
+            () = until(paused), if paused.is_some() => {
+                paused = None;
+                upstream.paused.store(false, Ordering::Relaxed);
+                continue;
+            }
             () = until(due) => {
                 warnings.summarize();
                 continue;
@@ -696,50 +739,76 @@ async fn read_loop(
         let Some(line) = line else {
             break;
         };
-        let line = match line {
-            Ok(Line::Text(line)) => line,
+        // What the line costs the server's budget: nothing for an answer someone waits for.
+        let unprompted = match line {
+            Ok(Line::Text(line)) => handle_line(&upstream, &mut warnings, line).await,
             Ok(Line::Rejected { head, reason }) => {
                 warnings.bad_line(format_args!(
                     "dropped an output line it cannot take: {reason:?}"
                 ));
-                upstream.on_rejected(&head, reason);
-                continue;
+                // An overlong line was read to its end, at least the limit's worth of bytes.
+                let size = match reason {
+                    crate::lines::Reject::TooLong => max_line,
+                    crate::lines::Reject::NotUtf8 => head.len(),
+                };
+                (!upstream.on_rejected(&head, reason)).then_some(size)
             }
             Err(err) => {
                 tracing::warn!(server = %upstream.name, "reading the server's output failed: {err}");
                 break;
             }
         };
-        if line.trim().is_empty() {
+        let Some(size) = unprompted else {
             continue;
-        }
-        let message = match Message::parse(&line) {
-            Ok(message) => message,
-            Err(err) => {
-                warnings.bad_line(format_args!("ignored a line that is not MCP: {err}"));
-                continue;
-            }
         };
-        match message.kind() {
-            Kind::Response => match message.id.as_ref().and_then(Value::as_u64) {
-                Some(id) => upstream.deliver(id, message.into_reply()),
-                None => {
-                    warnings.bad_line(format_args!("response with an id the gateway never sent"))
-                }
-            },
-            Kind::Request => upstream.on_request(message).await,
-            Kind::Notification => {
-                if !upstream.on_notification(message) {
-                    warnings.dropped();
-                }
+        if let Charged::Paused { until, first } = budget.charge(size, tokio::time::Instant::now()) {
+            if first {
+                upstream.throttles.fetch_add(1, Ordering::Relaxed);
+                warnings.throttled();
             }
-            Kind::Invalid => warnings.bad_line(format_args!("ignored an invalid JSON-RPC message")),
+            upstream.paused.store(true, Ordering::Relaxed);
+            paused = Some(until);
         }
     }
     warnings.summarize();
     upstream.closed.cancel();
     // Everyone still waiting learns at once that no answer will come.
     upstream.lock_pending().clear();
+}
+
+/// Handles one line of the server's output; its size (with the newline) when the server wrote
+/// it unprompted, `None` for an answer to a request in flight.
+async fn handle_line(
+    upstream: &Arc<Upstream>,
+    warnings: &mut Warnings,
+    line: String,
+) -> Option<usize> {
+    let size = line.len() + 1;
+    if line.trim().is_empty() {
+        return Some(size);
+    }
+    let message = match Message::parse(&line) {
+        Ok(message) => message,
+        Err(err) => {
+            warnings.bad_line(format_args!("ignored a line that is not MCP: {err}"));
+            return Some(size);
+        }
+    };
+    match message.kind() {
+        Kind::Response => match message.id.as_ref().and_then(Value::as_u64) {
+            Some(id) if upstream.deliver(id, message.into_reply()) => return None,
+            Some(_) => {}
+            None => warnings.bad_line(format_args!("response with an id the gateway never sent")),
+        },
+        Kind::Request => upstream.on_request(message).await,
+        Kind::Notification => {
+            if !upstream.on_notification(message).await {
+                warnings.dropped();
+            }
+        }
+        Kind::Invalid => warnings.bad_line(format_args!("ignored an invalid JSON-RPC message")),
+    }
+    Some(size)
 }
 
 /// Sleeps until `deadline`, or forever without one.

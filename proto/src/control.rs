@@ -549,6 +549,13 @@ pub struct ContainerInfo {
     /// The protocol the server speaks (`legacy` or `2026-07-28`), once it has started.
     #[serde(default)]
     pub era: Option<String>,
+    /// Times the running server's unprompted output went past its budget, so that the gateway
+    /// read it more slowly.
+    #[serde(default)]
+    pub throttled: u32,
+    /// Whether the gateway is holding off reading the server now, for its budget.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,9 @@
 //! keeps the hostile server flooding notifications (`flood`, which the gateway hands to every
 //! session of the profile, the probe's included) and writing lines that are not JSON (`junk`),
 //! one call after the other for the whole round. Rounds alternate idle and attack, so drift on a
-//! shared machine falls on both.
+//! shared machine falls on both. The daemon throttles the attacker past its budget of
+//! unprompted output (`daemon/src/upstream/budget.rs`), so after its first burst each of its
+//! calls takes seconds, and an attack round lasts until its last call ends.
 
 use std::time::{Duration, Instant};
 

@@ -167,6 +167,8 @@ pub struct ConfigStore {
     stamps: Mutex<Stamps>,
     /// Serialises read-modify-write cycles so that two concurrent `mcpctl` changes both land.
     writer: Mutex<()>,
+    /// The order of changes made through [`ConfigStore::in_turn`]: the order they asked in.
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl ConfigStore {
@@ -188,8 +190,29 @@ impl ConfigStore {
             current: RwLock::new(Arc::new(config)),
             stamps: Mutex::new(stamps),
             writer: Mutex::new(()),
+            turn: Arc::default(),
         };
         (store, problems)
+    }
+
+    /// Runs `change` (a change of the store, or a reload) on tokio's blocking pool once every
+    /// change that asked before it has finished. A change reads and fsyncs files, which a slow
+    /// disk makes long, and the daemon's one runtime thread serves every session meanwhile. The
+    /// turn is a fair lock taken on the runtime, so changes apply and persist in the order they
+    /// arrived (the blocking pool alone would race them for `writer`); the blocking task holds
+    /// it until it is done, even when the caller stops waiting.
+    pub async fn in_turn<T: Send + 'static>(
+        self: &Arc<Self>,
+        change: impl FnOnce(&ConfigStore) -> T + Send + 'static,
+    ) -> T {
+        let turn = Arc::clone(&self.turn).lock_owned().await;
+        let store = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            change(&store)
+        })
+        .await
+        .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
     }
 
     /// Reads every file again and puts what they hold in force; when any is broken or the whole

@@ -518,3 +518,33 @@ fn a_file_broken_at_start_is_never_overwritten_by_a_change() {
         broken
     );
 }
+
+#[tokio::test]
+async fn changes_off_the_runtime_thread_apply_and_persist_in_the_order_they_came() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(work_store(dir.path()));
+    for n in 0..4 {
+        store.create_profile(&format!("p{n}"), Vec::new()).unwrap();
+    }
+    // All asked at once: the blocking pool would run them on as many threads, in any order,
+    // the more so as a slow disk takes longer for some than for others.
+    let applied = Arc::new(Mutex::new(Vec::new()));
+    let changes = (0..40u64).map(|n| {
+        let applied = Arc::clone(&applied);
+        store.in_turn(move |store| {
+            std::thread::sleep(std::time::Duration::from_millis(n % 5));
+            applied.lock().unwrap().push(n);
+            store.use_profile(&format!("p{}", n % 4))
+        })
+    });
+    for result in futures_util::future::join_all(changes).await {
+        result.unwrap();
+    }
+    assert_eq!(*applied.lock().unwrap(), (0..40).collect::<Vec<_>>());
+    assert_eq!(store.get().active, "p3");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("state/active-profile")).unwrap(),
+        "p3\n",
+        "the last change is the one on disk"
+    );
+}

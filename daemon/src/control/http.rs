@@ -6,21 +6,21 @@ use std::net::SocketAddr;
 
 use mcp_gateway_proto::{ErrorKind, Request, Response, SecretValue};
 
-use super::{config_error, error};
+use super::{change, config_error, error};
 use crate::config::{ConfigError, HttpSettings};
 use crate::http::HttpError;
 use crate::server::Shared;
 
-pub fn answer(shared: &Shared, request: Request) -> Response {
+pub async fn answer(shared: &Shared, request: Request) -> Response {
     match request {
         Request::HttpEnable {
             listen,
             force,
             profile,
-        } => enable(shared, &listen, force, profile),
+        } => enable(shared, &listen, force, profile).await,
         Request::HttpDisable => {
             let was = shared.gateway.config.get().settings.http.clone();
-            if let Err(err) = shared.gateway.config.set_http(None) {
+            if let Err(err) = change(&shared.gateway, |c| c.set_http(None)).await {
                 return config_error(err);
             }
             // Stopping cannot fail; only starting binds.
@@ -40,7 +40,7 @@ pub fn answer(shared: &Shared, request: Request) -> Response {
     }
 }
 
-fn enable(shared: &Shared, listen: &str, force: bool, profile: Option<String>) -> Response {
+async fn enable(shared: &Shared, listen: &str, force: bool, profile: Option<String>) -> Response {
     let Ok(listen) = listen.parse::<SocketAddr>() else {
         return error(
             ErrorKind::InvalidConfig,
@@ -66,7 +66,7 @@ fn enable(shared: &Shared, listen: &str, force: bool, profile: Option<String>) -
         let _ = shared.http.apply(before.as_ref(), &shared.activity);
         return http_error(err);
     }
-    if let Err(err) = shared.gateway.config.set_http(Some(wanted)) {
+    if let Err(err) = change(&shared.gateway, move |c| c.set_http(Some(wanted))).await {
         let _ = shared.http.apply(before.as_ref(), &shared.activity);
         return config_error(err);
     }

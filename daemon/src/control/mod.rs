@@ -23,8 +23,8 @@ use mcp_gateway_proto::{
 use serde_json::Value;
 
 use crate::config::{
-    self, ConfigError, Cpus, DEFAULT_PROFILE, Isolation, Memory, Mount, Network, RunSettings,
-    SecretError, ServerDef, ServerKind,
+    self, ConfigError, ConfigStore, Cpus, DEFAULT_PROFILE, Isolation, Memory, Mount, Network,
+    RunSettings, SecretError, ServerDef, ServerKind,
 };
 use crate::gateway::{Gateway, GatewayError};
 use crate::jsonrpc;
@@ -110,7 +110,14 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             };
             let def = server_def(given, memory, cpus, pids, network, mounts)
                 .and_then(|given| catalog::over_builtin(&name, given));
-            match def.and_then(|def| gateway.config.add_server(&name, def)) {
+            let added = match def {
+                Ok(def) => {
+                    let server = name.clone();
+                    change(gateway, move |c| c.add_server(&server, def)).await
+                }
+                Err(err) => Err(err),
+            };
+            match added {
                 Ok(()) if replaced => done(format!("replaced server {name}")),
                 Ok(()) => done(format!("added server {name}")),
                 Err(err) => config_error(err),
@@ -118,20 +125,24 @@ async fn answer(shared: &Shared, request: Request) -> Response {
         }
         Request::ServerList => server_list(gateway).await,
         Request::ServerInspect { name } => server_inspect(gateway, &name),
-        Request::ServerRemove { name, force } => match gateway.config.remove_server(&name, force) {
-            Ok(profiles) => {
-                let stopped = gateway.pool.stop_server(&name).await;
-                let mut message = format!("removed server {name}");
-                if !profiles.is_empty() {
-                    message.push_str(&format!(" (also from profiles {})", profiles.join(", ")));
+        Request::ServerRemove { name, force } => {
+            let server = name.clone();
+            let removed = change(gateway, move |c| c.remove_server(&server, force)).await;
+            match removed {
+                Ok(profiles) => {
+                    let stopped = gateway.pool.stop_server(&name).await;
+                    let mut message = format!("removed server {name}");
+                    if !profiles.is_empty() {
+                        message.push_str(&format!(" (also from profiles {})", profiles.join(", ")));
+                    }
+                    if stopped > 0 {
+                        message.push_str(&format!("; stopped {stopped} containers"));
+                    }
+                    done(message)
                 }
-                if stopped > 0 {
-                    message.push_str(&format!("; stopped {stopped} containers"));
-                }
-                done(message)
+                Err(err) => config_error(err),
             }
-            Err(err) => config_error(err),
-        },
+        }
         Request::ServerRestart { name } => {
             if !gateway.config.get().catalog.servers.contains_key(&name) {
                 return config_error(ConfigError::UnknownServer(name));
@@ -142,7 +153,7 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             ))
         }
         Request::ServerLogs { name, .. } => logs::snapshot(gateway, &name),
-        Request::Reload => match gateway.config.reload() {
+        Request::Reload => match change(gateway, ConfigStore::reload).await {
             Ok(()) => done(format!(
                 "reloaded the configuration{}",
                 http::follow_config(shared).unwrap_or_default()
@@ -161,15 +172,19 @@ async fn answer(shared: &Shared, request: Request) -> Response {
         Request::CatalogList => catalog::list(gateway),
         Request::CatalogShow { name } => catalog::show(gateway, &name),
         Request::ProfileCreate { name, servers } => {
-            match gateway.config.create_profile(&name, servers) {
+            let profile = name.clone();
+            match change(gateway, move |c| c.create_profile(&profile, servers)).await {
                 Ok(()) => done(format!("created profile {name}")),
                 Err(err) => config_error(err),
             }
         }
-        Request::ProfileUse { name } => match gateway.config.use_profile(&name) {
-            Ok(()) => done(format!("active profile is now {name}")),
-            Err(err) => config_error(err),
-        },
+        Request::ProfileUse { name } => {
+            let profile = name.clone();
+            match change(gateway, move |c| c.use_profile(&profile)).await {
+                Ok(()) => done(format!("active profile is now {name}")),
+                Err(err) => config_error(err),
+            }
+        }
         Request::ProfileList => {
             let config = gateway.config.get();
             let profiles = config
@@ -185,17 +200,22 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             } else {
                 allow.join(", ")
             };
-            match gateway.config.set_profile_tools(&name, allow) {
+            let profile = name.clone();
+            match change(gateway, move |c| c.set_profile_tools(&profile, allow)).await {
                 Ok(()) => done(format!("profile {name} now allows {summary}")),
                 Err(err) => config_error(err),
             }
         }
-        Request::ProfileRemove { name } => match gateway.config.remove_profile(&name) {
-            Ok(()) => done(format!("removed profile {name}")),
-            Err(err) => config_error(err),
-        },
+        Request::ProfileRemove { name } => {
+            let profile = name.clone();
+            match change(gateway, move |c| c.remove_profile(&profile)).await {
+                Ok(()) => done(format!("removed profile {name}")),
+                Err(err) => config_error(err),
+            }
+        }
         Request::ProfileServersAdd { name, servers } => {
-            match gateway.config.add_profile_servers(&name, &servers) {
+            let (profile, adding) = (name.clone(), servers.clone());
+            match change(gateway, move |c| c.add_profile_servers(&profile, &adding)).await {
                 Ok(added) if added.is_empty() => {
                     done(format!("profile {name} already has {}", servers.join(", ")))
                 }
@@ -204,7 +224,12 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             }
         }
         Request::ProfileServersRemove { name, servers } => {
-            match gateway.config.remove_profile_servers(&name, &servers) {
+            let (profile, removing) = (name.clone(), servers.clone());
+            match change(gateway, move |c| {
+                c.remove_profile_servers(&profile, &removing)
+            })
+            .await
+            {
                 Ok(()) => done(format!(
                     "removed {} from profile {name}",
                     servers.join(", ")
@@ -213,7 +238,8 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             }
         }
         Request::ProfilePrefix { name, prefix } => {
-            match gateway.config.set_profile_prefix(&name, prefix) {
+            let profile = name.clone();
+            match change(gateway, move |c| c.set_profile_prefix(&profile, prefix)).await {
                 Ok(()) if prefix => done(format!(
                     "profile {name} now prefixes every tool with its server's name"
                 )),
@@ -226,14 +252,19 @@ async fn answer(shared: &Shared, request: Request) -> Response {
             server,
             key,
             value,
-        } => match gateway
-            .config
-            .set_profile_config(&name, &server, &key, value.as_deref())
-        {
-            Ok(()) if value.is_some() => done(format!("profile {name} sets {server}.{key}")),
-            Ok(()) => done(format!("profile {name} no longer sets {server}.{key}")),
-            Err(err) => config_error(err),
-        },
+        } => {
+            let setting = (name.clone(), server.clone(), key.clone(), value.clone());
+            let set = change(gateway, move |c| {
+                let (profile, server, key, value) = setting;
+                c.set_profile_config(&profile, &server, &key, value.as_deref())
+            })
+            .await;
+            match set {
+                Ok(()) if value.is_some() => done(format!("profile {name} sets {server}.{key}")),
+                Ok(()) => done(format!("profile {name} no longer sets {server}.{key}")),
+                Err(err) => config_error(err),
+            }
+        }
         Request::ProfileShow { name } => match profile_info(gateway, &name) {
             Some(info) => Response::Profile(info),
             None => config_error(ConfigError::UnknownProfile(name)),
@@ -315,7 +346,7 @@ async fn answer(shared: &Shared, request: Request) -> Response {
         Request::HttpEnable { .. }
         | Request::HttpDisable
         | Request::HttpToken { .. }
-        | Request::HttpStatus => http::answer(shared, request),
+        | Request::HttpStatus => http::answer(shared, request).await,
         _ => error(
             ErrorKind::UnsupportedRequest,
             "this daemon does not support that request; is it older than mcpctl?".into(),
@@ -558,6 +589,8 @@ fn container_info(status: &SlotStatus, sessions: u32) -> ContainerInfo {
         // Rounded up, so a backoff never shows as 0 s while it lasts.
         retry_in_secs: status.retry_in.map(|d| d.as_secs_f64().ceil() as u64),
         era: status.era.map(|era| era.name().to_owned()),
+        throttled: status.throttled.0,
+        paused: status.throttled.1,
     }
 }
 
@@ -633,6 +666,15 @@ fn done(message: String) -> Response {
 
 fn error(kind: ErrorKind, message: String) -> Response {
     Response::Error { kind, message }
+}
+
+/// A change of the configuration store, off the runtime thread and in the order changes came
+/// ([`ConfigStore::in_turn`]).
+async fn change<T: Send + 'static>(
+    gateway: &Gateway,
+    change: impl FnOnce(&ConfigStore) -> T + Send + 'static,
+) -> T {
+    gateway.config.in_turn(change).await
 }
 
 fn config_error(err: ConfigError) -> Response {

@@ -388,34 +388,96 @@ async fn a_server_withdrawing_its_request_withdraws_it_from_the_client() {
     drop(upstream);
 }
 
-#[tokio::test]
-async fn a_full_event_queue_drops_notifications_and_answers_still_arrive() {
-    let (upstream, mut events) = with_server_events(|mut input, mut output| async move {
-        let mut call = String::new();
-        input.read_line(&mut call).await.unwrap();
-        // Far more than the queue holds, with nobody draining it.
-        for seq in 0..100 {
-            let flood =
-                json!({"jsonrpc": "2.0", "method": "notifications/flood", "params": {"seq": seq}});
-            send_json(&mut output, &flood).await;
+/// A fake server that answers its first request after `count` notifications of `bytes` bytes.
+async fn flood_then_answer(
+    mut input: BufReader<tokio::io::DuplexStream>,
+    mut output: tokio::io::DuplexStream,
+    count: u64,
+    bytes: usize,
+) {
+    let mut call = String::new();
+    input.read_line(&mut call).await.unwrap();
+    let data = "x".repeat(bytes);
+    for seq in 0..count {
+        let flood = json!({"jsonrpc": "2.0", "method": "notifications/flood",
+            "params": {"seq": seq, "data": data}});
+        send_json(&mut output, &flood).await;
+    }
+    let done = json!({"jsonrpc": "2.0", "id": id_of(&call), "result": {"done": true}});
+    send_json(&mut output, &done).await;
+    std::future::pending::<()>().await;
+}
+
+/// The `seq` of a queued notification.
+fn seq_of(event: ServerEvent) -> u64 {
+    let ServerEvent::Notification { params, .. } = event else {
+        panic!("expected a notification");
+    };
+    let params: serde_json::Value = serde_json::from_str(params.unwrap().get()).unwrap();
+    params["seq"].as_u64().unwrap()
+}
+
+/// Drains `events` as the gateway would, keeping each notification's `seq`, resting `rest`
+/// after each.
+fn drain(mut events: mpsc::Receiver<ServerEvent>, rest: Duration) -> Arc<Mutex<Vec<u64>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            kept.lock().unwrap().push(seq_of(event));
+            if !rest.is_zero() {
+                tokio::time::sleep(rest).await;
+            }
         }
-        let done = json!({"jsonrpc": "2.0", "id": id_of(&call), "result": {"done": true}});
-        send_json(&mut output, &done).await;
-        std::future::pending::<()>().await;
     });
+    seen
+}
+
+/// Waits until `seen` holds `count` notifications.
+async fn drained(seen: &Mutex<Vec<u64>>, count: usize) -> Vec<u64> {
+    tokio::time::timeout(TIMEOUT, async {
+        while seen.lock().unwrap().len() < count {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("every notification reaches the gateway");
+    seen.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_full_event_queue_holds_the_reader_and_loses_nothing() {
+    let (upstream, events) =
+        with_server_events(|input, output| flood_then_answer(input, output, 100, 10));
+    // Slower than the server writes, so the queue fills.
+    let seen = drain(events, Duration::from_millis(1));
     let reply = upstream
         .request("tools/call", None, &caller(TIMEOUT))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(reply.get(), r#"{"done":true}"#);
+    assert_eq!(
+        drained(&seen, 100).await,
+        (0..100).collect::<Vec<_>>(),
+        "all of them, in order, though the queue holds 16"
+    );
+}
+
+#[tokio::test]
+async fn a_queue_nobody_drains_drops_past_the_wait_and_answers_still_arrive() {
+    // Four more than the queue holds: each of those waits `QUEUE_WAIT`, then is dropped.
+    let (upstream, mut events) =
+        with_server_events(|input, output| flood_then_answer(input, output, 20, 10));
+    let reply = upstream
+        .request("tools/call", None, &caller(TIMEOUT * 2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.get(), r#"{"done":true}"#);
     let mut queued = Vec::new();
     while let Ok(event) = events.try_recv() {
-        let ServerEvent::Notification { params, .. } = event else {
-            panic!("expected a notification");
-        };
-        let params: serde_json::Value = serde_json::from_str(params.unwrap().get()).unwrap();
-        queued.push(params["seq"].as_u64().unwrap());
+        queued.push(seq_of(event));
     }
     assert_eq!(
         queued,
@@ -424,6 +486,57 @@ async fn a_full_event_queue_drops_notifications_and_answers_still_arrive() {
     );
 }
 
+#[tokio::test]
+async fn a_throttled_flood_still_answers_and_another_server_answers_meanwhile() {
+    let flood = 2 * budget::BURST_LINES as u64;
+    let (flooder, events) =
+        with_server_events(move |input, output| flood_then_answer(input, output, flood, 10));
+    let seen = drain(events, Duration::ZERO);
+    let calm = with_server(|mut input, mut output| async move {
+        let mut line = String::new();
+        while input.read_line(&mut line).await.unwrap() > 0 {
+            let answer = json!({"jsonrpc": "2.0", "id": id_of(&line), "result": {}});
+            send_json(&mut output, &answer).await;
+            line.clear();
+        }
+    });
+    let call = tokio::spawn({
+        let flooder = Arc::clone(&flooder);
+        async move {
+            flooder
+                .request("tools/call", None, &caller(TIMEOUT * 6))
+                .await
+        }
+    });
+    tokio::time::timeout(TIMEOUT, async {
+        while !flooder.throttled().1 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .expect("the flood past the burst pauses the reader");
+    for _ in 0..3 {
+        calm.request("tools/call", None, &caller(TIMEOUT))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !call.is_finished(),
+            "the other server answers while the flood is held back"
+        );
+    }
+    let reply = call.await.unwrap().unwrap().unwrap();
+    assert_eq!(reply.get(), r#"{"done":true}"#, "the flooder still answers");
+    assert_eq!(
+        drained(&seen, flood as usize).await.len(),
+        flood as usize,
+        "throttling loses nothing"
+    );
+    assert_eq!(flooder.throttled().0, 1, "one episode");
+}
+
+/// Nobody drains the queue here: the second and third notification wait `QUEUE_WAIT` for the
+/// bytes the first holds, then are dropped.
 #[tokio::test]
 async fn large_notifications_are_dropped_past_the_queues_bytes() {
     let (gateway_in, mut server_out) = tokio::io::duplex(1 << 16);

@@ -3,7 +3,9 @@
 //! notification the gateway has no room for as fast as it likes, and each one must not become a
 //! line of the journal. The first [`PER_WINDOW`] bad lines of a [`WINDOW`] are logged one by one;
 //! the rest of that window, and the notifications dropped in it, are counted and logged as one
-//! summary line when the window ends (or the connection does).
+//! summary line when the window ends (or the connection does). An episode of throttling (see
+//! `budget`) is one line, at its start; episodes are bounded by the budget itself, since a new
+//! one begins only once the server has stayed within its budget long enough to refill it.
 
 use std::time::Duration;
 
@@ -51,19 +53,32 @@ impl Warnings {
         }
     }
 
-    /// One notification dropped because the server's queue is full; the first of a window says
-    /// so, the rest are counted.
+    /// One notification dropped because the server's queue stayed full; the first of a window
+    /// says so, the rest are counted.
     pub fn dropped(&mut self) {
         self.open_window();
         if self.dropped == 0 {
             tracing::warn!(
                 server = %self.server,
-                "the server sends notifications faster than the gateway routes them; dropping \
-                 them while its queue of {} is full",
-                super::queues::QUEUE
+                "the gateway routed none of the server's queue of {} for {} s; dropping its \
+                 notifications while the queue is full",
+                super::queues::QUEUE,
+                super::queues::QUEUE_WAIT.as_secs()
             );
         }
         self.dropped += 1;
+    }
+
+    /// The server went past its budget of unprompted output and its reader pauses.
+    pub fn throttled(&self) {
+        use super::budget::{BURST_LINES, BYTES_PER_SEC, LINES_PER_SEC};
+        tracing::warn!(
+            server = %self.server,
+            "the server writes unprompted output past its budget ({BURST_LINES} lines at once, \
+             then {LINES_PER_SEC} lines or {} MiB a second); reading it more slowly, which \
+             delays its own answers",
+            BYTES_PER_SEC / (1024.0 * 1024.0)
+        );
     }
 
     /// Logs what the window counted and not logged, and closes the window.
