@@ -1,25 +1,36 @@
 //! The container engine, through the Docker Engine API (Docker or Podman). This is the only module
 //! that knows bollard; the rest of the daemon sees [`Engine`]'s few operations and its own types.
+//! The attach stream, the path of every call, is read without it (`docker/attach.rs`,
+//! `docker/frames.rs`).
+
+mod attach;
+mod frames;
 
 use std::collections::HashMap;
-use std::io;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bollard::Docker;
-use bollard::container::LogOutput;
 use bollard::models::{
     ContainerCreateBody, HostConfig, ImageInspect, Mount, MountType, ResourcesUlimits,
 };
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
+use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::io::StreamReader;
 
+use self::attach::{Address, AttachError};
 use crate::logtail::LogTail;
+
+/// The Docker socket when `DOCKER_HOST` names none, as for the docker CLI.
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// Podman's system service socket, tried after the user's (`$XDG_RUNTIME_DIR/podman/podman.sock`).
+const PODMAN_SYSTEM_SOCKET: &str = "/run/podman/podman.sock";
+/// bollard's own default for its requests, in seconds.
+const REQUEST_TIMEOUT: u64 = 120;
 
 /// Labels on every container the daemon creates, so that leftovers can be found and removed.
 pub const LABEL_MANAGED: &str = "io.mcp-gateway.managed";
@@ -48,11 +59,15 @@ pub enum EngineError {
     ImageMissing(String),
     #[error("container engine: {0}")]
     Api(#[from] bollard::errors::Error),
+    #[error("cannot attach to the container: {0}")]
+    Attach(#[from] AttachError),
 }
 
 /// A connected engine.
 pub struct Engine {
     docker: Docker,
+    /// Where `docker` connects, for the attach connections made without it.
+    address: Address,
     /// e.g. `Docker Engine 20.10.24 (API 1.41)`, for status output.
     pub description: String,
 }
@@ -89,35 +104,46 @@ pub struct Attached {
 
 impl Engine {
     /// Connects to `DOCKER_HOST` (or the default Docker socket) and negotiates the API version;
-    /// when that fails and `DOCKER_HOST` is unset, tries Podman's user socket.
-    /// `connect_with_podman_defaults` would itself honour a `unix://` `DOCKER_HOST`, which is why
-    /// it is only tried without one.
+    /// when that fails and `DOCKER_HOST` is unset, tries Podman's socket (the user's, else the
+    /// system's, where bollard's `connect_with_podman_defaults` looks).
     pub async fn connect() -> Result<Engine, EngineError> {
         // An empty DOCKER_HOST (a unit or wrapper passing the variable through unset) means the
         // default, as it does for the docker CLI.
         let host = std::env::var("DOCKER_HOST")
             .ok()
             .filter(|host| !host.is_empty());
-        let docker = match &host {
-            Some(host) => Docker::connect_with_host(host),
-            None => Docker::connect_with_local_defaults(),
-        };
-        let docker_err = match Self::try_connect(docker).await {
+        if let Some(host) = host {
+            let address = Address::parse(&host).ok_or_else(|| {
+                EngineError::Unreachable(format!(
+                    "DOCKER_HOST {host} is neither unix://PATH nor tcp://HOST:PORT"
+                ))
+            })?;
+            return Self::try_connect(address).await;
+        }
+        let docker_err = match Self::try_connect(Address::Unix(DOCKER_SOCKET.into())).await {
             Ok(engine) => return Ok(engine),
             Err(err) => err,
         };
-        if host.is_none()
-            && let Ok(engine) = Self::try_connect(Docker::connect_with_podman_defaults()).await
+        if let Some(socket) = podman_socket()
+            && let Ok(engine) = Self::try_connect(Address::Unix(socket)).await
         {
             return Ok(engine);
         }
         Err(docker_err)
     }
 
-    async fn try_connect(
-        docker: Result<Docker, bollard::errors::Error>,
-    ) -> Result<Engine, EngineError> {
+    async fn try_connect(address: Address) -> Result<Engine, EngineError> {
         let unreachable = |err: bollard::errors::Error| EngineError::Unreachable(err.to_string());
+        let docker = match &address {
+            Address::Unix(socket) => Docker::connect_with_unix(
+                &socket.to_string_lossy(),
+                REQUEST_TIMEOUT,
+                API_DEFAULT_VERSION,
+            ),
+            Address::Tcp(authority) => {
+                Docker::connect_with_http(authority, REQUEST_TIMEOUT, API_DEFAULT_VERSION)
+            }
+        };
         let docker = docker
             .map_err(unreachable)?
             .negotiate_version()
@@ -143,6 +169,7 @@ impl Engine {
         );
         Ok(Engine {
             docker,
+            address,
             description,
         })
     }
@@ -209,34 +236,19 @@ impl Engine {
         id: &str,
         stderr: Arc<LogTail>,
     ) -> Result<Attached, EngineError> {
-        let options = AttachContainerOptionsBuilder::default()
-            .stream(true)
-            .stdin(true)
-            .stdout(true)
-            .stderr(true)
-            .build();
-        let attach = self.docker.attach_container(id, Some(options)).await?;
-        self.docker.start_container(id, None).await?;
+        // The API version bollard negotiated, as its own requests carry it.
+        let path = format!(
+            "/v{}/containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1",
+            self.docker.client_version()
+        );
         // Stderr is diverted to the server's log as it arrives; only stdout, the MCP stream,
         // reaches the reader.
-        let stdout = attach.output.filter_map(move |item| {
-            let chunk = match item {
-                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                    Some(Ok(message))
-                }
-                Ok(LogOutput::StdErr { message }) => {
-                    stderr.push(&message);
-                    None
-                }
-                Ok(LogOutput::StdIn { .. }) => None,
-                Err(err) => Some(Err(io::Error::other(err))),
-            };
-            std::future::ready(chunk)
-        });
+        let (stdin, stdout) = attach::attach(&self.address, &path, stderr).await?;
+        self.docker.start_container(id, None).await?;
         Ok(Attached {
             id: id.to_owned(),
-            stdin: attach.input,
-            stdout: Box::pin(StreamReader::new(stdout)),
+            stdin,
+            stdout,
         })
     }
 
@@ -387,6 +399,18 @@ pub struct PullEvent {
     pub status: String,
     pub current: Option<u64>,
     pub total: Option<u64>,
+}
+
+/// Podman's API socket, the first that exists: the user's service under `$XDG_RUNTIME_DIR`,
+/// under `/run/user/UID`, then the system's.
+fn podman_socket() -> Option<PathBuf> {
+    let user = |dir: PathBuf| dir.join("podman/podman.sock");
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(|dir| user(dir.into()));
+    let by_uid = user(format!("/run/user/{}", nix::unistd::geteuid()).into());
+    [runtime, Some(by_uid), Some(PODMAN_SYSTEM_SOCKET.into())]
+        .into_iter()
+        .flatten()
+        .find(|socket| socket.exists())
 }
 
 /// The digest an image reference is pinned to (`repo@sha256:…`), if any.

@@ -57,7 +57,7 @@ impl Decoder for LineCodec {
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, std::io::Error> {
         loop {
-            let newline = buf[self.searched..].iter().position(|&b| b == b'\n');
+            let newline = memchr::memchr(b'\n', &buf[self.searched..]);
             match (newline, self.discarding.as_mut()) {
                 (Some(at), Some(head)) => {
                     let end = self.searched + at;
