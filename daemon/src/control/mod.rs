@@ -321,7 +321,11 @@ async fn answer(shared: &Shared, request: Request) -> Response {
         }
         // Values stay out of every message: only names are ever echoed.
         Request::SecretSet { name, value } => {
-            match gateway.config.secrets.set(&name, value.expose()) {
+            let key = name.clone();
+            let stored = change(gateway, move |store| {
+                store.secrets.set(&key, value.expose())
+            });
+            match stored.await {
                 Ok(()) => {
                     gateway.secrets_changed();
                     done(format!("stored secret {name}"))
@@ -329,13 +333,16 @@ async fn answer(shared: &Shared, request: Request) -> Response {
                 Err(err) => secret_error(err),
             }
         }
-        Request::SecretRemove { name } => match gateway.config.secrets.remove(&name) {
-            Ok(()) => {
-                gateway.secrets_changed();
-                done(format!("removed secret {name} from the store"))
+        Request::SecretRemove { name } => {
+            let key = name.clone();
+            match change(gateway, move |store| store.secrets.remove(&key)).await {
+                Ok(()) => {
+                    gateway.secrets_changed();
+                    done(format!("removed secret {name} from the store"))
+                }
+                Err(err) => secret_error(err),
             }
-            Err(err) => secret_error(err),
-        },
+        }
         Request::SecretList => secret_list(gateway),
         Request::Doctor => doctor::checks(gateway).await,
         Request::Calls { server, limit, .. } => Response::Calls {
