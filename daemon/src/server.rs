@@ -170,6 +170,20 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
                 return;
             }
             let take_stdio = hello.hand_over_stdio;
+            // A relayed session is watched on its connection, which can fail before anything is
+            // promised; a handed-over one is watched once its descriptors have arrived.
+            let relay_hangup = if take_stdio {
+                None
+            } else {
+                match Hangup::watch(&[reader.get_ref().as_ref().as_fd()]) {
+                    Ok(hangup) => Some(hangup),
+                    Err(err) => {
+                        let message = format!("cannot watch the connection: {err}");
+                        send_line(&mut writer, &refuse(ErrorKind::Internal, message)).await;
+                        return;
+                    }
+                }
+            };
             send_line(&mut writer, &accepted(Some(profile.clone()), take_stdio)).await;
             let session = Opened {
                 profile: hello.profile.clone(),
@@ -180,18 +194,14 @@ async fn handle_connection(stream: UnixStream, shared: Arc<Shared>, shutdown: Ca
             };
             tracing::info!(profile, client = %hello.client, handed_over = take_stdio, "session opened");
             shared.sessions.fetch_add(1, Ordering::Relaxed);
-            if take_stdio {
-                serve_handed_over(reader, writer, session).await;
-            } else {
-                // Bytes the client sent right after its hello may already sit in the reader's
-                // buffer, so the MCP session continues on the same reader with the MCP line limit.
-                let socket = reader.get_ref().as_ref();
-                match Hangup::watch(&[socket.as_fd()]) {
-                    Ok(hangup) => {
-                        let reader = reader.map_decoder(|_| LineCodec::new(session.max_line));
-                        session.serve(reader, writer, hangup).await;
-                    }
-                    Err(err) => tracing::warn!("cannot watch a session's connection: {err}"),
+            match relay_hangup {
+                None => serve_handed_over(reader, writer, session).await,
+                Some(hangup) => {
+                    // Bytes the client sent right after its hello may already sit in the
+                    // reader's buffer, so the MCP session continues on the same reader with the
+                    // MCP line limit.
+                    let reader = reader.map_decoder(|_| LineCodec::new(session.max_line));
+                    session.serve(reader, writer, hangup).await;
                 }
             }
             shared.sessions.fetch_sub(1, Ordering::Relaxed);
