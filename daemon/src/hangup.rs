@@ -9,31 +9,33 @@
 //! the session's writer.
 
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use futures_util::future::select_all;
-use mcp_gateway_proto::{StdioKind, stdio_kind};
 use tokio::io::Interest;
-use tokio::net::UnixStream;
-use tokio::net::unix::pipe;
+use tokio::io::unix::AsyncFd;
 
 /// A watch on the descriptors that carry one client's answers (its connection, or the stdout it
 /// handed over and the connection that must stay open beside it): the client is gone once any of
 /// them hangs up. Empty for a session with no descriptor of its own (the HTTP face's), whose end
 /// its owner decides.
-pub struct Hangup(Vec<Watched>);
+pub struct Hangup(Vec<AsyncFd<OwnedFd>>);
 
-/// A duplicate of one watched descriptor, registered on its own.
-enum Watched {
-    Socket(UnixStream),
-    Pipe(pipe::Sender),
-}
+/// What each duplicate is registered for. The kernel reports `EPOLLHUP` and `EPOLLERR` whatever a
+/// registration asks; asking only for `EPOLLPRI`, which neither a pipe nor a Unix stream socket
+/// signals, keeps everything else from waking the watch: a socket's peer reading an answer makes
+/// it writable again, once per answer. (tokio's `Interest::ERROR` would register for readability,
+/// and a peer that only shut down its writing side would look gone.)
+const REGISTERED: Interest = Interest::PRIORITY;
+/// What the watch waits for: tokio counts a socket's hang-up as "read closed" and a pipe's
+/// vanished reader as an error.
+const AWAITED: Interest = Interest::PRIORITY.add(Interest::ERROR);
 
 impl Hangup {
     /// Watches each of `fds` (stream sockets, or pipes' writing ends) through a duplicate.
     pub fn watch(fds: &[BorrowedFd<'_>]) -> io::Result<Hangup> {
         fds.iter()
-            .map(|fd| Watched::new(*fd))
+            .map(|fd| crate::halves::register(fd.try_clone_to_owned()?, REGISTERED))
             .collect::<io::Result<_>>()
             .map(Hangup)
     }
@@ -48,39 +50,9 @@ impl Hangup {
         if self.0.is_empty() {
             return std::future::pending().await;
         }
-        select_all(self.0.iter().map(|watched| Box::pin(watched.closed()))).await;
-    }
-}
-
-impl Watched {
-    fn new(fd: BorrowedFd<'_>) -> io::Result<Watched> {
-        let duplicate = fd.try_clone_to_owned()?;
-        match stdio_kind(fd) {
-            Some(StdioKind::Pipe) => pipe::Sender::from_owned_fd(duplicate).map(Watched::Pipe),
-            _ => UnixStream::from_std(duplicate.into()).map(Watched::Socket),
-        }
-    }
-
-    async fn closed(&self) {
-        // A pipe whose reader is gone reports only an error while it is full.
-        let interest = Interest::WRITABLE.add(Interest::ERROR);
-        loop {
-            let ready = match self {
-                Watched::Socket(socket) => socket.ready(interest).await,
-                Watched::Pipe(pipe) => pipe.ready(interest).await,
-            };
-            match ready {
-                Ok(ready) if !ready.is_write_closed() && !ready.is_error() => {}
-                _ => return,
-            }
-            // Writable is the usual state; once it is cleared, only the next edge (a hang-up, or
-            // room again after a full buffer) wakes this watch. The registration is its own.
-            let would_block = || Err::<(), _>(io::ErrorKind::WouldBlock.into());
-            let _ = match self {
-                Watched::Socket(socket) => socket.try_io(Interest::WRITABLE, would_block),
-                Watched::Pipe(pipe) => pipe.try_io(would_block),
-            };
-        }
+        // Readiness for this interest is only ever a hang-up or an error, and either ends the
+        // watch, as would a failure to wait.
+        let _ = select_all(self.0.iter().map(|fd| Box::pin(fd.ready(AWAITED)))).await;
     }
 }
 
@@ -121,5 +93,16 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), watch.hung_up())
             .await
             .expect("the pipe's closed reader was not noticed");
+    }
+
+    #[tokio::test]
+    async fn the_watch_is_registered_for_nothing_a_working_peer_causes() {
+        use std::os::fd::AsRawFd;
+
+        use crate::halves::tests::{EPOLLIN, EPOLLOUT, epoll_events};
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let watch = Hangup::watch(&[ours.as_fd()]).unwrap();
+        let events = epoll_events(watch.0[0].as_raw_fd()).expect("the watch is not registered");
+        assert_eq!(events & (EPOLLIN | EPOLLOUT), 0, "registered for {events:#x}");
     }
 }

@@ -31,6 +31,7 @@ mod downstream;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gateway;
+mod halves;
 mod hangup;
 mod http;
 mod jsonrpc;

@@ -2,10 +2,11 @@
 //! zero-fills its whole read buffer on every read (8 KiB per answer, the largest single cost of
 //! a warm call), and its connection cannot be had from it. Here the HTTP upgrade goes through
 //! hyper on a connection of our own, and the socket itself is taken back from hyper once the
-//! engine switched protocols, so reads and writes are plain socket calls and the frames are
-//! taken apart by [`Demux`].
+//! engine switched protocols, so reads and writes are plain socket calls (through
+//! [`crate::halves`]) and the frames are taken apart by [`Demux`].
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -41,6 +42,12 @@ impl Address {
     }
 }
 
+/// The container's stdin, and its stdout as a plain byte stream.
+type Streams = (
+    Pin<Box<dyn AsyncWrite + Send>>,
+    Pin<Box<dyn AsyncRead + Send>>,
+);
+
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
     #[error("cannot connect to the engine: {0}")]
@@ -57,13 +64,7 @@ pub async fn attach(
     address: &Address,
     path: &str,
     stderr: Arc<LogTail>,
-) -> Result<
-    (
-        Pin<Box<dyn AsyncWrite + Send>>,
-        Pin<Box<dyn AsyncRead + Send>>,
-    ),
-    AttachError,
-> {
+) -> Result<Streams, AttachError> {
     match address {
         Address::Unix(socket) => {
             let stream = UnixStream::connect(socket)
@@ -71,11 +72,8 @@ pub async fn attach(
                 .map_err(AttachError::Connect)?;
             // The engine reads no host from a Unix socket's requests, but HTTP/1.1 needs one.
             let (stream, already) = upgrade(stream, "localhost", path).await?;
-            let (read, write) = stream.into_split();
-            Ok((
-                Box::pin(write),
-                Box::pin(Demux::new(read, &already, stderr)),
-            ))
+            let socket = stream.into_std().map_err(AttachError::Connect)?;
+            halves(socket.into(), &already, stderr)
         }
         Address::Tcp(authority) => {
             let stream = TcpStream::connect(authority)
@@ -84,13 +82,20 @@ pub async fn attach(
             // Requests and answers are single small writes, which Nagle's algorithm would hold.
             stream.set_nodelay(true).map_err(AttachError::Connect)?;
             let (stream, already) = upgrade(stream, authority, path).await?;
-            let (read, write) = stream.into_split();
-            Ok((
-                Box::pin(write),
-                Box::pin(Demux::new(read, &already, stderr)),
-            ))
+            let socket = stream.into_std().map_err(AttachError::Connect)?;
+            halves(socket.into(), &already, stderr)
         }
     }
+}
+
+/// The upgraded connection as the container's stdin and its demultiplexed output, each half
+/// registered only for what it waits on (see [`crate::halves`]).
+fn halves(socket: OwnedFd, already: &[u8], stderr: Arc<LogTail>) -> Result<Streams, AttachError> {
+    let (read, write) = crate::halves::split(socket).map_err(AttachError::Connect)?;
+    Ok((
+        Box::pin(write),
+        Box::pin(Demux::new(read, already, stderr)),
+    ))
 }
 
 /// Sends the upgrade request on `stream` and, once the engine switched protocols, takes the
