@@ -19,15 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 /// Splits a connected, non-blocking stream socket. Each half holds a descriptor of its own;
 /// dropping the writing half shuts the socket's sending side down, as tokio's halves do.
 pub fn split(socket: OwnedFd) -> io::Result<(ReadHalf, WriteHalf)> {
-    let writing = socket.try_clone()?;
-    let reading = register(socket, Interest::READABLE)?;
-    Ok((
-        ReadHalf(reading),
-        WriteHalf {
-            socket: writing,
-            blocked: None,
-        },
-    ))
+    let writing = WriteHalf::new(socket.try_clone()?);
+    Ok((ReadHalf::new(socket)?, writing))
 }
 
 /// Registers `fd` with the runtime for `interest` alone.
@@ -43,12 +36,37 @@ pub fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>>
     }
 }
 
+/// Reads a non-blocking stream socket (or any descriptor `read` takes) registered for readability
+/// alone.
 pub struct ReadHalf(AsyncFd<OwnedFd>);
 
+/// Writes a non-blocking stream socket, registered for writability only while a write would
+/// block. Dropped, it shuts the socket's sending side down.
 pub struct WriteHalf {
     socket: OwnedFd,
     /// A registration for writability, held from a write that would block until one succeeds.
     blocked: Option<AsyncFd<OwnedFd>>,
+}
+
+impl ReadHalf {
+    pub fn new(socket: OwnedFd) -> io::Result<ReadHalf> {
+        register(socket, Interest::READABLE).map(ReadHalf)
+    }
+}
+
+impl WriteHalf {
+    pub fn new(socket: OwnedFd) -> WriteHalf {
+        WriteHalf {
+            socket,
+            blocked: None,
+        }
+    }
+}
+
+impl AsFd for WriteHalf {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
 }
 
 impl AsyncRead for ReadHalf {
@@ -170,7 +188,10 @@ pub(crate) mod tests {
             .await
             .expect("the blocked write never resumed")
             .unwrap();
-        assert!(writer.blocked.is_none(), "the registration outlived the wait");
+        assert!(
+            writer.blocked.is_none(),
+            "the registration outlived the wait"
+        );
         assert_eq!(peer.join().unwrap(), line);
     }
 

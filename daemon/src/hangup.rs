@@ -103,6 +103,10 @@ mod tests {
         let (ours, _theirs) = UnixStream::pair().unwrap();
         let watch = Hangup::watch(&[ours.as_fd()]).unwrap();
         let events = epoll_events(watch.0[0].as_raw_fd()).expect("the watch is not registered");
-        assert_eq!(events & (EPOLLIN | EPOLLOUT), 0, "registered for {events:#x}");
+        assert_eq!(
+            events & (EPOLLIN | EPOLLOUT),
+            0,
+            "registered for {events:#x}"
+        );
     }
 }

@@ -2,9 +2,10 @@
 //! `handover`): received on the shim's connection, checked, and made into the session's input and
 //! output, so that the client's requests reach the daemon without a relay in between.
 //!
-//! A pipe becomes a tokio pipe end and a stream socket a `UnixStream` (any stream socket reads and
-//! writes alike); both are put in non-blocking mode, which is a flag of the open file the client's
-//! own end does not share.
+//! A pipe becomes a tokio pipe end and a stream socket one of [`crate::halves`]' halves (any
+//! stream socket reads and writes alike; Node gives its children socket pairs, and such a half does
+//! not wake the daemon each time the client reads an answer); both are put in non-blocking mode,
+//! which is a flag of the open file the client's own end does not share.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,10 +16,12 @@ use tokio::net::UnixStream;
 use tokio::net::unix::pipe;
 use tokio_util::either::Either;
 
+use crate::halves::{ReadHalf, WriteHalf};
+
 /// What the session reads the client's requests from.
-pub type Input = Either<pipe::Receiver, UnixStream>;
+pub type Input = Either<pipe::Receiver, ReadHalf>;
 /// What the session writes its answers to.
-pub type Output = Either<pipe::Sender, UnixStream>;
+pub type Output = Either<pipe::Sender, WriteHalf>;
 
 /// A client's stdio, ready to serve a session on.
 pub struct Stdio {
@@ -33,21 +36,21 @@ pub async fn receive(connection: &UnixStream) -> io::Result<Stdio> {
         .await?;
     let input = match stdio_kind(stdin.as_fd()) {
         Some(StdioKind::Pipe) => Either::Left(pipe::Receiver::from_owned_fd(stdin)?),
-        Some(StdioKind::Socket) => Either::Right(socket(stdin)?),
+        Some(StdioKind::Socket) => Either::Right(ReadHalf::new(nonblocking(stdin)?)?),
         None => return Err(not_a_stream("stdin")),
     };
     let output = match stdio_kind(stdout.as_fd()) {
         Some(StdioKind::Pipe) => Either::Left(pipe::Sender::from_owned_fd(stdout)?),
-        Some(StdioKind::Socket) => Either::Right(socket(stdout)?),
+        Some(StdioKind::Socket) => Either::Right(WriteHalf::new(nonblocking(stdout)?)),
         None => return Err(not_a_stream("stdout")),
     };
     Ok(Stdio { input, output })
 }
 
-fn socket(fd: OwnedFd) -> io::Result<UnixStream> {
-    let socket = std::os::unix::net::UnixStream::from(fd);
+fn nonblocking(socket: OwnedFd) -> io::Result<OwnedFd> {
+    let socket = std::os::unix::net::UnixStream::from(socket);
     socket.set_nonblocking(true)?;
-    UnixStream::from_std(socket)
+    Ok(socket.into())
 }
 
 fn not_a_stream(which: &str) -> io::Error {

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::Command;
 use std::time::Duration;
 
-use mcp_gateway_tests::{Daemon, Start, bin, wait_for};
+use mcp_gateway_tests::{Daemon, Start, bin, first_text, require_docker, wait_for};
 use serde_json::{Value, json};
 
 /// Sends `lines` through `mcp-shim` and returns every line the daemon answered with.
@@ -168,6 +168,57 @@ fn a_piped_client_hands_its_stdio_over_and_a_relayed_one_is_answered_alike() {
         }
         assert!(client.close().success(), "{args:?}");
     }
+}
+
+/// A client on socket pairs (Node starts its children so, and with them most AI clients) has both
+/// handed over too. An answer many times the socket's buffer waits for room as the client reads
+/// and arrives whole; closing the client's end of stdin ends the session with its stdout closed.
+#[test]
+fn a_client_on_socket_pairs_hands_them_over() {
+    use std::os::unix::net::UnixStream;
+    if !require_docker() {
+        return;
+    }
+    let daemon = Daemon::start(Start::Bound);
+    daemon.add_fixture("alpha");
+    let (mut requests, stdin) = UnixStream::pair().unwrap();
+    let (answers, stdout) = UnixStream::pair().unwrap();
+    let mut shim = Command::new(bin("mcp-shim"))
+        .envs(daemon.env())
+        .stdin(std::os::fd::OwnedFd::from(stdin))
+        .stdout(std::os::fd::OwnedFd::from(stdout))
+        .spawn()
+        .unwrap();
+    let mut answers = BufReader::new(answers);
+    let mut exchange = |request: Value| -> Value {
+        writeln!(requests, "{request}").unwrap();
+        let mut line = String::new();
+        answers.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap()
+    };
+    let init = exchange(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "sockets", "version": "0"}}}),
+    );
+    assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
+    wait_for(Duration::from_secs(10), || {
+        (0..2).all(|fd| descriptor(shim.id(), fd) == "/dev/null")
+    });
+    let text = "x".repeat(4 << 20);
+    let echoed = exchange(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": text}}}));
+    assert!(
+        first_text(&echoed["result"]) == text,
+        "the large answer came back changed"
+    );
+    let ping = exchange(json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}));
+    assert_eq!(ping["result"], json!({}), "{ping}");
+    requests.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut answers, &mut rest).unwrap();
+    assert_eq!(rest, "", "answers after the end of input");
+    assert!(shim.wait().unwrap().success());
 }
 
 /// Stdio that cannot be handed over (here a file as stdin) is relayed as before.

@@ -92,10 +92,7 @@ pub async fn attach(
 /// registered only for what it waits on (see [`crate::halves`]).
 fn halves(socket: OwnedFd, already: &[u8], stderr: Arc<LogTail>) -> Result<Streams, AttachError> {
     let (read, write) = crate::halves::split(socket).map_err(AttachError::Connect)?;
-    Ok((
-        Box::pin(write),
-        Box::pin(Demux::new(read, already, stderr)),
-    ))
+    Ok((Box::pin(write), Box::pin(Demux::new(read, already, stderr))))
 }
 
 /// Sends the upgrade request on `stream` and, once the engine switched protocols, takes the
