@@ -53,28 +53,18 @@ impl Engine {
         Ok(Engine { docker })
     }
 
+    /// The engine's Unix socket, as `DOCKER_HOST` or the local default names it; `None` for an
+    /// engine reached over TCP.
+    pub fn socket(&self) -> Option<String> {
+        match std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
+            Some(host) => host.strip_prefix("unix://").map(str::to_owned),
+            None => Some("/var/run/docker.sock".to_owned()),
+        }
+    }
+
     /// Creates, attaches and starts `image` with `env`, then does the MCP handshake.
     pub async fn start(&self, image: &str, env: &[String]) -> anyhow::Result<DirectServer> {
-        let labels = HashMap::from([(BENCH_LABEL.to_owned(), std::process::id().to_string())]);
-        let body = ContainerCreateBody {
-            image: Some(image.to_owned()),
-            env: Some(env.to_vec()),
-            labels: Some(labels),
-            attach_stdin: Some(true),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            open_stdin: Some(true),
-            stdin_once: Some(true),
-            tty: Some(false),
-            host_config: Some(daemon_host_config()),
-            ..Default::default()
-        };
-        let id = self
-            .docker
-            .create_container(None, body)
-            .await
-            .with_context(|| format!("cannot create a container of {image}"))?
-            .id;
+        let id = self.create(image, env).await?;
         let options = AttachContainerOptionsBuilder::default()
             .stream(true)
             .stdin(true)
@@ -116,6 +106,31 @@ impl Engine {
             return Err(err);
         }
         Ok(server)
+    }
+
+    /// Creates a container of `image` with `env` as the daemon would (stdin open, no TTY), not
+    /// started, and returns its id.
+    pub async fn create(&self, image: &str, env: &[String]) -> anyhow::Result<String> {
+        let labels = HashMap::from([(BENCH_LABEL.to_owned(), std::process::id().to_string())]);
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            env: Some(env.to_vec()),
+            labels: Some(labels),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            open_stdin: Some(true),
+            stdin_once: Some(true),
+            tty: Some(false),
+            host_config: Some(daemon_host_config()),
+            ..Default::default()
+        };
+        Ok(self
+            .docker
+            .create_container(None, body)
+            .await
+            .with_context(|| format!("cannot create a container of {image}"))?
+            .id)
     }
 
     /// Kills and removes a container; one already gone counts as removed.

@@ -11,7 +11,9 @@
 //!
 //! For attribution, a third path runs the shims with `--relay` (copying the session's bytes
 //! through the shim process, as before stdio was handed over), and the gateway rounds record the
-//! CPU time and context switches of the daemon and the shims per call.
+//! CPU time and context switches of the daemon and the shims per call. At one client a fourth
+//! runs through `mcp-bench-relay`, a process that only copies bytes between its pipes and an
+//! attach stream of its own container: the floor of any gateway that is a process of its own.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -94,6 +96,17 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         )
         .await?;
 
+    let mut floor = match engine.socket() {
+        Some(socket) if plan.clients.contains(&1) => {
+            Some(relay_floor(engine, plan, &socket).await?)
+        }
+        Some(_) => None,
+        None => {
+            eprintln!("latency: no bare relay row, it speaks to a Unix-socket engine only");
+            None
+        }
+    };
+
     let round = Duration::from_secs_f64(plan.round_secs);
     let mut rows = Vec::new();
     for &clients in &plan.clients {
@@ -109,10 +122,18 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         closed_loop(shims.iter_mut().map(|shim| &mut shim.io), warm_up).await?;
         closed_loop(relays.iter_mut().map(|relay| &mut relay.io), warm_up).await?;
         direct_round(&mut direct.io, clients, warm_up).await?;
+        let mut floor = floor.as_mut().filter(|_| clients == 1);
+        if let Some((_, relay)) = &mut floor {
+            closed_loop(std::iter::once(&mut relay.io), warm_up).await?;
+        }
         let mut gateway = Tally::default();
         let mut relayed = Tally::default();
         let mut baseline = Tally::default();
+        let mut bare = Tally::default();
         for n in 0..plan.rounds {
+            if let Some((_, relay)) = &mut floor {
+                bare.add(closed_loop(std::iter::once(&mut relay.io), round).await?);
+            }
             if n % 2 == 0 {
                 baseline.add(direct_round(&mut direct.io, clients, round).await?);
                 gateway.add(gateway_round(daemon, &shim_pids, &mut shims, round).await?);
@@ -126,13 +147,48 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
             }
         }
         try_join_all(shims.into_iter().chain(relays).map(ProcessClient::close)).await?;
-        rows.extend(cell_rows(clients, gateway, relayed, baseline));
+        let bare = floor.is_some().then_some(bare);
+        rows.extend(cell_rows(clients, gateway, relayed, baseline, bare));
     }
     engine.remove(&direct.id).await;
+    if let Some((id, relay)) = floor {
+        relay.close().await?;
+        engine.remove(&id).await;
+    }
     Ok(rows)
 }
 
-fn cell_rows(clients: usize, gateway: Tally, relayed: Tally, baseline: Tally) -> Vec<Row> {
+/// A server of its own behind `mcp-bench-relay`, initialised; with its container's id.
+async fn relay_floor(
+    engine: &Engine,
+    plan: &Plan,
+    socket: &str,
+) -> anyhow::Result<(String, ProcessClient)> {
+    let env = ["MCP_FIXTURE_NAME=echo".to_owned(), ONE_PAGE.to_owned()];
+    let id = engine.create(&plan.image, &env).await?;
+    let mut command = tokio::process::Command::new(mcp_gateway_tests::bin("mcp-bench-relay"));
+    command.args([socket, id.as_str()]);
+    let spawned = ProcessClient::spawn(command);
+    let handshake = match spawned {
+        Ok(mut relay) => relay.io.handshake().await.map(|()| relay),
+        Err(err) => Err(err),
+    };
+    match handshake {
+        Ok(relay) => Ok((id, relay)),
+        Err(err) => {
+            engine.remove(&id).await;
+            Err(err.context("the bare relay did not come up"))
+        }
+    }
+}
+
+fn cell_rows(
+    clients: usize,
+    gateway: Tally,
+    relayed: Tally,
+    baseline: Tally,
+    bare: Option<Tally>,
+) -> Vec<Row> {
     let label = if clients == 1 {
         "1 client".to_owned()
     } else {
@@ -181,6 +237,24 @@ fn cell_rows(clients: usize, gateway: Tally, relayed: Tally, baseline: Tally) ->
             .gateway(daemon_cpu)
             .note("for attribution: user + system time over the gateway rounds"),
     ];
+    if let Some(bare) = bare {
+        let bare = Samples::new(bare.latencies);
+        rows.push(
+            Row::new(format!("tools/call p50, {label}, through a bare relay process"), Unit::Micros)
+                .gateway(micros(bare.p50()))
+                .baseline(micros(baseline.p50()))
+                .note("for attribution: `mcp-bench-relay`, a process that only copies bytes between its pipes and an attach stream: the floor of any gateway that is a process of its own"),
+        );
+        rows.push(
+            Row::new(
+                format!("tools/call p50, {label}, gateway against the bare relay"),
+                Unit::Micros,
+            )
+            .gateway(micros(gateway.p50()))
+            .baseline(micros(bare.p50()))
+            .note("for attribution: what the daemon's own work adds over that floor"),
+        );
+    }
     // `/proc` counts CPU time in 10 ms ticks per process: many shims that each run a few
     // milliseconds read as zero, so only a lone shim's figure means something.
     if clients == 1 {
