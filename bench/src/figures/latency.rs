@@ -45,10 +45,11 @@ struct Tally {
     latencies: Vec<Duration>,
     calls: u64,
     elapsed: Duration,
-    /// CPU time the daemon and the shims used meanwhile (gateway rounds only).
+    /// CPU time the daemon (in the bare relay's rounds, the relay) and the shims used meanwhile
+    /// (gateway and bare relay rounds only).
     daemon_cpu: Duration,
     shim_cpu: Duration,
-    /// Context switches of the daemon's and the shims' threads meanwhile (gateway rounds only).
+    /// Context switches of the daemon's (the relay's) and the shims' threads meanwhile.
     daemon_switches: u64,
     shim_switches: u64,
 }
@@ -132,7 +133,7 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         let mut bare = Tally::default();
         for n in 0..plan.rounds {
             if let Some((_, relay)) = &mut floor {
-                bare.add(closed_loop(std::iter::once(&mut relay.io), round).await?);
+                bare.add(bare_round(relay, round).await?);
             }
             if n % 2 == 0 {
                 baseline.add(direct_round(&mut direct.io, clients, round).await?);
@@ -156,6 +157,17 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         engine.remove(&id).await;
     }
     Ok(rows)
+}
+
+/// A closed loop through the bare relay, with the relay's CPU time and context switches.
+async fn bare_round(relay: &mut ProcessClient, length: Duration) -> anyhow::Result<Tally> {
+    let pid = relay.pid().context("the bare relay exited")?;
+    let cpu = procfs::cpu_time(pid)?;
+    let switches = procfs::context_switches(pid)?;
+    let mut tally = closed_loop(std::iter::once(&mut relay.io), length).await?;
+    tally.daemon_cpu = procfs::cpu_time(pid)?.saturating_sub(cpu);
+    tally.daemon_switches = procfs::context_switches(pid)?.saturating_sub(switches);
+    Ok(tally)
 }
 
 /// A server of its own behind `mcp-bench-relay`, initialised; with its container's id.
@@ -238,6 +250,8 @@ fn cell_rows(
             .note("for attribution: user + system time over the gateway rounds"),
     ];
     if let Some(bare) = bare {
+        let relay_cpu = bare.per_call(bare.daemon_cpu);
+        let relay_switches = bare.switches_per_call(bare.daemon_switches);
         let bare = Samples::new(bare.latencies);
         rows.push(
             Row::new(format!("tools/call p50, {label}, through a bare relay process"), Unit::Micros)
@@ -253,6 +267,19 @@ fn cell_rows(
             .gateway(micros(gateway.p50()))
             .baseline(micros(bare.p50()))
             .note("for attribution: what the daemon's own work adds over that floor"),
+        );
+        rows.push(
+            Row::new(format!("CPU per call, {label}: bare relay"), Unit::Micros)
+                .gateway(relay_cpu)
+                .note("for attribution: user + system time of `mcp-bench-relay` over its rounds, beside the daemon's above"),
+        );
+        rows.push(
+            Row::new(
+                format!("context switches per call, {label}: bare relay"),
+                Unit::Ratio,
+            )
+            .gateway(relay_switches)
+            .note("for attribution: its two threads"),
         );
     }
     // `/proc` counts CPU time in 10 ms ticks per process: many shims that each run a few

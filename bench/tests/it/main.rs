@@ -55,6 +55,7 @@ fn a_quick_run_measures_every_figure() {
 
     for prefix in [
         "tools/call p50, 1 client",
+        "tools/call p50, 1 client, through a bare relay process",
         "tools/call p99, 4 clients",
         "throughput, 4 clients",
         "cold start → first tools/list, 1 server",
@@ -75,6 +76,7 @@ fn a_quick_run_measures_every_figure() {
     }
     for prefix in [
         "tools/call p50",
+        "tools/call p50, 1 client, through a bare relay process",
         "throughput",
         "cold start → first tools/list, 2",
         "tools/call p50, a second session",
