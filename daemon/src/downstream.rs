@@ -387,7 +387,10 @@ impl Downstream {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, tx);
-        if !self.queue(jsonrpc::request_line(id, method, params)).await {
+        if !self
+            .queue(jsonrpc::request_line(id, method, params.map(RawValue::get)))
+            .await
+        {
             self.forget(id);
             return Err(ClientGone);
         }

@@ -105,7 +105,9 @@ pub fn response_line(id: &Value, reply: &Reply) -> String {
 }
 
 /// A request line with the gateway's own numeric id.
-pub fn request_line(id: u64, method: &str, params: Option<&RawValue>) -> String {
+/// A request line. `params` is JSON text: a `RawValue`'s, or one spliced from valid parts
+/// (`modern::describe`), which is not parsed again here.
+pub fn request_line(id: u64, method: &str, params: Option<&str>) -> String {
     let id = id.to_string();
     let method = quoted(method);
     match params {
@@ -115,7 +117,7 @@ pub fn request_line(id: u64, method: &str, params: Option<&RawValue>) -> String 
             r#","method":"#,
             &method,
             r#","params":"#,
-            params.get(),
+            params,
             "}\n",
         ]
         .concat(),

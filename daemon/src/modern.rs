@@ -192,14 +192,12 @@ pub fn mentions_protocol(text: &str) -> bool {
     KEY.is_match(text)
 }
 
-/// `params` for a modern server: the gateway's own protocol keys added to `_meta`, declaring
-/// `capabilities` (what the client the request is for can answer through the gateway) and, when
-/// that client set one, its log level.
-pub fn describe(
-    params: Option<&RawValue>,
-    capabilities: Value,
-    log_level: Option<&str>,
-) -> Box<RawValue> {
+/// `params` for a modern server, as JSON text: the gateway's own protocol keys added to `_meta`,
+/// declaring `capabilities` (what the client the request is for can answer through the gateway)
+/// and, when that client set one, its log level. Text, not a `RawValue`: the usual result is
+/// spliced from valid parts, and making a `RawValue` of it would parse the client's whole
+/// arguments again.
+pub fn describe(params: Option<&RawValue>, capabilities: Value, log_level: Option<&str>) -> String {
     // The gateway's members as text: only the capabilities and the level vary.
     static AROUND: LazyLock<(String, String)> = LazyLock::new(|| {
         let key = |key: &str| Value::from(key).to_string();
@@ -227,13 +225,10 @@ pub fn describe(
     if let Some(members) = bare {
         let members = members.trim_start();
         let separator = if members.starts_with('}') { "" } else { "," };
-        let text = [r#"{"_meta":"#, &ours, separator, members].concat();
-        if let Ok(described) = RawValue::from_string(text) {
-            return described;
-        }
+        return [r#"{"_meta":"#, &ours, separator, members].concat();
     }
     let ours: Map<String, Value> = serde_json::from_str(&ours).unwrap_or_default();
-    with_meta(params, |meta| meta.extend(ours))
+    with_meta(params, |meta| meta.extend(ours)).get().to_owned()
 }
 
 /// The params of a notification on a `subscriptions/listen` stream.
@@ -349,7 +344,7 @@ mod tests {
             json!({"sampling": {}}),
             Some("warning"),
         );
-        let described: Value = serde_json::from_str(described.get()).unwrap();
+        let described: Value = serde_json::from_str(&described).unwrap();
         assert_eq!(
             described["_meta"][CAPABILITIES_KEY],
             json!({"sampling": {}})
@@ -372,7 +367,7 @@ mod tests {
     fn described_params_keep_the_clients_members_and_meta() {
         let ours = |text: &str| {
             let raw = RawValue::from_string(text.to_owned()).unwrap();
-            describe(Some(&raw), json!({}), None).get().to_owned()
+            describe(Some(&raw), json!({}), None)
         };
         let gateway_meta = |text: &str| {
             let value: Value = serde_json::from_str(text).unwrap();
@@ -389,6 +384,9 @@ mod tests {
         let described = ours(sent);
         assert!(described.ends_with(&sent[1..]), "{described}");
         gateway_meta(&described);
+        // Every shape of params gives valid text: none, an empty object, not an object.
+        gateway_meta(&describe(None, json!({}), None));
+        gateway_meta(&ours("[1, 2]"));
         assert_eq!(
             gateway_meta(&ours(" { } "))["_meta"]
                 .as_object()

@@ -338,7 +338,7 @@ impl Upstream {
             }
             _ => (params.map(Cow::Borrowed), None),
         };
-        let params = match self.era() {
+        let params: Option<Cow<'_, str>> = match self.era() {
             Some(Era::Modern) => {
                 let (declared, level) = caller.for_modern_server();
                 let level = level.map(LogLevel::name);
@@ -348,7 +348,10 @@ impl Upstream {
                     level,
                 )))
             }
-            _ => params,
+            _ => params.map(|params| match params {
+                Cow::Borrowed(params) => Cow::Borrowed(params.get()),
+                Cow::Owned(params) => Cow::Owned(String::from(Box::<str>::from(params))),
+            }),
         };
         let (tx, rx) = oneshot::channel();
         self.lock_pending().insert(

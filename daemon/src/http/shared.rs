@@ -128,7 +128,11 @@ impl Shared {
             meta["progressToken"] = json!(id);
         }
         let params = params.as_ref().map(jsonrpc::to_raw);
-        let line = jsonrpc::request_line(id, posted.method(), params.as_deref());
+        let line = jsonrpc::request_line(
+            id,
+            posted.method(),
+            params.as_deref().map(serde_json::value::RawValue::get),
+        );
         session.lock_waiting().insert(
             id,
             Waiter {

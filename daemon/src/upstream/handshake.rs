@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::{Caller, Upstream, UpstreamError};
@@ -44,10 +45,12 @@ impl Upstream {
     pub async fn handshake(self: &Arc<Self>, timeout: Duration) -> Result<(), UpstreamError> {
         // The probe describes itself like every modern request; a modern server refuses one
         // that does not.
+        let described = RawValue::from_string(modern::describe(None, json!({}), None))
+            .expect("the gateway's own members are valid JSON");
         let probe = self
             .request(
                 "server/discover",
-                Some(&modern::describe(None, json!({}), None)),
+                Some(&described),
                 &Caller::gateway(timeout.min(PROBE_TIMEOUT)),
             )
             .await;
