@@ -27,6 +27,8 @@ pub const BENCH_LABEL: &str = "io.mcp-gateway.bench";
 
 pub struct Engine {
     docker: Docker,
+    /// The engine's Unix socket; `None` for one reached over TCP.
+    socket: Option<String>,
 }
 
 /// The MCP client over an attach stream.
@@ -42,24 +44,29 @@ pub struct DirectServer {
 impl Engine {
     /// Connects as the daemon does: `DOCKER_HOST` or the local default, version negotiated.
     pub async fn connect() -> anyhow::Result<Engine> {
-        let docker = match std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
-            Some(host) => Docker::connect_with_host(&host),
-            None => Docker::connect_with_local_defaults(),
-        }
-        .context("cannot reach the container engine")?
-        .negotiate_version()
-        .await
-        .context("cannot negotiate the engine's API version")?;
-        Ok(Engine { docker })
+        let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
+        let (docker, socket) = match &host {
+            Some(host) => (
+                Docker::connect_with_host(host),
+                host.strip_prefix("unix://").map(str::to_owned),
+            ),
+            None => (
+                Docker::connect_with_local_defaults(),
+                Some("/var/run/docker.sock".to_owned()),
+            ),
+        };
+        let docker = docker
+            .context("cannot reach the container engine")?
+            .negotiate_version()
+            .await
+            .context("cannot negotiate the engine's API version")?;
+        Ok(Engine { docker, socket })
     }
 
     /// The engine's Unix socket, as `DOCKER_HOST` or the local default names it; `None` for an
     /// engine reached over TCP.
-    pub fn socket(&self) -> Option<String> {
-        match std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
-            Some(host) => host.strip_prefix("unix://").map(str::to_owned),
-            None => Some("/var/run/docker.sock".to_owned()),
-        }
+    pub fn socket(&self) -> Option<&str> {
+        self.socket.as_deref()
     }
 
     /// Creates, attaches and starts `image` with `env`, then does the MCP handshake.

@@ -98,9 +98,7 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         .await?;
 
     let mut floor = match engine.socket() {
-        Some(socket) if plan.clients.contains(&1) => {
-            Some(relay_floor(engine, plan, &socket).await?)
-        }
+        Some(socket) if plan.clients.contains(&1) => Some(relay_floor(engine, plan, socket).await?),
         Some(_) => None,
         None => {
             eprintln!("latency: no bare relay row, it speaks to a Unix-socket engine only");
@@ -133,7 +131,9 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         let mut bare = Tally::default();
         for n in 0..plan.rounds {
             if let Some((_, relay)) = &mut floor {
-                bare.add(bare_round(relay, round).await?);
+                let pid = relay.pid().context("the bare relay exited")?;
+                let relay = std::iter::once(&mut relay.io);
+                bare.add(measured_round(pid, &[], relay, round).await?);
             }
             if n % 2 == 0 {
                 baseline.add(direct_round(&mut direct.io, clients, round).await?);
@@ -157,17 +157,6 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         engine.remove(&id).await;
     }
     Ok(rows)
-}
-
-/// A closed loop through the bare relay, with the relay's CPU time and context switches.
-async fn bare_round(relay: &mut ProcessClient, length: Duration) -> anyhow::Result<Tally> {
-    let pid = relay.pid().context("the bare relay exited")?;
-    let cpu = procfs::cpu_time(pid)?;
-    let switches = procfs::context_switches(pid)?;
-    let mut tally = closed_loop(std::iter::once(&mut relay.io), length).await?;
-    tally.daemon_cpu = procfs::cpu_time(pid)?.saturating_sub(cpu);
-    tally.daemon_switches = procfs::context_switches(pid)?.saturating_sub(switches);
-    Ok(tally)
 }
 
 /// A server of its own behind `mcp-bench-relay`, initialised; with its container's id.
@@ -310,14 +299,28 @@ fn cell_rows(
     rows
 }
 
-/// A closed loop through the shims, with the CPU time and context switches of the daemon and the
-/// shims meanwhile.
 async fn gateway_round(
     daemon: u32,
     shim_pids: &[u32],
     shims: &mut [ProcessClient],
     length: Duration,
 ) -> anyhow::Result<Tally> {
+    let clients = shims.iter_mut().map(|shim| &mut shim.io);
+    measured_round(daemon, shim_pids, clients, length).await
+}
+
+/// A closed loop through `clients`, with the CPU time and context switches meanwhile of the
+/// process between them and the server (the daemon, or the bare relay) and of the shims.
+async fn measured_round<'a, W, R>(
+    middle: u32,
+    shim_pids: &[u32],
+    clients: impl Iterator<Item = &'a mut LineClient<W, R>>,
+    length: Duration,
+) -> anyhow::Result<Tally>
+where
+    W: AsyncWrite + Unpin + 'a,
+    R: AsyncBufRead + Unpin + 'a,
+{
     let shims_cpu =
         || -> anyhow::Result<Duration> { shim_pids.iter().map(|&pid| procfs::cpu_time(pid)).sum() };
     let shims_switches = || -> anyhow::Result<u64> {
@@ -326,13 +329,13 @@ async fn gateway_round(
             .map(|&pid| procfs::context_switches(pid))
             .sum()
     };
-    let daemon_cpu = procfs::cpu_time(daemon)?;
-    let daemon_switches = procfs::context_switches(daemon)?;
+    let middle_cpu = procfs::cpu_time(middle)?;
+    let middle_switches = procfs::context_switches(middle)?;
     let shim_cpu = shims_cpu()?;
     let shim_switches = shims_switches()?;
-    let mut tally = closed_loop(shims.iter_mut().map(|shim| &mut shim.io), length).await?;
-    tally.daemon_cpu = procfs::cpu_time(daemon)?.saturating_sub(daemon_cpu);
-    tally.daemon_switches = procfs::context_switches(daemon)?.saturating_sub(daemon_switches);
+    let mut tally = closed_loop(clients, length).await?;
+    tally.daemon_cpu = procfs::cpu_time(middle)?.saturating_sub(middle_cpu);
+    tally.daemon_switches = procfs::context_switches(middle)?.saturating_sub(middle_switches);
     tally.shim_cpu = shims_cpu()?.saturating_sub(shim_cpu);
     tally.shim_switches = shims_switches()?.saturating_sub(shim_switches);
     Ok(tally)
