@@ -104,9 +104,8 @@ pub fn response_line(id: &Value, reply: &Reply) -> String {
     .concat()
 }
 
-/// A request line with the gateway's own numeric id.
-/// A request line. `params` is JSON text: a `RawValue`'s, or one spliced from valid parts
-/// (`modern::describe`), which is not parsed again here.
+/// A request line with the gateway's own numeric id. `params` is JSON text: a `RawValue`'s, or
+/// one spliced from valid parts (`modern::describe`), which is not parsed again here.
 pub fn request_line(id: u64, method: &str, params: Option<&str>) -> String {
     let id = id.to_string();
     let method = quoted(method);

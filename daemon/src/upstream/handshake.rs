@@ -45,8 +45,13 @@ impl Upstream {
     pub async fn handshake(self: &Arc<Self>, timeout: Duration) -> Result<(), UpstreamError> {
         // The probe describes itself like every modern request; a modern server refuses one
         // that does not.
-        let described = RawValue::from_string(modern::describe(None, json!({}), None))
-            .expect("the gateway's own members are valid JSON");
+        let described =
+            RawValue::from_string(modern::describe(None, json!({}), None)).map_err(|err| {
+                UpstreamError::Initialize {
+                    server: self.name.clone(),
+                    reason: format!("the gateway's own probe is not JSON: {err}"),
+                }
+            })?;
         let probe = self
             .request(
                 "server/discover",
