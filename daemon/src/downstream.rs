@@ -40,6 +40,9 @@ pub struct Downstream {
     /// The client's `capabilities` from `initialize`; a modern client's are per request
     /// ([`Declared`]).
     capabilities: Mutex<Value>,
+    /// [`bridged`] of `capabilities` as JSON text, made at `initialize` rather than for every
+    /// request that goes to a modern server.
+    for_servers: Mutex<Arc<RawValue>>,
     /// Which protocol era the client speaks, once it has said: see [`Era`].
     era: AtomicU8,
     /// Open `subscriptions/listen` streams (modern clients).
@@ -90,8 +93,8 @@ impl Declared {
     }
 
     /// The capabilities a modern server is told of for this request (see [`bridged`]).
-    pub fn for_servers(&self) -> Value {
-        bridged(&self.capabilities)
+    pub fn for_servers(&self) -> Arc<RawValue> {
+        Arc::from(bridged(&self.capabilities))
     }
 }
 
@@ -182,6 +185,7 @@ impl Downstream {
             out,
             queued: Arc::default(),
             capabilities: Mutex::new(Value::Null),
+            for_servers: Mutex::new(Arc::from(bridged(&Value::Null))),
             asks: Mutex::default(),
             era: AtomicU8::new(Era::Unknown as u8),
             listens: Mutex::default(),
@@ -206,6 +210,8 @@ impl Downstream {
             .and_then(|p| p.get("capabilities"))
             .cloned()
             .unwrap_or(Value::Null);
+        *self.for_servers.lock().unwrap_or_else(|e| e.into_inner()) =
+            Arc::from(bridged(&capabilities));
         *self.lock_capabilities() = capabilities;
         self.era.store(Era::Legacy as u8, Ordering::Release);
     }
@@ -300,8 +306,8 @@ impl Downstream {
 
     /// The client capabilities a modern server is told of on this legacy client's requests (see
     /// [`bridged`]).
-    pub fn declared_for_servers(&self) -> Value {
-        bridged(&self.lock_capabilities())
+    pub fn declared_for_servers(&self) -> Arc<RawValue> {
+        Arc::clone(&self.for_servers.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Marks the client as just active, for choosing "the most recent session".
@@ -499,13 +505,14 @@ fn can_answer(capabilities: &Value, method: &str, params: Option<&RawValue>) -> 
 
 /// The client capabilities a modern server is told of: those the gateway can bring to the client
 /// (sampling, elicitation and roots), as the client declared them. A legacy client answers them
-/// as requests; a modern one gets the server's `input_required` as it is.
-fn bridged(capabilities: &Value) -> Value {
+/// as requests; a modern one gets the server's `input_required` as it is. JSON text, which
+/// `modern::describe` splices into each request's `_meta`.
+fn bridged(capabilities: &Value) -> Box<RawValue> {
     let bridged = ["sampling", "elicitation", "roots"]
         .into_iter()
         .filter_map(|key| Some((key.to_owned(), capabilities.get(key)?.clone())))
         .filter(|(_, value)| !value.is_null());
-    Value::Object(bridged.collect())
+    jsonrpc::to_raw(&Value::Object(bridged.collect()))
 }
 
 #[cfg(test)]
@@ -593,7 +600,7 @@ mod tests {
         };
         assert!(!bare.can_answer("sampling/createMessage", None));
         assert!(sampling.can_answer("sampling/createMessage", None));
-        assert_eq!(sampling.for_servers(), json!({"sampling": {}}));
+        assert_eq!(sampling.for_servers().get(), r#"{"sampling":{}}"#);
     }
 
     #[test]

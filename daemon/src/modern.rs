@@ -197,7 +197,11 @@ pub fn mentions_protocol(text: &str) -> bool {
 /// and, when that client set one, its log level. Text, not a `RawValue`: the usual result is
 /// spliced from valid parts, and making a `RawValue` of it would parse the client's whole
 /// arguments again.
-pub fn describe(params: Option<&RawValue>, capabilities: Value, log_level: Option<&str>) -> String {
+pub fn describe(
+    params: Option<&RawValue>,
+    capabilities: &RawValue,
+    log_level: Option<&str>,
+) -> String {
     // The gateway's members as text: only the capabilities and the level vary.
     static AROUND: LazyLock<(String, String)> = LazyLock::new(|| {
         let key = |key: &str| Value::from(key).to_string();
@@ -214,7 +218,7 @@ pub fn describe(params: Option<&RawValue>, capabilities: Value, log_level: Optio
         .map(|level| format!(",{}:{}", Value::from(LOG_LEVEL_KEY), Value::from(level)))
         .unwrap_or_default();
     let (before, after) = &*AROUND;
-    let ours = [before, jsonrpc::to_raw(&capabilities).get(), &level, after].concat();
+    let ours = [before, capabilities.get(), &level, after].concat();
     // Nearly every request reaches a modern server this way, and most carry no `_meta` of their
     // own: the gateway's then goes in front of the client's members, which stay as they were
     // sent, unparsed. A `\u` escape could spell `_meta`, so text with one takes the long way.
@@ -341,7 +345,7 @@ mod tests {
         assert_eq!(other.get(), r#"{"code":-32603,"message":"x"}"#);
         let described = describe(
             Some(&jsonrpc::to_raw(&json!({"name": "t"}))),
-            json!({"sampling": {}}),
+            &jsonrpc::to_raw(&json!({"sampling": {}})),
             Some("warning"),
         );
         let described: Value = serde_json::from_str(&described).unwrap();
@@ -367,7 +371,7 @@ mod tests {
     fn described_params_keep_the_clients_members_and_meta() {
         let ours = |text: &str| {
             let raw = RawValue::from_string(text.to_owned()).unwrap();
-            describe(Some(&raw), json!({}), None)
+            describe(Some(&raw), &jsonrpc::empty_object(), None)
         };
         let gateway_meta = |text: &str| {
             let value: Value = serde_json::from_str(text).unwrap();
@@ -385,7 +389,7 @@ mod tests {
         assert!(described.ends_with(&sent[1..]), "{described}");
         gateway_meta(&described);
         // Every shape of params gives valid text: none, an empty object, not an object.
-        gateway_meta(&describe(None, json!({}), None));
+        gateway_meta(&describe(None, &jsonrpc::empty_object(), None));
         gateway_meta(&ours("[1, 2]"));
         assert_eq!(
             gateway_meta(&ours(" { } "))["_meta"]

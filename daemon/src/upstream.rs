@@ -16,6 +16,7 @@
 //! lines are warned about at a bounded rate (`warnings`).
 
 mod budget;
+mod deadlines;
 mod handshake;
 mod listen;
 mod queues;
@@ -41,6 +42,7 @@ use crate::lines::{Line, LineCodec, sniff_id};
 use crate::logtail::LogTail;
 use crate::modern;
 use budget::{Budget, Charged};
+use deadlines::{Deadlines, until};
 pub use handshake::Era;
 pub use queues::{EventQueues, NewQueues};
 use warnings::Warnings;
@@ -145,11 +147,11 @@ impl Caller {
     }
 
     /// The client capabilities and log level a modern server is told of for this request.
-    fn for_modern_server(&self) -> (Value, Option<LogLevel>) {
+    fn for_modern_server(&self) -> (Arc<RawValue>, Option<LogLevel>) {
         match (&self.declared, &self.owner) {
             (Some(declared), _) => (declared.for_servers(), declared.log_level),
             (None, Some(owner)) => (owner.declared_for_servers(), owner.log_level()),
-            (None, None) => (json!({}), None),
+            (None, None) => (Arc::from(jsonrpc::empty_object()), None),
         }
     }
 }
@@ -161,6 +163,8 @@ pub struct Upstream {
     session: Option<u64>,
     outgoing: mpsc::Sender<String>,
     pending: Mutex<HashMap<u64, Pending>>,
+    /// The one timer that fails `pending` requests past their deadline.
+    deadlines: Deadlines,
     /// Server requests relayed to a client: the server's id (as JSON text) → the client and the
     /// id the gateway gave the request there.
     relayed: Mutex<HashMap<String, (Weak<Downstream>, u64)>>,
@@ -181,12 +185,17 @@ pub struct Upstream {
 }
 
 struct Pending {
-    reply: oneshot::Sender<Reply>,
+    /// Taken when the answer comes or the deadline passes, whichever is first.
+    reply: Option<oneshot::Sender<Result<Reply, TimedOut>>>,
+    deadline: tokio::time::Instant,
     owner: Option<Arc<Downstream>>,
     declared: Option<Arc<Declared>>,
     /// The client's own progress token; the server was given the request's id instead.
     progress_token: Option<Value>,
 }
+
+/// What a parked request gets instead of its answer when its deadline passes.
+struct TimedOut;
 
 /// Removes a parked request when its caller stops waiting and, unless the answer came, tells the
 /// server to stop working on it.
@@ -232,6 +241,7 @@ impl Upstream {
             session,
             outgoing,
             pending: Mutex::default(),
+            deadlines: Deadlines::default(),
             relayed: Mutex::default(),
             next_id: AtomicU64::new(1),
             closed: CancellationToken::new(),
@@ -254,6 +264,13 @@ impl Upstream {
             }
         });
         tokio::spawn(read_loop(Arc::clone(&upstream), Box::pin(stdout), max_line));
+        let timed = Arc::clone(&upstream);
+        tokio::spawn(async move {
+            tokio::select! {
+                () = timed.deadlines.run(|now| timed.expire(now)) => {}
+                () = timed.closed.cancelled() => {}
+            }
+        });
         upstream
     }
 
@@ -344,7 +361,7 @@ impl Upstream {
                 let level = level.map(LogLevel::name);
                 Some(Cow::Owned(modern::describe(
                     params.as_deref(),
-                    declared,
+                    &declared,
                     level,
                 )))
             }
@@ -354,15 +371,18 @@ impl Upstream {
             }),
         };
         let (tx, rx) = oneshot::channel();
+        let deadline = Deadlines::after(caller.timeout);
         self.lock_pending().insert(
             id,
             Pending {
-                reply: tx,
+                reply: Some(tx),
+                deadline,
                 owner: caller.owner.clone(),
                 declared: caller.declared.clone(),
                 progress_token,
             },
         );
+        self.deadlines.note(deadline);
         let mut guard = PendingGuard {
             upstream: self,
             id,
@@ -379,15 +399,18 @@ impl Upstream {
             return Err(self.closed_error());
         }
         tokio::select! {
-            reply = rx => reply.map_err(|_| self.closed_error()),
-            () = tokio::time::sleep(caller.timeout) => {
-                guard.reason = guard.reason.and(Some("timed out in the gateway"));
-                Err(UpstreamError::Timeout {
-                    server: self.name.clone(),
-                    method: method.to_owned(),
-                    seconds: caller.timeout.as_secs(),
-                })
-            }
+            reply = rx => match reply {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(TimedOut)) => {
+                    guard.reason = guard.reason.and(Some("timed out in the gateway"));
+                    Err(UpstreamError::Timeout {
+                        server: self.name.clone(),
+                        method: method.to_owned(),
+                        seconds: caller.timeout.as_secs(),
+                    })
+                }
+                Err(_) => Err(self.closed_error()),
+            },
             () = caller.cancel.cancelled() => {
                 guard.reason = guard.reason.and(Some("cancelled by the client"));
                 Err(UpstreamError::Cancelled)
@@ -402,6 +425,27 @@ impl Upstream {
             .await;
     }
 
+    /// Fails the requests whose deadline is past at `now` (their callers tell the server to
+    /// cancel them); the earliest deadline of the others.
+    fn expire(&self, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        let mut next = None;
+        for pending in self.lock_pending().values_mut() {
+            // A request failed already stays until its caller removes it.
+            let Some(waiting) = pending.reply.take() else {
+                continue;
+            };
+            if pending.deadline <= now {
+                drop(waiting.send(Err(TimedOut)));
+            } else {
+                pending.reply = Some(waiting);
+                if next.is_none_or(|next| pending.deadline < next) {
+                    next = Some(pending.deadline);
+                }
+            }
+        }
+        next
+    }
+
     fn closed_error(&self) -> UpstreamError {
         UpstreamError::Closed {
             server: self.name.clone(),
@@ -411,9 +455,10 @@ impl Upstream {
 
     /// Hands an answer to whoever waits for it; false when nobody does.
     fn deliver(&self, id: u64, reply: Reply) -> bool {
-        match self.lock_pending().remove(&id) {
-            Some(pending) => {
-                drop(pending.reply.send(reply));
+        let waiting = self.lock_pending().remove(&id).and_then(|pending| pending.reply);
+        match waiting {
+            Some(waiting) => {
+                drop(waiting.send(Ok(reply)));
                 true
             }
             None => {
@@ -812,14 +857,6 @@ async fn handle_line(
         Kind::Invalid => warnings.bad_line(format_args!("ignored an invalid JSON-RPC message")),
     }
     Some(size)
-}
-
-/// Sleeps until `deadline`, or forever without one.
-async fn until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

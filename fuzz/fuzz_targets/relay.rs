@@ -14,6 +14,7 @@ use mcp_gatewayd::fuzzing::{
     split_uri, tagged,
 };
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -29,10 +30,10 @@ fn envelope(line: &str) {
         return;
     };
     let params = message.params.as_deref();
-    let capabilities = serde_json::json!({ "sampling": {} });
+    let capabilities = RawValue::from_string(r#"{"sampling":{}}"#.to_owned()).expect("JSON");
     // `describe` splices text without parsing it again: valid JSON is its own invariant.
     for edited in [
-        describe(params, capabilities, Some("info")),
+        describe(params, &capabilities, Some("info")),
         tagged(params, &Value::from(7)).get().to_owned(),
     ] {
         let edited: Value = serde_json::from_str(&edited).expect("edited params are JSON");
