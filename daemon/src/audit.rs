@@ -161,32 +161,70 @@ fn rotated(path: &Path) -> PathBuf {
 /// [`GATHER`]. An idle gateway's first record is written at once; a busy one's in one append per
 /// interval.
 fn write_records(path: &Path, records: &std::sync::mpsc::Receiver<CallRecord>) {
+    let mut log = LogFile::new(path);
     while let Ok(record) = records.recv() {
         let mut batch = vec![record];
         batch.extend(records.try_iter());
-        if let Err(err) = append(path, &batch) {
+        if let Err(err) = log.append(&batch) {
             tracing::warn!("cannot write the audit log: {err}");
         }
         std::thread::sleep(GATHER);
     }
 }
 
-fn append(path: &Path, batch: &[CallRecord]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// The log file as the writer holds it, open between batches: a batch costs one `stat` of the
+/// path and one write, instead of creating the directory and opening the file each time.
+struct LogFile {
+    path: PathBuf,
+    /// The open file and its (device, inode), to tell whether `path` still names it.
+    open: Option<(std::fs::File, (u64, u64))>,
+}
+
+impl LogFile {
+    fn new(path: &Path) -> LogFile {
+        LogFile {
+            path: path.to_owned(),
+            open: None,
+        }
     }
-    if std::fs::metadata(path).is_ok_and(|m| m.len() > MAX_BYTES) {
-        std::fs::rename(path, rotated(path))?;
+
+    fn append(&mut self, batch: &[CallRecord]) -> std::io::Result<()> {
+        let mut file = std::io::BufWriter::new(self.current()?);
+        for record in batch {
+            serde_json::to_writer(&mut file, record)?;
+            file.write_all(b"\n")?;
+        }
+        file.flush()
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = std::io::BufWriter::new(options.open(path)?);
-    for record in batch {
-        serde_json::to_writer(&mut file, record)?;
-        file.write_all(b"\n")?;
+
+    /// The file to append to: the one held open while the path still names it and it is not
+    /// past its size; else the path opened anew, after rotating a full file. A file removed or
+    /// replaced by hand is followed to its new self rather than written to unseen.
+    fn current(&mut self) -> std::io::Result<&std::fs::File> {
+        use std::os::unix::fs::MetadataExt;
+        let on_disk = std::fs::metadata(&self.path).ok();
+        let mut id = on_disk.as_ref().map(|meta| (meta.dev(), meta.ino()));
+        if on_disk.is_some_and(|meta| meta.len() > MAX_BYTES) {
+            std::fs::rename(&self.path, rotated(&self.path))?;
+            id = None;
+        }
+        let held = self.open.take().filter(|(_, held)| Some(*held) == id);
+        let (file, id) = match held {
+            Some(open) => open,
+            None => {
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let mut options = std::fs::OpenOptions::new();
+                options.create(true).append(true);
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let file = options.open(&self.path)?;
+                let meta = file.metadata()?;
+                (file, (meta.dev(), meta.ino()))
+            }
+        };
+        Ok(&self.open.insert((file, id)).0)
     }
-    file.flush()
 }
 
 #[cfg(test)]
@@ -231,14 +269,15 @@ mod tests {
     fn records_rotate_by_size_and_read_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
-        append(&path, &[record("a", 1), record("b", 2)]).unwrap();
+        let mut log = LogFile::new(&path);
+        log.append(&[record("a", 1), record("b", 2)]).unwrap();
         // Make the file look full, so that the next append rotates it.
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
         file.set_len(MAX_BYTES + 1).unwrap();
-        append(&path, &[record("a", 3)]).unwrap();
+        log.append(&[record("a", 3)]).unwrap();
         assert!(rotated(&path).exists());
         assert!(std::fs::metadata(&path).unwrap().len() < 1024);
         let mode = std::os::unix::fs::PermissionsExt::mode(
@@ -257,5 +296,25 @@ mod tests {
             ["tool1", "tool3"]
         );
         assert_eq!(names(audit.last(1, |_| true)), ["tool3"]);
+    }
+
+    #[test]
+    fn a_log_removed_or_replaced_between_batches_is_written_anew_not_into_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join("audit.jsonl");
+        let mut log = LogFile::new(&path);
+        log.append(&[record("a", 1)]).unwrap();
+        std::fs::remove_dir_all(dir.path().join("state")).unwrap();
+        log.append(&[record("a", 2)]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("tool1") && text.contains("tool2"), "{text}");
+        // A file put in its place (a restored backup, say) is appended to.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "").unwrap();
+        log.append(&[record("a", 3)]).unwrap();
+        log.append(&[record("a", 4)]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains("tool3") && text.contains("tool4"), "{text}");
     }
 }
