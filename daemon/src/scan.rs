@@ -59,6 +59,29 @@ const RULES: &[(&str, &str)] = &[
     ("pypi-token", r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}"),
 ];
 
+/// Every rule's match holds a run of at least this many token bytes (letters, digits and
+/// `_-/+=`): keys and tokens are long, and the shortest literal parts of the other rules
+/// (`-----BEGIN`, `service_account`, `/services/T`) are such runs too. Text without one cannot
+/// match, and one pass of a byte test tells it apart, where the rules' own search costs about
+/// twenty instructions a byte. A new rule must keep this; the tests check every rule's sample.
+const MIN_RUN: usize = 10;
+
+/// Whether `text` holds a run of [`MIN_RUN`] token bytes, without which no rule matches.
+fn has_run(text: &str) -> bool {
+    let mut run = 0;
+    for &byte in text.as_bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'/' | b'+' | b'=') {
+            run += 1;
+            if run == MIN_RUN {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
 struct Rules {
     set: RegexSet,
     each: Vec<Regex>,
@@ -120,7 +143,7 @@ impl Scanner {
     /// Whether raw JSON text may hold a secret: one pass over the bytes, so that clean results
     /// (nearly all of them) are never parsed.
     fn may_match(&self, json: &str) -> bool {
-        COMPILED.set.is_match(json)
+        (has_run(json) && COMPILED.set.is_match(json))
             || self
                 .literals()
                 .iter()
@@ -246,7 +269,9 @@ mod tests {
     fn every_rule_finds_its_kind_and_nothing_else() {
         assert_eq!(samples().len(), RULES.len());
         let scanner = Scanner::default();
-        for (rule, secret) in samples() {
+        for (index, (rule, secret)) in samples().into_iter().enumerate() {
+            let matched = COMPILED.each[index].find(&secret).expect("the sample matches").as_str();
+            assert!(has_run(matched), "{rule} matched {matched:?} without a long run");
             let hits =
                 scanner.find(&json!({"deep": ["text", {"value": format!("see {secret} here")}]}));
             assert_eq!(hits, [rule], "{rule}");
@@ -280,6 +305,9 @@ mod tests {
         let parsed: Value = serde_json::from_str(&escaped).unwrap();
         assert_eq!(scanner.find(&parsed), ["aws-access-key-id"]);
         assert!(!scanner.may_hold(r#"{"text":"the quick brown fox jumps over the lazy dog"}"#));
+        // The shortest of the rules' runs, `-----BEGIN`, is long enough to be looked at.
+        assert!(has_run("-----BEGIN") && !has_run("----BEGIN"));
+        assert!(!has_run("short words, and a-b/c+d=e ok"));
     }
 
     #[test]
