@@ -61,25 +61,40 @@ const RULES: &[(&str, &str)] = &[
 
 /// Every rule's match holds a run of at least this many token bytes (letters, digits and
 /// `_-/+=`): keys and tokens are long, and the shortest literal parts of the other rules
-/// (`-----BEGIN`, `service_account`, `/services/T`) are such runs too. Text without one cannot
-/// match, and one pass of a byte test tells it apart, where the rules' own search costs about
-/// twenty instructions a byte. A new rule must keep this; the tests check every rule's sample.
+/// (`-----BEGIN`, `service_account`, `/services/T`) are such runs too. A string without one
+/// cannot match, and one pass of a byte test tells it apart, where the rules' own search costs
+/// about twenty instructions a byte. A new rule must keep this; the tests check every rule's
+/// sample.
 const MIN_RUN: usize = 10;
 
-/// Whether `text` holds a run of [`MIN_RUN`] token bytes, without which no rule matches.
-fn has_run(text: &str) -> bool {
-    let mut run = 0;
-    for &byte in text.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'/' | b'+' | b'=') {
-            run += 1;
-            if run == MIN_RUN {
+/// Whether a string value of JSON text holds a run of [`MIN_RUN`] token bytes, without which no
+/// rule matches it. Member names do not count, as [`Scanner::find`] does not look at them (a
+/// 2026-07-28 result's `"resultType"` is such a run). Only for text without a backslash, whose
+/// every quote opens or closes a string.
+fn value_has_run(json: &str) -> bool {
+    let bytes = json.as_bytes();
+    let (mut in_string, mut run, mut longest) = (false, 0, 0);
+    for (at, &byte) in bytes.iter().enumerate() {
+        if byte == b'"' {
+            if in_string && longest >= MIN_RUN && !names_a_member(&bytes[at + 1..]) {
                 return true;
             }
-        } else {
-            run = 0;
+            (in_string, run, longest) = (!in_string, 0, 0);
+        } else if in_string {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'/' | b'+' | b'=') {
+                run += 1;
+                longest = longest.max(run);
+            } else {
+                run = 0;
+            }
         }
     }
     false
+}
+
+/// Whether the string that closed just before `rest` is a member name: a colon comes next.
+fn names_a_member(rest: &[u8]) -> bool {
+    rest.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b':')
 }
 
 struct Rules {
@@ -143,7 +158,7 @@ impl Scanner {
     /// Whether raw JSON text may hold a secret: one pass over the bytes, so that clean results
     /// (nearly all of them) are never parsed.
     fn may_match(&self, json: &str) -> bool {
-        (has_run(json) && COMPILED.set.is_match(json))
+        (value_has_run(json) && COMPILED.set.is_match(json))
             || self
                 .literals()
                 .iter()
@@ -160,7 +175,7 @@ impl Scanner {
     /// all arguments) is never parsed. Without a backslash the text holds each string's value
     /// verbatim between quotes, which every rule treats as a word boundary, so a rule matching a
     /// string matches the text too; an escape could hide a secret from that pass, so text with
-    /// one always counts.
+    /// one always counts (and [`value_has_run`] needs text without one).
     pub fn may_hold(&self, json: &str) -> bool {
         json.contains('\\') || self.may_match(json)
     }
@@ -271,7 +286,13 @@ mod tests {
         let scanner = Scanner::default();
         for (index, (rule, secret)) in samples().into_iter().enumerate() {
             let matched = COMPILED.each[index].find(&secret).expect("the sample matches").as_str();
-            assert!(has_run(matched), "{rule} matched {matched:?} without a long run");
+            // A match that needs escaping as a JSON string (the quotes of a service account's
+            // JSON) never reaches the run test: `may_hold` takes text with a backslash as is.
+            let quoted = Value::from(matched).to_string();
+            assert!(
+                quoted.contains('\\') || value_has_run(&quoted),
+                "{rule} matched {matched:?} without a long run"
+            );
             let hits =
                 scanner.find(&json!({"deep": ["text", {"value": format!("see {secret} here")}]}));
             assert_eq!(hits, [rule], "{rule}");
@@ -306,8 +327,13 @@ mod tests {
         assert_eq!(scanner.find(&parsed), ["aws-access-key-id"]);
         assert!(!scanner.may_hold(r#"{"text":"the quick brown fox jumps over the lazy dog"}"#));
         // The shortest of the rules' runs, `-----BEGIN`, is long enough to be looked at.
-        assert!(has_run("-----BEGIN") && !has_run("----BEGIN"));
-        assert!(!has_run("short words, and a-b/c+d=e ok"));
+        assert!(value_has_run(r#"["-----BEGIN"]"#) && !value_has_run(r#"["----BEGIN"]"#));
+        assert!(!value_has_run(r#"{"text":"short words, and a-b/c+d=e ok"}"#));
+        // A long member name is not scanned, a long value is, wherever it stands.
+        assert!(!value_has_run(r#"{"resultType" : "complete","n":12345678901234}"#));
+        assert!(value_has_run(r#"{"type":"resultType"}"#));
+        assert!(value_has_run(r#""resultType""#));
+        assert!(value_has_run(r#"["a", "resultType" ]"#));
     }
 
     #[test]
