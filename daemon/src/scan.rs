@@ -70,32 +70,45 @@ const MIN_RUN: usize = 10;
 /// Whether a string value of JSON text holds a run of [`MIN_RUN`] token bytes, without which no
 /// rule matches it. Member names do not count, as [`Scanner::find`] does not look at them (a
 /// 2026-07-28 result's `"resultType"` is such a run). Only for text without a backslash, whose
-/// every quote opens or closes a string.
+/// every quote opens or closes a string: split at the quotes, every other piece is a string.
 fn value_has_run(json: &str) -> bool {
-    let bytes = json.as_bytes();
-    let (mut in_string, mut run, mut longest) = (false, 0, 0);
-    for (at, &byte) in bytes.iter().enumerate() {
-        if byte == b'"' {
-            if in_string && longest >= MIN_RUN && !names_a_member(&bytes[at + 1..]) {
-                return true;
-            }
-            (in_string, run, longest) = (!in_string, 0, 0);
-        } else if in_string {
-            if byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'/' | b'+' | b'=') {
-                run += 1;
-                longest = longest.max(run);
-            } else {
-                run = 0;
-            }
+    let mut pieces = json.split('"').skip(1);
+    while let Some(string) = pieces.next() {
+        let after = pieces.next().unwrap_or_default();
+        let member_name = after.trim_start().starts_with(':');
+        if string.len() >= MIN_RUN && !member_name && has_run(string.as_bytes()) {
+            return true;
         }
     }
     false
 }
 
-/// Whether the string that closed just before `rest` is a member name: a colon comes next.
-fn names_a_member(rest: &[u8]) -> bool {
-    rest.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b':')
+fn has_run(bytes: &[u8]) -> bool {
+    let mut run = 0;
+    for &byte in bytes {
+        if TOKEN[usize::from(byte)] {
+            run += 1;
+            if run == MIN_RUN {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
 }
+
+/// The bytes a run is made of, as a table: the test runs once per byte of a call's text.
+const TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'/' | b'+' | b'=');
+        byte += 1;
+    }
+    table
+};
 
 struct Rules {
     set: RegexSet,
