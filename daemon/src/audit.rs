@@ -107,8 +107,10 @@ impl Trail {
         let (outcome, error, response_bytes) = match outcome {
             Ok(Ok(result)) => {
                 let text = result.get();
-                // Only results that mention the member pay for a parse, and it skips the rest.
+                // Only results that mention the member and hold a `true` somewhere pay for a
+                // parse (nearly every result says `"isError":false`), and it skips the rest.
                 let tool_error = text.contains("\"isError\"")
+                    && text.contains("true")
                     && serde_json::from_str::<ToolResult>(text)
                         .is_ok_and(|r| r.is_error == Some(true));
                 let outcome = if tool_error { "tool_error" } else { "ok" };
@@ -259,6 +261,8 @@ mod tests {
                 .outcome
         };
         assert_eq!(outcome(r#"{"content":[],"isError":true}"#), "tool_error");
+        assert_eq!(outcome(r#"{"isError" : true ,"content":[]}"#), "tool_error");
+        assert_eq!(outcome(r#"{"content":[{"type":"text","text":"true"}],"isError":false}"#), "ok");
         let quoted = r#"{"content":[{"type":"text","text":"\"isError\":true"}],"isError":false}"#;
         assert_eq!(outcome(quoted), "ok");
         assert_eq!(outcome(r#"{"content":[],"isError":"yes"}"#), "ok");
