@@ -8,7 +8,7 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use mcp_gateway_proto::CallRecord;
 use serde_json::Value;
@@ -29,7 +29,8 @@ const GATHER: Duration = Duration::from_millis(10);
 
 pub struct Audit {
     path: PathBuf,
-    queue: std::sync::mpsc::SyncSender<CallRecord>,
+    /// Records with the time they were made, which the writer puts in words.
+    queue: std::sync::mpsc::SyncSender<(SystemTime, CallRecord)>,
     feed: broadcast::Sender<CallRecord>,
 }
 
@@ -49,11 +50,18 @@ impl Audit {
         Audit { path, queue, feed }
     }
 
+    /// Logs a call's record, stamped with the time now. The stamp is written out as text by the
+    /// writer thread rather than on the call's path (it costs about as much as the rest of the
+    /// record), and for followers only while there are any.
     pub fn record(&self, record: CallRecord) {
+        let now = SystemTime::now();
         if self.feed.receiver_count() > 0 {
-            let _ = self.feed.send(record.clone());
+            let _ = self.feed.send(CallRecord {
+                time: stamp(now),
+                ..record.clone()
+            });
         }
-        if self.queue.try_send(record).is_err() {
+        if self.queue.try_send((now, record)).is_err() {
             tracing::warn!("an audit record was lost: the log is not keeping up");
         }
     }
@@ -131,7 +139,8 @@ impl Trail {
             Err(err) => ("error", Some(err.to_string()), 0),
         };
         CallRecord {
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            // Stamped by `Audit::record`.
+            time: String::new(),
             profile: profile.to_owned(),
             client: client.to_owned(),
             server: self.server,
@@ -155,6 +164,11 @@ struct ToolResult {
     is_error: Option<bool>,
 }
 
+/// A record's time as the log gives it: RFC 3339 in UTC, to the millisecond.
+fn stamp(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 fn rotated(path: &Path) -> PathBuf {
     path.with_extension("jsonl.1")
 }
@@ -162,11 +176,16 @@ fn rotated(path: &Path) -> PathBuf {
 /// The writer thread: writes whatever has queued up since its last write, then sleeps for
 /// [`GATHER`]. An idle gateway's first record is written at once; a busy one's in one append per
 /// interval.
-fn write_records(path: &Path, records: &std::sync::mpsc::Receiver<CallRecord>) {
+fn write_records(path: &Path, records: &std::sync::mpsc::Receiver<(SystemTime, CallRecord)>) {
     let mut log = LogFile::new(path);
-    while let Ok(record) = records.recv() {
-        let mut batch = vec![record];
-        batch.extend(records.try_iter());
+    while let Ok(first) = records.recv() {
+        let batch: Vec<CallRecord> = std::iter::once(first)
+            .chain(records.try_iter())
+            .map(|(time, record)| CallRecord {
+                time: stamp(time),
+                ..record
+            })
+            .collect();
         if let Err(err) = log.append(&batch) {
             tracing::warn!("cannot write the audit log: {err}");
         }
@@ -249,6 +268,12 @@ mod tests {
             secrets: Vec::new(),
             arguments: None,
         }
+    }
+
+    #[test]
+    fn records_are_stamped_in_utc_to_the_millisecond() {
+        let time = SystemTime::UNIX_EPOCH + Duration::from_millis(86_400_000 + 1_500);
+        assert_eq!(stamp(time), "1970-01-02T00:00:01.500Z");
     }
 
     #[test]
