@@ -33,7 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ConfigStore, Isolation, Network, RunSettings, ServerDef, ServerKind};
+use crate::config::{ConfigStore, Isolation, Network, RunSettings, ServerDef, ServerKind};
 use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError};
 use crate::logtail::LogTail;
 use crate::upstream::{Era, EventQueues, Upstream, UpstreamError};
@@ -182,9 +182,6 @@ struct Running {
     seq: u64,
     def: ServerDef,
     run: RunSettings,
-    /// The configuration `def` and `run` were last found current in; `None` until the first
-    /// request after the start. See [`Running::checked_in`].
-    checked: Option<Arc<Config>>,
     stderr: Arc<LogTail>,
     /// References to `upstream` while no request uses it (the pool's and the connection's own
     /// tasks'); more means a request is in progress, so the container is not idle.
@@ -213,24 +210,6 @@ impl Running {
     /// Whether this container is alive and runs what the slot should run now.
     fn is_current(&self, def: &ServerDef, run: &RunSettings) -> bool {
         !self.upstream.is_closed() && self.def == *def && self.run == *run
-    }
-
-    /// Whether this container is alive and was found current in `config`, the daemon's
-    /// configuration now, for `def`, the definition in it: resolving the definition again would
-    /// give what was compared then. This spares every call the resolution and the comparison of
-    /// whole definitions; a reload or `mcpctl` change makes a new configuration, which is
-    /// compared in full once. Holding `checked` keeps its address from being reused.
-    fn checked_in(&self, config: &Arc<Config>, server: &str, def: &ServerDef) -> bool {
-        !self.upstream.is_closed()
-            && self
-                .checked
-                .as_ref()
-                .is_some_and(|checked| Arc::ptr_eq(checked, config))
-            && config
-                .catalog
-                .servers
-                .get(server)
-                .is_some_and(|defined| std::ptr::eq(defined, def))
     }
 }
 
@@ -479,20 +458,13 @@ impl Pool {
         // A per-call server's gateway requests (listings) use the profile's listing server too.
         let session = session.filter(|_| def.isolation == Isolation::Session);
         let slot = self.slot((profile.to_owned(), server.to_owned(), session))?;
+        let (def, run) = self.resolve(profile, server, def);
+        let def = def.as_ref();
         slot.lock().last_used = Some(Instant::now());
         let mut running = slot.running.lock().await;
-        let config = self.settings.config.get();
         if let Some(current) = running.as_ref()
-            && current.checked_in(&config, server, def)
-        {
-            return Ok(Arc::clone(&current.upstream));
-        }
-        let (def, run) = resolve_in(&config, profile, server, def);
-        let def = def.as_ref();
-        if let Some(current) = running.as_mut()
             && current.is_current(def, &run)
         {
-            current.checked = Some(config);
             return Ok(Arc::clone(&current.upstream));
         }
         if let Some(stale) = running.take() {
@@ -525,7 +497,15 @@ impl Pool {
         server: &str,
         def: &'a ServerDef,
     ) -> (Cow<'a, ServerDef>, RunSettings) {
-        resolve_in(&self.settings.config.get(), profile, server, def)
+        let config = self.settings.config.get();
+        let run = config.settings.defaults.resolve(def);
+        let values = config.server_values(profile, server);
+        if values.is_empty() {
+            return (Cow::Borrowed(def), run);
+        }
+        let mut merged = def.clone();
+        merged.env.extend(values);
+        (Cow::Owned(merged), run)
     }
 
     /// The shared running server for (profile, server) if it is up and current, without starting or
@@ -693,7 +673,6 @@ impl Pool {
             seq,
             def: def.clone(),
             run,
-            checked: None,
             stderr,
         })
     }
@@ -1093,21 +1072,4 @@ fn instance_id() -> String {
         bytes = std::process::id().to_be_bytes();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// [`Pool::resolve`] in a given configuration.
-fn resolve_in<'a>(
-    config: &Config,
-    profile: &str,
-    server: &str,
-    def: &'a ServerDef,
-) -> (Cow<'a, ServerDef>, RunSettings) {
-    let run = config.settings.defaults.resolve(def);
-    let values = config.server_values(profile, server);
-    if values.is_empty() {
-        return (Cow::Borrowed(def), run);
-    }
-    let mut merged = def.clone();
-    merged.env.extend(values);
-    (Cow::Owned(merged), run)
 }

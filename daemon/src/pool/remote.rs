@@ -172,7 +172,6 @@ impl Pool {
             seq,
             def: def.clone(),
             run,
-            checked: None,
             stderr,
         })
     }
