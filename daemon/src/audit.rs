@@ -287,7 +287,10 @@ mod tests {
         };
         assert_eq!(outcome(r#"{"content":[],"isError":true}"#), "tool_error");
         assert_eq!(outcome(r#"{"isError" : true ,"content":[]}"#), "tool_error");
-        assert_eq!(outcome(r#"{"content":[{"type":"text","text":"true"}],"isError":false}"#), "ok");
+        assert_eq!(
+            outcome(r#"{"content":[{"type":"text","text":"true"}],"isError":false}"#),
+            "ok"
+        );
         let quoted = r#"{"content":[{"type":"text","text":"\"isError\":true"}],"isError":false}"#;
         assert_eq!(outcome(quoted), "ok");
         assert_eq!(outcome(r#"{"content":[],"isError":"yes"}"#), "ok");

@@ -298,7 +298,10 @@ mod tests {
         assert_eq!(samples().len(), RULES.len());
         let scanner = Scanner::default();
         for (index, (rule, secret)) in samples().into_iter().enumerate() {
-            let matched = COMPILED.each[index].find(&secret).expect("the sample matches").as_str();
+            let matched = COMPILED.each[index]
+                .find(&secret)
+                .expect("the sample matches")
+                .as_str();
             // A match that needs escaping as a JSON string (the quotes of a service account's
             // JSON) never reaches the run test: `may_hold` takes text with a backslash as is.
             let quoted = Value::from(matched).to_string();
@@ -341,9 +344,13 @@ mod tests {
         assert!(!scanner.may_hold(r#"{"text":"the quick brown fox jumps over the lazy dog"}"#));
         // The shortest of the rules' runs, `-----BEGIN`, is long enough to be looked at.
         assert!(value_has_run(r#"["-----BEGIN"]"#) && !value_has_run(r#"["----BEGIN"]"#));
-        assert!(!value_has_run(r#"{"text":"short words, and a-b/c+d=e ok"}"#));
+        assert!(!value_has_run(
+            r#"{"text":"short words, and a-b/c+d=e ok"}"#
+        ));
         // A long member name is not scanned, a long value is, wherever it stands.
-        assert!(!value_has_run(r#"{"resultType" : "complete","n":12345678901234}"#));
+        assert!(!value_has_run(
+            r#"{"resultType" : "complete","n":12345678901234}"#
+        ));
         assert!(value_has_run(r#"{"type":"resultType"}"#));
         assert!(value_has_run(r#""resultType""#));
         assert!(value_has_run(r#"["a", "resultType" ]"#));

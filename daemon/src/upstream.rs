@@ -455,7 +455,10 @@ impl Upstream {
 
     /// Hands an answer to whoever waits for it; false when nobody does.
     fn deliver(&self, id: u64, reply: Reply) -> bool {
-        let waiting = self.lock_pending().remove(&id).and_then(|pending| pending.reply);
+        let waiting = self
+            .lock_pending()
+            .remove(&id)
+            .and_then(|pending| pending.reply);
         match waiting {
             Some(waiting) => {
                 drop(waiting.send(Ok(reply)));

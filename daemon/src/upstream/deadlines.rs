@@ -102,15 +102,27 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn each_request_expires_at_its_own_deadline_whatever_the_order_they_came_in() {
+    /// A connection's deadlines, its requests, the names of those expired, and the timer task.
+    fn start() -> (
+        Arc<Deadlines>,
+        Arc<Requests>,
+        Arc<Mutex<Vec<&'static str>>>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let deadlines = Arc::new(Deadlines::default());
         let requests = Arc::new(Requests::default());
         let expired = Arc::new(Mutex::new(Vec::new()));
         let timer = {
-            let (deadlines, requests, expired) = (deadlines.clone(), requests.clone(), expired.clone());
+            let (deadlines, requests, expired) =
+                (deadlines.clone(), requests.clone(), expired.clone());
             tokio::spawn(async move { deadlines.run(|now| requests.expire(now, &expired)).await })
         };
+        (deadlines, requests, expired, timer)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_request_expires_at_its_own_deadline_whatever_the_order_they_came_in() {
+        let (deadlines, requests, expired, timer) = start();
         requests.park(&deadlines, "slow", Duration::from_secs(10));
         // Parked later but due earlier: the armed timer has to move for it.
         requests.park(&deadlines, "quick", Duration::from_secs(2));
@@ -125,20 +137,17 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_timer_left_armed_by_an_ended_request_still_expires_the_next_one() {
-        let deadlines = Arc::new(Deadlines::default());
-        let requests = Arc::new(Requests::default());
-        let expired = Arc::new(Mutex::new(Vec::new()));
-        let timer = {
-            let (deadlines, requests, expired) = (deadlines.clone(), requests.clone(), expired.clone());
-            tokio::spawn(async move { deadlines.run(|now| requests.expire(now, &expired)).await })
-        };
+        let (deadlines, requests, expired, timer) = start();
         requests.park(&deadlines, "answered", Duration::from_secs(5));
         tokio::time::sleep(Duration::from_secs(1)).await;
         // The first request is answered; the timer stays armed at its deadline.
         requests.0.lock().unwrap().clear();
         requests.park(&deadlines, "silent", Duration::from_secs(5));
         tokio::time::sleep(Duration::from_secs(4)).await;
-        assert!(expired.lock().unwrap().is_empty(), "nothing is due at the first deadline");
+        assert!(
+            expired.lock().unwrap().is_empty(),
+            "nothing is due at the first deadline"
+        );
         tokio::time::sleep(Duration::from_millis(1100)).await;
         assert_eq!(*expired.lock().unwrap(), ["silent"]);
         assert_eq!(*deadlines.lock(), None, "nothing left to wait for");

@@ -46,12 +46,12 @@ impl Upstream {
         // The probe describes itself like every modern request; a modern server refuses one
         // that does not.
         let described =
-            RawValue::from_string(modern::describe(None, &jsonrpc::empty_object(), None)).map_err(|err| {
-                UpstreamError::Initialize {
+            RawValue::from_string(modern::describe(None, &jsonrpc::empty_object(), None)).map_err(
+                |err| UpstreamError::Initialize {
                     server: self.name.clone(),
                     reason: format!("the gateway's own probe is not JSON: {err}"),
-                }
-            })?;
+                },
+            )?;
         let probe = self
             .request(
                 "server/discover",
