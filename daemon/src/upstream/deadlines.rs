@@ -102,13 +102,15 @@ mod tests {
         }
     }
 
-    /// A connection's deadlines, its requests, the names of those expired, and the timer task.
-    fn start() -> (
-        Arc<Deadlines>,
-        Arc<Requests>,
-        Arc<Mutex<Vec<&'static str>>>,
-        tokio::task::JoinHandle<()>,
-    ) {
+    /// A connection's deadlines and requests, the names of those expired, and its timer task.
+    struct Connection {
+        deadlines: Arc<Deadlines>,
+        requests: Arc<Requests>,
+        expired: Arc<Mutex<Vec<&'static str>>>,
+        timer: tokio::task::JoinHandle<()>,
+    }
+
+    fn start() -> Connection {
         let deadlines = Arc::new(Deadlines::default());
         let requests = Arc::new(Requests::default());
         let expired = Arc::new(Mutex::new(Vec::new()));
@@ -117,41 +119,60 @@ mod tests {
                 (deadlines.clone(), requests.clone(), expired.clone());
             tokio::spawn(async move { deadlines.run(|now| requests.expire(now, &expired)).await })
         };
-        (deadlines, requests, expired, timer)
+        Connection {
+            deadlines,
+            requests,
+            expired,
+            timer,
+        }
+    }
+
+    impl Connection {
+        fn park(&self, name: &'static str, timeout: Duration) {
+            self.requests.park(&self.deadlines, name, timeout);
+        }
+
+        fn expired(&self) -> Vec<&'static str> {
+            self.expired.lock().unwrap().clone()
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn each_request_expires_at_its_own_deadline_whatever_the_order_they_came_in() {
-        let (deadlines, requests, expired, timer) = start();
-        requests.park(&deadlines, "slow", Duration::from_secs(10));
+        let connection = start();
+        connection.park("slow", Duration::from_secs(10));
         // Parked later but due earlier: the armed timer has to move for it.
-        requests.park(&deadlines, "quick", Duration::from_secs(2));
+        connection.park("quick", Duration::from_secs(2));
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert!(expired.lock().unwrap().is_empty());
+        assert!(connection.expired().is_empty());
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert_eq!(*expired.lock().unwrap(), ["quick"]);
+        assert_eq!(connection.expired(), ["quick"]);
         tokio::time::sleep(Duration::from_secs(8)).await;
-        assert_eq!(*expired.lock().unwrap(), ["quick", "slow"]);
-        timer.abort();
+        assert_eq!(connection.expired(), ["quick", "slow"]);
+        connection.timer.abort();
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_timer_left_armed_by_an_ended_request_still_expires_the_next_one() {
-        let (deadlines, requests, expired, timer) = start();
-        requests.park(&deadlines, "answered", Duration::from_secs(5));
+        let connection = start();
+        connection.park("answered", Duration::from_secs(5));
         tokio::time::sleep(Duration::from_secs(1)).await;
         // The first request is answered; the timer stays armed at its deadline.
-        requests.0.lock().unwrap().clear();
-        requests.park(&deadlines, "silent", Duration::from_secs(5));
+        connection.requests.0.lock().unwrap().clear();
+        connection.park("silent", Duration::from_secs(5));
         tokio::time::sleep(Duration::from_secs(4)).await;
         assert!(
-            expired.lock().unwrap().is_empty(),
+            connection.expired().is_empty(),
             "nothing is due at the first deadline"
         );
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(*expired.lock().unwrap(), ["silent"]);
-        assert_eq!(*deadlines.lock(), None, "nothing left to wait for");
-        timer.abort();
+        assert_eq!(connection.expired(), ["silent"]);
+        assert_eq!(
+            *connection.deadlines.lock(),
+            None,
+            "nothing left to wait for"
+        );
+        connection.timer.abort();
     }
 
     #[test]
