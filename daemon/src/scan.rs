@@ -62,9 +62,8 @@ const RULES: &[(&str, &str)] = &[
 /// Every rule's match holds a run of at least this many token bytes (letters, digits and
 /// `_-/+=`): keys and tokens are long, and the shortest literal parts of the other rules
 /// (`-----BEGIN`, `service_account`, `/services/T`) are such runs too. A string without one
-/// cannot match, and one pass of a byte test tells it apart, where the rules' own search costs
-/// about twenty instructions a byte. A new rule must keep this; the tests check every rule's
-/// sample.
+/// cannot match, so text whose strings have none is not searched by the rules at all. A new rule
+/// must keep this; the tests check every rule's sample.
 const MIN_RUN: usize = 10;
 
 /// Whether a string value of JSON text holds a run of [`MIN_RUN`] token bytes, without which no

@@ -428,19 +428,14 @@ impl Upstream {
     /// Fails the requests whose deadline is past at `now` (their callers tell the server to
     /// cancel them); the earliest deadline of the others.
     fn expire(&self, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
-        let mut next = None;
-        for pending in self.lock_pending().values_mut() {
-            // A request failed already stays until its caller removes it.
-            let Some(waiting) = pending.reply.take() else {
-                continue;
-            };
-            if pending.deadline <= now {
-                drop(waiting.send(Err(TimedOut)));
-            } else {
-                pending.reply = Some(waiting);
-                if next.is_none_or(|next| pending.deadline < next) {
-                    next = Some(pending.deadline);
-                }
+        let mut next: Option<tokio::time::Instant> = None;
+        // A request failed already (its `reply` taken) stays until its caller removes it.
+        let mut requests = self.lock_pending();
+        for pending in requests.values_mut().filter(|p| p.reply.is_some()) {
+            if pending.deadline > now {
+                next = Some(next.map_or(pending.deadline, |next| next.min(pending.deadline)));
+            } else if let Some(reply) = pending.reply.take() {
+                drop(reply.send(Err(TimedOut)));
             }
         }
         next

@@ -53,6 +53,8 @@ impl Deadlines {
                 () = until(at) => {}
                 () = self.rearm.notified() => continue,
             }
+            // Held while `expire` looks (see the lock order above); `*self.lock() = ...` would
+            // take the lock only after `expire` returned.
             let mut armed = self.lock();
             *armed = expire(Instant::now());
         }
