@@ -458,29 +458,40 @@ impl Pool {
         // A per-call server's gateway requests (listings) use the profile's listing server too.
         let session = session.filter(|_| def.isolation == Isolation::Session);
         let slot = self.slot((profile.to_owned(), server.to_owned(), session))?;
-        let (def, run) = self.resolve(profile, server, def);
-        let def = def.as_ref();
         slot.lock().last_used = Some(Instant::now());
         let mut running = slot.running.lock().await;
+        let (def, run) = self.resolve(profile, server, def);
         if let Some(current) = running.as_ref()
-            && current.is_current(def, &run)
+            && current.is_current(&def, &run)
         {
             return Ok(Arc::clone(&current.upstream));
         }
+        // Boxed, so that the future of every warm call through here is not the size of a
+        // container start (about 5 KB, copied each time the call's future moves).
+        Box::pin(self.replace(&slot, &mut running, (profile, server, session), &def, run)).await
+    }
+
+    /// Starts (profile, server)'s container in place of the one `running` holds, if any.
+    async fn replace(
+        &self,
+        slot: &Arc<Slot>,
+        running: &mut Option<Running>,
+        key: (&str, &str, Option<u64>),
+        def: &ServerDef,
+        run: RunSettings,
+    ) -> Result<Arc<Upstream>, PoolError> {
         if let Some(stale) = running.take() {
             if stale.upstream.is_closed() {
                 // The watcher may not have heard from the engine yet; the exit counts now.
                 slot.exited(stale.seq, None, &stale.stderr);
             }
-            self.stop(&slot, stale).await;
+            self.stop(slot, stale).await;
         }
         slot.check_backoff(def, &run)?;
         if self.closing.is_cancelled() {
             return Err(PoolError::ShuttingDown);
         }
-        let started = self
-            .start(&slot, (profile, server, session), def, run)
-            .await?;
+        let started = self.start(slot, key, def, run).await?;
         let upstream = Arc::clone(&started.upstream);
         *running = Some(started);
         self.started.notify_one();

@@ -247,11 +247,14 @@ impl Session {
             let parsed = params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok());
             if modern::is_modern(method, parsed.as_ref()) {
                 let id = message.id.clone().unwrap_or_default();
-                return self.handle_modern(method, &id, parsed, caller).await;
+                return Box::pin(self.handle_modern(method, &id, parsed, caller)).await;
             }
         }
         let profile = self.peer.profile(&self.gateway.config.get());
         let gateway = &self.gateway;
+        // Every branch but the calls is boxed: a request's future is as large as its largest
+        // branch, and is copied whole when it is boxed into the session's set, so a listing's
+        // (several KB) would otherwise be paid by every `tools/call`.
         let outcome = match method {
             "initialize" => {
                 let params = params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok());
@@ -266,13 +269,16 @@ impl Session {
             }
             "resources/subscribe" | "resources/unsubscribe" => {
                 let subscribe = method == "resources/subscribe";
-                gateway
-                    .subscription(&self.peer, &profile, subscribe, params, &caller)
+                Box::pin(gateway.subscription(&self.peer, &profile, subscribe, params, &caller))
                     .await
             }
-            "logging/setLevel" => gateway.set_log_level(&self.peer, &profile, params).await,
+            "logging/setLevel" => {
+                Box::pin(gateway.set_log_level(&self.peer, &profile, params)).await
+            }
             _ => match ListKind::from_method(method) {
-                Some(kind) => gateway.list(&profile, kind, params, &[]).await.map(Ok),
+                Some(kind) => Box::pin(gateway.list(&profile, kind, params, &[]))
+                    .await
+                    .map(Ok),
                 None => {
                     let error = format!("method not found: {method}");
                     return Some(Err(jsonrpc::error(code::METHOD_NOT_FOUND, error)));
