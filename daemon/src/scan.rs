@@ -69,32 +69,35 @@ const MIN_RUN: usize = 10;
 /// Whether a string value of JSON text holds a run of [`MIN_RUN`] token bytes, without which no
 /// rule matches it. Member names do not count, as [`Scanner::find`] does not look at them (a
 /// 2026-07-28 result's `"resultType"` is such a run). Only for text without a backslash, whose
-/// every quote opens or closes a string: split at the quotes, every other piece is a string.
+/// every quote opens or closes a string. One walk over the bytes: splitting at the quotes cost
+/// three times as many instructions, most of them in the searcher's setup for each piece.
 fn value_has_run(json: &str) -> bool {
-    let mut pieces = json.split('"').skip(1);
-    while let Some(string) = pieces.next() {
-        let after = pieces.next().unwrap_or_default();
-        let member_name = after.trim_start().starts_with(':');
-        if string.len() >= MIN_RUN && !member_name && has_run(string.as_bytes()) {
-            return true;
-        }
-    }
-    false
-}
-
-fn has_run(bytes: &[u8]) -> bool {
+    let bytes = json.as_bytes();
+    let mut in_string = false;
     let mut run = 0;
-    for &byte in bytes {
-        if TOKEN[usize::from(byte)] {
-            run += 1;
-            if run == MIN_RUN {
+    // Whether the string being walked holds a run; it counts once the string ends and what
+    // follows shows that it is not a member name.
+    let mut held = false;
+    for (at, &byte) in bytes.iter().enumerate() {
+        if byte == b'"' {
+            if held && !is_member_name(&bytes[at + 1..]) {
                 return true;
             }
-        } else {
+            in_string = !in_string;
             run = 0;
+            held = false;
+        } else if in_string && !held {
+            run = if TOKEN[usize::from(byte)] { run + 1 } else { 0 };
+            held = run == MIN_RUN;
         }
     }
-    false
+    // Only text that is not JSON ends inside a string; it counts if that string holds a run.
+    held
+}
+
+/// Whether the text after a string's closing quote makes it a member name.
+fn is_member_name(after: &[u8]) -> bool {
+    after.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b':')
 }
 
 /// The bytes a run is made of, as a table: the test runs once per byte of a call's text.
