@@ -109,6 +109,8 @@ pub struct Plan {
     /// Repetitions of the small sequential measurements (shim start, tools/list).
     pub repeats: usize,
     pub daemon_env: Vec<(String, String)>,
+    /// Whether a fixture image that is not a release build may be measured (in a quick run).
+    pub any_fixture_build: bool,
 }
 
 /// Tools each fixture has without filler (echo, whoami, add, sleep, NAME_info, crash and the
@@ -142,6 +144,7 @@ impl Cli {
             cycles: pick(self.cycles, 1000, 30),
             repeats: if self.quick { 20 } else { 200 },
             daemon_env: self.daemon_env.clone(),
+            any_fixture_build: self.quick,
         };
         if plan.clients.is_empty()
             || plan.clients.contains(&0)

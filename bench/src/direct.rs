@@ -25,6 +25,10 @@ use crate::mcp::LineClient;
 /// Marks the containers this benchmark creates itself, with the benchmark's pid as the value.
 pub const BENCH_LABEL: &str = "io.mcp-gateway.bench";
 
+/// The label `tests/fixture/build-image.sh` gives the fixture image: the Cargo profile of the
+/// binary inside (`debug` or `release`).
+pub const FIXTURE_BUILD_LABEL: &str = "io.mcp-gateway.fixture-build";
+
 pub struct Engine {
     docker: Docker,
     /// The engine's Unix socket; `None` for one reached over TCP.
@@ -138,6 +142,19 @@ impl Engine {
             .await
             .with_context(|| format!("cannot create a container of {image}"))?
             .id)
+    }
+
+    /// The value of `label` on `image`, if it has one.
+    pub async fn image_label(&self, image: &str, label: &str) -> anyhow::Result<Option<String>> {
+        let inspected = self
+            .docker
+            .inspect_image(image)
+            .await
+            .with_context(|| format!("cannot inspect {image}"))?;
+        Ok(inspected
+            .config
+            .and_then(|config| config.labels)
+            .and_then(|mut labels| labels.remove(label)))
     }
 
     /// Kills and removes a container; one already gone counts as removed.

@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use mcp_gateway_tests::{engine_answers, ensure_fixture_image, find_bin};
 
 use crate::cli::{Figure, Plan};
-use crate::direct::Engine;
+use crate::direct::{Engine, FIXTURE_BUILD_LABEL};
 use crate::report::Row;
 
 pub async fn run(figure: Figure, plan: &Plan) -> anyhow::Result<Vec<Row>> {
@@ -25,12 +25,36 @@ pub async fn run(figure: Figure, plan: &Plan) -> anyhow::Result<Vec<Row>> {
     }
     ensure_fixture_image(&plan.image);
     let engine = Engine::connect().await?;
+    check_fixture_build(plan, &engine).await?;
     let rows = measure(figure, plan, &engine).await;
     engine
         .remove_leftovers()
         .await
         .context("cleaning up the benchmark's containers")?;
     rows
+}
+
+/// Refuses a fixture image that does not hold a release build, except in a quick (smoke) run. A
+/// debug fixture spends several times the CPU of a release one on each call, so every figure
+/// would measure the fixture, and the gateway's share of the path would look smaller than it is.
+async fn check_fixture_build(plan: &Plan, engine: &Engine) -> anyhow::Result<()> {
+    if plan.any_fixture_build {
+        return Ok(());
+    }
+    let build = engine.image_label(&plan.image, FIXTURE_BUILD_LABEL).await?;
+    if build.as_deref() == Some("release") {
+        return Ok(());
+    }
+    let holds = build.map_or("an unlabelled build of the fixture".to_owned(), |build| {
+        format!("a {build} build of the fixture")
+    });
+    bail!(
+        "{} holds {holds}, not a release build; rebuild it with \
+         `tests/fixture/build-image.sh --release {}` (bench/run.sh does), or pass --quick for a \
+         smoke run",
+        plan.image,
+        plan.image
+    )
 }
 
 async fn measure(figure: Figure, plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {

@@ -98,3 +98,23 @@ fn a_quick_run_measures_every_figure() {
     }
     eprintln!("quick benchmark run took {:?}", start.elapsed());
 }
+
+#[test]
+fn a_full_run_refuses_a_debug_build_of_the_fixture() {
+    if !require_docker() {
+        return;
+    }
+    // `tests/run.sh` builds the fixture image from the debug build, and labels it so (an image
+    // built before the label existed is refused as unlabelled).
+    let output = Command::new(env!("CARGO_BIN_EXE_mcp-gateway-bench"))
+        .args(["latency", "--clients", "1", "--image", fixture_image()])
+        .output()
+        .expect("run mcp-gateway-bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a debug fixture was measured");
+    assert!(
+        stderr.contains("build of the fixture, not a release build"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "figures were printed");
+}
