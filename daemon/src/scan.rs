@@ -356,6 +356,9 @@ mod tests {
         assert!(value_has_run(r#"{"type":"resultType"}"#));
         assert!(value_has_run(r#""resultType""#));
         assert!(value_has_run(r#"["a", "resultType" ]"#));
+        // Text cut off inside a string still counts that string.
+        assert!(value_has_run(r#"["a", "AKIAIOSFODNN7EXAMPLE"#));
+        assert!(!value_has_run(r#"["a", "AKIA"#));
     }
 
     #[test]
