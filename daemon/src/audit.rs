@@ -1,16 +1,18 @@
 //! The audit log: one JSON line per call through the gateway, under the state directory, rotated
 //! by size, readable and followable with `mcpctl calls`.
 //!
-//! Calls hand their record to a writer thread and do not wait for the disk; a log that cannot keep
-//! up loses records (counted in the daemon's log) rather than slowing calls. The newest records
-//! also go to everyone following the log.
+//! A call writes its record's line into a buffer it shares with a writer thread and does not wait
+//! for the disk; a log that cannot keep up loses records (counted in the daemon's log) rather
+//! than slowing calls. The newest records also go to everyone following the log.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use mcp_gateway_proto::CallRecord;
+use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -22,47 +24,106 @@ use crate::upstream::UpstreamError;
 const MAX_BYTES: u64 = 8 << 20;
 
 /// How long the writer lets records gather after a write before it looks again. While it sleeps a
-/// call's record is a queue push that wakes no thread, so a busy gateway pays one wake-up and one
-/// append per interval instead of per call; the file lags by at most this much, and followers
-/// (`mcpctl calls -f`) get records straight from the call, not from the file.
+/// call's record is an append to the shared buffer that wakes no thread, so a busy gateway pays
+/// one wake-up and one write per interval instead of per call; the file lags by at most this
+/// much, and followers (`mcpctl calls -f`) get records straight from the call, not from the file.
 const GATHER: Duration = Duration::from_millis(10);
+
+/// Record lines that may wait for the writer; past this the log is not keeping up and records
+/// are lost instead of holding memory.
+const MAX_PENDING: usize = 4 << 20;
 
 pub struct Audit {
     path: PathBuf,
-    /// Records with the time they were made, which the writer puts in words.
-    queue: std::sync::mpsc::SyncSender<(SystemTime, CallRecord)>,
+    shared: Arc<Shared>,
     feed: broadcast::Sender<CallRecord>,
+}
+
+/// What calls and the writer share: the lines not yet written, and the signal that wakes a
+/// writer waiting for the first of them.
+#[derive(Default)]
+struct Shared {
+    pending: Mutex<Pending>,
+    arrived: Condvar,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Whole lines, each with its newline.
+    lines: Vec<u8>,
+    /// Whether the writer waits on `arrived`: only then does a record wake it.
+    waiting: bool,
+    /// Set when the log is dropped: the writer writes what is left and ends.
+    closed: bool,
+    clock: Clock,
 }
 
 impl Audit {
     /// Opens the log at `dir/audit.jsonl` and starts its writer.
     pub fn start(dir: &Path) -> Audit {
         let path = dir.join("audit.jsonl");
-        let (queue, records) = std::sync::mpsc::sync_channel(4096);
+        let shared = Arc::new(Shared::default());
         let (feed, _) = broadcast::channel(256);
-        let file = path.clone();
+        let (file, writer) = (path.clone(), Arc::clone(&shared));
         let spawned = std::thread::Builder::new()
             .name("audit".into())
-            .spawn(move || write_records(&file, &records));
+            .spawn(move || write_records(&file, &writer));
         if let Err(err) = spawned {
             tracing::error!("no audit log: cannot start its writer: {err}");
         }
-        Audit { path, queue, feed }
+        Audit { path, shared, feed }
     }
 
-    /// Logs a call's record, stamped with the time now. The stamp is written out as text by the
-    /// writer thread rather than on the call's path (it costs about as much as the rest of the
-    /// record), and for followers only while there are any.
-    pub fn record(&self, record: CallRecord) {
+    /// Logs a finished call, stamped with the time now. The line is written here, from what the
+    /// call holds, rather than on the writer thread from a record of owned copies: a call then
+    /// allocates nothing for its record, and no thread frees what another allocated (glibc's
+    /// slow path, which cost more than writing the line).
+    pub fn record(&self, call: Call<'_>, trail: &Trail, outcome: &Result<Reply, GatewayError>) {
+        let summary = Summary::of(outcome, &trail.secrets);
         let now = SystemTime::now();
-        if self.feed.receiver_count() > 0 {
-            let _ = self.feed.send(CallRecord {
-                time: stamp(now),
-                ..record.clone()
-            });
-        }
-        if self.queue.try_send((now, record)).is_err() {
+        let mut pending = self.shared.lock();
+        if pending.lines.len() > MAX_PENDING {
+            drop(pending);
             tracing::warn!("an audit record was lost: the log is not keeping up");
+            return;
+        }
+        let Pending {
+            lines,
+            waiting,
+            clock,
+            ..
+        } = &mut *pending;
+        let line = Line {
+            time: clock.stamp(now),
+            profile: call.profile,
+            client: call.client,
+            server: &trail.server,
+            method: call.method,
+            name: &trail.name,
+            duration_ms: call.took.as_secs_f64() * 1000.0,
+            outcome: summary.outcome,
+            error: summary.error.as_deref(),
+            request_bytes: call.request_bytes,
+            response_bytes: summary.response_bytes,
+            secrets: &summary.secrets,
+            arguments: trail.arguments.as_ref(),
+        };
+        let start = lines.len();
+        // A line of strings, numbers and a `Value` always serialises.
+        if serde_json::to_writer(&mut *lines, &line).is_err() {
+            lines.truncate(start);
+            return;
+        }
+        lines.push(b'\n');
+        if self.feed.receiver_count() > 0
+            && let Ok(record) = serde_json::from_slice::<CallRecord>(&lines[start..])
+        {
+            let _ = self.feed.send(record);
+        }
+        let wake = std::mem::take(waiting);
+        drop(pending);
+        if wake {
+            self.shared.arrived.notify_one();
         }
     }
 
@@ -92,6 +153,30 @@ impl Audit {
     }
 }
 
+impl Drop for Audit {
+    /// Lets the writer write what is left and end, instead of waiting for records forever.
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.arrived.notify_one();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a finished call tells its audit record besides its [`Trail`].
+pub struct Call<'a> {
+    pub profile: &'a str,
+    /// The client's name from its hello, or `mcpctl`.
+    pub client: &'a str,
+    pub method: &'a str,
+    pub took: Duration,
+    pub request_bytes: usize,
+}
+
 /// What a call leaves for its audit record, filled in as it is routed.
 #[derive(Default)]
 pub struct Trail {
@@ -102,16 +187,40 @@ pub struct Trail {
     pub arguments: Option<Value>,
 }
 
-impl Trail {
-    /// The record of a finished call.
-    pub fn record(
-        self,
-        (profile, client, method): (&str, &str, &str),
-        took: Duration,
-        request_bytes: usize,
-        outcome: &Result<Reply, GatewayError>,
-    ) -> CallRecord {
-        let mut secrets: Vec<String> = self.secrets.iter().map(|s| s.to_string()).collect();
+/// A record's line, borrowing what the call holds: the members of a [`CallRecord`], in its order
+/// and with its omissions (a test reads lines back as records).
+#[derive(Serialize)]
+struct Line<'a> {
+    time: &'a str,
+    profile: &'a str,
+    client: &'a str,
+    server: &'a str,
+    method: &'a str,
+    name: &'a str,
+    duration_ms: f64,
+    outcome: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    request_bytes: usize,
+    response_bytes: usize,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    secrets: &'a [Cow<'static, str>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<&'a Value>,
+}
+
+/// How a call ended, in the audit log's words.
+struct Summary {
+    outcome: &'static str,
+    error: Option<String>,
+    response_bytes: usize,
+    /// The rules that matched, sorted and unique when a block added its own.
+    secrets: Vec<Cow<'static, str>>,
+}
+
+impl Summary {
+    fn of(outcome: &Result<Reply, GatewayError>, hits: &[&'static str]) -> Summary {
+        let mut secrets: Vec<Cow<'static, str>> = hits.iter().copied().map(Cow::Borrowed).collect();
         let (outcome, error, response_bytes) = match outcome {
             Ok(Ok(result)) => {
                 let text = result.get();
@@ -131,28 +240,18 @@ impl Trail {
                 | GatewayError::SecretInInput { rules, .. }
                 | GatewayError::SecretInResult { rules, .. }),
             ) => {
-                secrets.extend(rules.split(", ").map(str::to_owned));
+                secrets.extend(rules.split(", ").map(|rule| Cow::Owned(rule.to_owned())));
                 secrets.sort();
                 secrets.dedup();
                 ("blocked", Some(err.to_string()), 0)
             }
             Err(err) => ("error", Some(err.to_string()), 0),
         };
-        CallRecord {
-            // Stamped by `Audit::record`.
-            time: String::new(),
-            profile: profile.to_owned(),
-            client: client.to_owned(),
-            server: self.server,
-            method: method.to_owned(),
-            name: self.name,
-            duration_ms: took.as_secs_f64() * 1000.0,
-            outcome: outcome.to_owned(),
+        Summary {
+            outcome,
             error,
-            request_bytes,
             response_bytes,
             secrets,
-            arguments: self.arguments,
         }
     }
 }
@@ -164,7 +263,42 @@ struct ToolResult {
     is_error: Option<bool>,
 }
 
-/// A record's time as the log gives it: RFC 3339 in UTC, to the millisecond.
+/// Record times in words, reusing the text of the second it last put in words: a date costs
+/// more to format than the rest of a record, and records come many to a second.
+#[derive(Default)]
+struct Clock {
+    second: Option<u64>,
+    /// That second's text up to its milliseconds (`...T12:34:56.`).
+    prefix: String,
+    /// The last time stamped, RFC 3339 in UTC to the millisecond (`...T12:34:56.789Z`).
+    text: String,
+}
+
+impl Clock {
+    fn stamp(&mut self, time: SystemTime) -> &str {
+        let Ok(since) = time.duration_since(SystemTime::UNIX_EPOCH) else {
+            self.second = None;
+            self.text = stamp(time);
+            return &self.text;
+        };
+        if self.second != Some(since.as_secs()) {
+            let text = stamp(time);
+            // All but the milliseconds' three digits and the `Z`.
+            self.prefix = text[..text.len() - 4].to_owned();
+            self.second = Some(since.as_secs());
+        }
+        let millis = since.subsec_millis();
+        self.text.clear();
+        self.text.push_str(&self.prefix);
+        for digit in [millis / 100, millis / 10 % 10, millis % 10] {
+            self.text.push(char::from_digit(digit, 10).unwrap_or('0'));
+        }
+        self.text.push('Z');
+        &self.text
+    }
+}
+
+/// A time as the log gives it: RFC 3339 in UTC, to the millisecond.
 fn stamp(time: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -173,21 +307,34 @@ fn rotated(path: &Path) -> PathBuf {
     path.with_extension("jsonl.1")
 }
 
-/// The writer thread: writes whatever has queued up since its last write, then sleeps for
-/// [`GATHER`]. An idle gateway's first record is written at once; a busy one's in one append per
+/// The writer thread: writes whatever lines have gathered since its last write, then sleeps for
+/// [`GATHER`]. An idle gateway's first record is written at once; a busy one's in one write per
 /// interval.
-fn write_records(path: &Path, records: &std::sync::mpsc::Receiver<(SystemTime, CallRecord)>) {
+fn write_records(path: &Path, shared: &Shared) {
     let mut log = LogFile::new(path);
-    while let Ok(first) = records.recv() {
-        let batch: Vec<CallRecord> = std::iter::once(first)
-            .chain(records.try_iter())
-            .map(|(time, record)| CallRecord {
-                time: stamp(time),
-                ..record
-            })
-            .collect();
-        if let Err(err) = log.append(&batch) {
+    // The two buffers trade places, so neither is allocated again once grown.
+    let mut batch = Vec::new();
+    loop {
+        let mut pending = shared.lock();
+        while pending.lines.is_empty() && !pending.closed {
+            pending.waiting = true;
+            pending = shared
+                .arrived
+                .wait(pending)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        pending.waiting = false;
+        let closed = pending.closed;
+        std::mem::swap(&mut pending.lines, &mut batch);
+        drop(pending);
+        if !batch.is_empty()
+            && let Err(err) = log.append(&batch)
+        {
             tracing::warn!("cannot write the audit log: {err}");
+        }
+        batch.clear();
+        if closed {
+            return;
         }
         std::thread::sleep(GATHER);
     }
@@ -209,13 +356,10 @@ impl LogFile {
         }
     }
 
-    fn append(&mut self, batch: &[CallRecord]) -> std::io::Result<()> {
-        let mut file = std::io::BufWriter::new(self.current()?);
-        for record in batch {
-            serde_json::to_writer(&mut file, record)?;
-            file.write_all(b"\n")?;
-        }
-        file.flush()
+    /// Appends whole lines.
+    fn append(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        let mut file = self.current()?;
+        file.write_all(lines)
     }
 
     /// The file to append to: the one held open while the path still names it and it is not
@@ -270,20 +414,90 @@ mod tests {
         }
     }
 
+    /// Records as the writer gets them: whole lines.
+    fn lines(records: &[CallRecord]) -> Vec<u8> {
+        let mut lines = Vec::new();
+        for record in records {
+            serde_json::to_writer(&mut lines, record).unwrap();
+            lines.push(b'\n');
+        }
+        lines
+    }
+
     #[test]
     fn records_are_stamped_in_utc_to_the_millisecond() {
         let time = SystemTime::UNIX_EPOCH + Duration::from_millis(86_400_000 + 1_500);
         assert_eq!(stamp(time), "1970-01-02T00:00:01.500Z");
+        // The clock's reused second gives the same text as a stamp made afresh, in the same
+        // second, the next one, and back again.
+        let mut clock = Clock::default();
+        for millis in [1_500, 1_007, 1_999, 2_000, 2_043, 1_010, 59_999, 60_000] {
+            let time = SystemTime::UNIX_EPOCH + Duration::from_millis(86_400_000 + millis);
+            assert_eq!(clock.stamp(time), stamp(time), "{millis}");
+        }
+    }
+
+    #[test]
+    fn a_call_is_logged_and_followed_as_the_record_mcpctl_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = Audit::start(dir.path());
+        let mut feed = audit.follow();
+        let call = Call {
+            profile: "work",
+            client: "claude-code",
+            method: "tools/call",
+            took: Duration::from_micros(1_250),
+            request_bytes: 42,
+        };
+        let trail = Trail {
+            name: "git__log".into(),
+            server: "git".into(),
+            secrets: vec!["jwt"],
+            arguments: Some(serde_json::json!({"path": "[REDACTED:jwt]"})),
+        };
+        let blocked = GatewayError::SecretInResult {
+            tool: "git__log".into(),
+            rules: "github-token, jwt".into(),
+        };
+        audit.record(call, &trail, &Err(blocked));
+        let followed = feed.try_recv().unwrap();
+        assert_eq!(
+            (followed.profile.as_str(), followed.client.as_str()),
+            ("work", "claude-code")
+        );
+        assert_eq!(
+            (followed.server.as_str(), followed.name.as_str()),
+            ("git", "git__log")
+        );
+        assert_eq!(
+            (followed.method.as_str(), followed.outcome.as_str()),
+            ("tools/call", "blocked")
+        );
+        assert_eq!(followed.secrets, ["github-token", "jwt"]);
+        assert_eq!(followed.duration_ms, 1.25);
+        assert_eq!((followed.request_bytes, followed.response_bytes), (42, 0));
+        assert!(
+            followed
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("github-token"))
+        );
+        assert_eq!(followed.arguments, trail.arguments);
+        let stamped = chrono::DateTime::parse_from_rfc3339(&followed.time).unwrap();
+        assert!((chrono::Utc::now() - stamped.to_utc()).num_seconds().abs() < 60);
+        // The writer puts the same record in the file, at once for an idle log.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while audit.last(10, |_| true).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(audit.last(10, |_| true), [followed]);
     }
 
     #[test]
     fn a_result_flagged_as_an_error_is_recorded_as_a_tool_error() {
         let outcome = |text: &str| {
             let result = serde_json::value::RawValue::from_string(text.to_owned()).unwrap();
-            let took = Duration::ZERO;
-            Trail::default()
-                .record(("p", "c", "tools/call"), took, 0, &Ok(Ok(result)))
-                .outcome
+            Summary::of(&Ok(Ok(result)), &[]).outcome
         };
         assert_eq!(outcome(r#"{"content":[],"isError":true}"#), "tool_error");
         assert_eq!(outcome(r#"{"isError" : true ,"content":[]}"#), "tool_error");
@@ -302,14 +516,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let mut log = LogFile::new(&path);
-        log.append(&[record("a", 1), record("b", 2)]).unwrap();
+        log.append(&lines(&[record("a", 1), record("b", 2)]))
+            .unwrap();
         // Make the file look full, so that the next append rotates it.
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
         file.set_len(MAX_BYTES + 1).unwrap();
-        log.append(&[record("a", 3)]).unwrap();
+        log.append(&lines(&[record("a", 3)])).unwrap();
         assert!(rotated(&path).exists());
         assert!(std::fs::metadata(&path).unwrap().len() < 1024);
         let mode = std::os::unix::fs::PermissionsExt::mode(
@@ -317,9 +532,9 @@ mod tests {
         );
         assert_eq!(mode & 0o777, 0o600);
 
-        let (queue, _) = std::sync::mpsc::sync_channel(1);
         let (feed, _) = broadcast::channel(1);
-        let audit = Audit { path, queue, feed };
+        let shared = Arc::default();
+        let audit = Audit { path, shared, feed };
         let names =
             |records: Vec<CallRecord>| records.into_iter().map(|r| r.name).collect::<Vec<_>>();
         assert_eq!(names(audit.last(10, |_| true)), ["tool1", "tool2", "tool3"]);
@@ -335,16 +550,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state").join("audit.jsonl");
         let mut log = LogFile::new(&path);
-        log.append(&[record("a", 1)]).unwrap();
+        log.append(&lines(&[record("a", 1)])).unwrap();
         std::fs::remove_dir_all(dir.path().join("state")).unwrap();
-        log.append(&[record("a", 2)]).unwrap();
+        log.append(&lines(&[record("a", 2)])).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("tool1") && text.contains("tool2"), "{text}");
         // A file put in its place (a restored backup, say) is appended to.
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, "").unwrap();
-        log.append(&[record("a", 3)]).unwrap();
-        log.append(&[record("a", 4)]).unwrap();
+        log.append(&lines(&[record("a", 3)])).unwrap();
+        log.append(&lines(&[record("a", 4)])).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(text.contains("tool3") && text.contains("tool4"), "{text}");

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::audit::{Audit, Trail};
+use crate::audit::{Audit, Call, Trail};
 use crate::config::{Config, ConfigStore, Isolation, ServerDef};
 use crate::downstream::Downstream;
 use crate::jsonrpc::{self, Reply, code};
@@ -375,12 +375,14 @@ impl Gateway {
             .owner
             .as_ref()
             .map_or("mcpctl", |owner| owner.client.as_str());
-        self.audit.record(trail.record(
-            (profile, client, method),
-            started.elapsed(),
-            params.map_or(0, |p| p.get().len()),
-            &outcome,
-        ));
+        let call = Call {
+            profile,
+            client,
+            method,
+            took: started.elapsed(),
+            request_bytes: params.map_or(0, |p| p.get().len()),
+        };
+        self.audit.record(call, &trail, &outcome);
         outcome
     }
 

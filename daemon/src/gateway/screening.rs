@@ -7,7 +7,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{Gateway, GatewayError};
-use crate::audit::Trail;
+use crate::audit::{Call, Trail};
 use crate::config::ConfigStore;
 use crate::jsonrpc::{self, Reply};
 use crate::scan::ScanMode;
@@ -104,6 +104,13 @@ impl Gateway {
             .map(|defined| defined.scan)
             .unwrap_or_default();
         let screened = self.screen_input(mode, &mut value, profile, name);
+        let call = || Call {
+            profile,
+            client,
+            method,
+            took: std::time::Duration::ZERO,
+            request_bytes: raw.get().len(),
+        };
         let trail = |secrets| Trail {
             name: name.to_owned(),
             server: server.to_owned(),
@@ -119,24 +126,13 @@ impl Gateway {
                 } else {
                     Err(redacted)
                 };
-                let record = trail(hits).record(
-                    (profile, client, method),
-                    std::time::Duration::ZERO,
-                    raw.get().len(),
-                    &Ok(Ok(jsonrpc::empty_object())),
-                );
-                self.audit.record(record);
+                self.audit
+                    .record(call(), &trail(hits), &Ok(Ok(jsonrpc::empty_object())));
                 return Ok(answer);
             }
             Err(blocked) => Err(blocked),
         };
-        let record = trail(Vec::new()).record(
-            (profile, client, method),
-            std::time::Duration::ZERO,
-            raw.get().len(),
-            &outcome,
-        );
-        self.audit.record(record);
+        self.audit.record(call(), &trail(Vec::new()), &outcome);
         outcome
     }
 
