@@ -182,7 +182,8 @@ pub struct Call<'a> {
 pub struct Trail {
     /// The tool or prompt name, or resource URI, as the client gave it.
     pub name: String,
-    pub server: String,
+    /// Shared with the route the call took.
+    pub server: Arc<str>,
     pub secrets: Vec<&'static str>,
     pub arguments: Option<Value>,
 }

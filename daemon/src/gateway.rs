@@ -98,8 +98,9 @@ pub struct Gateway {
     request_timeout: Duration,
     /// How many items a list page holds.
     page_size: usize,
-    /// The last table built per (profile, kind), so that a call needs no listing round trip.
-    tables: Mutex<HashMap<(String, ListKind), Arc<Table>>>,
+    /// The last table built per profile and kind, so that a call needs no listing round trip.
+    /// By profile first, so that a call looks its profile up without making a key of it.
+    tables: Mutex<Tables>,
     generation: AtomicU64,
     sessions: Mutex<HashMap<u64, Arc<Downstream>>>,
     /// How many clients subscribe to each (profile, server, URI on the server).
@@ -188,14 +189,15 @@ impl Gateway {
     fn cached(&self, profile: &str, kind: ListKind) -> Option<Arc<Table>> {
         let config = self.config.get();
         self.lock_tables()
-            .get(&(profile.to_owned(), kind))
+            .get(profile)
+            .and_then(|tables| tables.get(&kind))
             // A table missing a server that failed is only good for the request that built it;
             // the next one tries that server again.
             .filter(|t| t.failures.is_empty() && Arc::ptr_eq(&t.config, &config))
             .cloned()
     }
 
-    fn lock_tables(&self) -> std::sync::MutexGuard<'_, HashMap<(String, ListKind), Arc<Table>>> {
+    fn lock_tables(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -224,7 +226,9 @@ impl Gateway {
             config,
         ));
         self.lock_tables()
-            .insert((profile.to_owned(), kind), Arc::clone(&table));
+            .entry(profile.to_owned())
+            .or_default()
+            .insert(kind, Arc::clone(&table));
         Ok(table)
     }
 
@@ -313,8 +317,8 @@ impl Gateway {
             && servers.iter().any(|s| s == server)
         {
             return Ok(Route {
-                server: server.to_owned(),
-                original: original.to_owned(),
+                server: server.into(),
+                original: original.into(),
             });
         }
         let listed = self.route(profile, ListKind::Resources, uri).await;
@@ -335,7 +339,7 @@ impl Gateway {
         if let Some((_, route)) = by_template {
             return Ok(Route {
                 server: route.server.clone(),
-                original: uri.to_owned(),
+                original: uri.into(),
             });
         }
         let mut with_resources = Vec::new();
@@ -350,8 +354,8 @@ impl Gateway {
         }
         match with_resources.as_slice() {
             [only] => Ok(Route {
-                server: (*only).clone(),
-                original: uri.to_owned(),
+                server: only.as_str().into(),
+                original: uri.into(),
             }),
             _ => listed,
         }
@@ -421,8 +425,8 @@ impl Gateway {
             "resources/read" => {
                 let uri = string_member(&params, "uri")?;
                 let route = self.route_uri(profile, &uri).await?;
-                params.insert("uri".into(), Value::from(route.original.clone()));
-                let rewritten = route.original != uri;
+                params.insert("uri".into(), Value::from(&*route.original));
+                let rewritten = *route.original != uri;
                 (route, rewritten)
             }
             "completion/complete" => (self.route_reference(profile, &mut params).await?, false),
@@ -516,11 +520,11 @@ impl Gateway {
                 redacted_input = Some(value);
             }
         }
-        let params = if route.original == name && redacted.is_none() && redacted_input.is_none() {
+        let params = if *route.original == *name && redacted.is_none() && redacted_input.is_none() {
             Outgoing::Raw(raw)
         } else {
             let mut params = parse_params(Some(raw))?;
-            params.insert("name".into(), Value::from(route.original.clone()));
+            params.insert("name".into(), Value::from(&*route.original));
             if let Some(arguments) = redacted {
                 params.insert("arguments".into(), arguments);
             }
@@ -574,7 +578,7 @@ impl Gateway {
                 )));
             }
         };
-        reference.insert(member.into(), Value::from(route.original.clone()));
+        reference.insert(member.into(), Value::from(&*route.original));
         Ok(route)
     }
 
@@ -658,6 +662,9 @@ struct Named<'a> {
     #[serde(borrow, default, rename = "inputResponses")]
     input_responses: Option<&'a RawValue>,
 }
+
+/// The routing tables built, by profile and kind.
+type Tables = HashMap<String, HashMap<ListKind, Arc<Table>>>;
 
 /// The params of a routed call on their way to its server: the client's own text when the
 /// gateway changed nothing in them, else the members with its edits.

@@ -95,12 +95,13 @@ impl ListKind {
     }
 }
 
-/// Where an exposed item lives.
+/// Where an exposed item lives. Shared text, because every call takes its route from the table:
+/// a clone is two counts, not two copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    pub server: String,
+    pub server: Arc<str>,
     /// The item's name or URI on its server.
-    pub original: String,
+    pub original: Arc<str>,
 }
 
 pub struct Table {
@@ -136,18 +137,18 @@ impl Table {
         let mut failures = Vec::new();
         for (server, listing) in listings {
             match listing {
-                Ok(items) => entries.extend(items.into_iter().filter_map(|item| {
-                    let original = item.get(kind.key())?.as_str()?.to_owned();
-                    let allowed = kind != ListKind::Tools || profile.allows(&server, &original);
-                    allowed.then(|| (server.clone(), original, item))
-                })),
+                Ok(items) => {
+                    let server: Arc<str> = Arc::from(server);
+                    entries.extend(items.into_iter().filter_map(|item| {
+                        let original = item.get(kind.key())?.as_str()?.to_owned();
+                        let allowed = kind != ListKind::Tools || profile.allows(&server, &original);
+                        allowed.then(|| (Arc::clone(&server), original, item))
+                    }))
+                }
                 Err(reason) => failures.push((server, reason)),
             }
         }
-        let pairs: Vec<(&str, &str)> = entries
-            .iter()
-            .map(|(s, o, _)| (s.as_str(), o.as_str()))
-            .collect();
+        let pairs: Vec<(&str, &str)> = entries.iter().map(|(s, o, _)| (&**s, o.as_str())).collect();
         let exposed = match kind {
             ListKind::Tools | ListKind::Prompts => names::expose(&pairs, profile.prefix),
             ListKind::Resources | ListKind::Templates => names::expose_uris(&pairs),
@@ -158,6 +159,7 @@ impl Table {
             .zip(exposed)
             .map(|((server, original, mut item), name)| {
                 item.insert(kind.key().into(), Value::from(name.clone()));
+                let original = Arc::from(original);
                 routes.insert(name, Route { server, original });
                 item
             })
@@ -411,9 +413,6 @@ mod tests {
         );
         assert_eq!(table.items[1]["uri"], "a://1");
         let route = table.route("mcp-gateway://b/file:///same").unwrap();
-        assert_eq!(
-            (route.server.as_str(), route.original.as_str()),
-            ("b", "file:///same")
-        );
+        assert_eq!((&*route.server, &*route.original), ("b", "file:///same"));
     }
 }

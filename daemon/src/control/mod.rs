@@ -283,7 +283,7 @@ async fn answer(shared: &Shared, request: Request) -> Response {
                             let name = tool.get("name")?.as_str()?;
                             Some(ToolInfo {
                                 name: name.to_owned(),
-                                server: table.route(name)?.server.clone(),
+                                server: table.route(name)?.server.to_string(),
                                 description: tool
                                     .get("description")
                                     .and_then(Value::as_str)

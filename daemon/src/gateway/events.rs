@@ -148,8 +148,8 @@ impl Gateway {
         let route = self.route_uri(profile, uri).await?;
         let key = (
             profile.to_owned(),
-            route.server.clone(),
-            route.original.clone(),
+            route.server.to_string(),
+            route.original.to_string(),
         );
         let first = {
             let mut counts = self.lock_subscriptions();
@@ -178,7 +178,7 @@ impl Gateway {
             }
             reply
         } else {
-            params.insert("uri".into(), Value::from(route.original));
+            params.insert("uri".into(), Value::from(&*route.original));
             let params = jsonrpc::to_raw(&Value::Object(params));
             upstream
                 .request("resources/subscribe", Some(&params), caller)
@@ -195,8 +195,8 @@ impl Gateway {
         let route = self.route_uri(profile, uri).await?;
         let key = (
             profile.to_owned(),
-            route.server.clone(),
-            route.original.clone(),
+            route.server.to_string(),
+            route.original.to_string(),
         );
         if !self.drop_count(&key) {
             return Ok(Ok(jsonrpc::empty_object()));
@@ -205,7 +205,7 @@ impl Gateway {
         if self.lock_listens().remove(&key).is_some() {
             return Ok(Ok(jsonrpc::empty_object()));
         }
-        let params = Map::from_iter([("uri".to_owned(), Value::from(route.original))]);
+        let params = Map::from_iter([("uri".to_owned(), Value::from(&*route.original))]);
         self.forward(
             profile,
             &route.server,
@@ -514,7 +514,9 @@ impl Gateway {
                 .remove(&key);
             let (profile, method) = key;
             for &kind in ListKind::changed_by(&method) {
-                gateway.lock_tables().remove(&(profile.clone(), kind));
+                if let Some(tables) = gateway.lock_tables().get_mut(&profile) {
+                    tables.remove(&kind);
+                }
                 if let Err(err) = gateway.build_table(&profile, kind).await {
                     tracing::warn!(profile, "refreshing {}: {err}", kind.field());
                 }

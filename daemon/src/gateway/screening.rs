@@ -113,7 +113,7 @@ impl Gateway {
         };
         let trail = |secrets| Trail {
             name: name.to_owned(),
-            server: server.to_owned(),
+            server: server.into(),
             secrets,
             arguments: None,
         };
