@@ -394,7 +394,11 @@ impl Downstream {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, tx);
         if !self
-            .queue(jsonrpc::request_line(id, method, params.map(RawValue::get)))
+            .queue(jsonrpc::request_line(
+                id,
+                method,
+                params.map(RawValue::get).as_slice(),
+            ))
             .await
         {
             self.forget(id);

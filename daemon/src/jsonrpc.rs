@@ -5,6 +5,8 @@
 //! vendor extensions pass through as the bytes the peer sent. Only the envelope is parsed; a
 //! member is parsed into a `Value` only where routing has to edit it (a tool name, a tool list).
 
+use std::fmt::Write as _;
+
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -104,30 +106,34 @@ pub fn response_line(id: &Value, reply: &Reply) -> String {
     .concat()
 }
 
-/// A request line with the gateway's own numeric id. `params` is JSON text: a `RawValue`'s, or
-/// one spliced from valid parts (`modern::describe`), which is not parsed again here.
-pub fn request_line(id: u64, method: &str, params: Option<&str>) -> String {
-    let id = id.to_string();
-    let method = quoted(method);
-    match params {
-        Some(params) => [
-            r#"{"jsonrpc":"2.0","id":"#,
-            &id,
-            r#","method":"#,
-            &method,
-            r#","params":"#,
-            params,
-            "}\n",
-        ]
-        .concat(),
-        None => [
-            r#"{"jsonrpc":"2.0","id":"#,
-            &id,
-            r#","method":"#,
-            &method,
-            "}\n",
-        ]
-        .concat(),
+/// A request line with the gateway's own numeric id. `params` is JSON text in pieces, none for
+/// no params: a `RawValue`'s whole, or one spliced from valid parts (`modern::describe`), which
+/// is not parsed again here and is copied once, into the line.
+pub fn request_line(id: u64, method: &str, params: &[&str]) -> String {
+    let length = params.iter().map(|piece| piece.len()).sum::<usize>() + method.len();
+    let mut line = String::with_capacity(length + 64);
+    line.push_str(r#"{"jsonrpc":"2.0","id":"#);
+    // Writing to a `String` cannot fail.
+    let _ = write!(line, "{id}");
+    line.push_str(r#","method":"#);
+    push_quoted(&mut line, method);
+    if !params.is_empty() {
+        line.push_str(r#","params":"#);
+        params.iter().for_each(|piece| line.push_str(piece));
+    }
+    line.push_str("}\n");
+    line
+}
+
+/// Appends `text` as a JSON string. A method name needs no escapes; only text that does pays for
+/// serde_json's escaping (the same bytes either way: it escapes nothing else).
+fn push_quoted(line: &mut String, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        line.push('"');
+        line.push_str(text);
+        line.push('"');
+    } else {
+        line.push_str(&quoted(text));
     }
 }
 
@@ -234,8 +240,23 @@ mod tests {
     #[test]
     fn request_lines_escape_the_method() {
         assert_eq!(
-            request_line(3, "a\"b", None),
+            request_line(3, "a\"b", &[]),
             "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"a\\\"b\"}\n"
         );
+        // Pieces of params are joined as they are; a plain method is quoted as serde_json would.
+        let line = request_line(u64::MAX, "tools/call", &[r#"{"a":"#, "1", "}"]);
+        assert_eq!(
+            line,
+            format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":{},\"params\":{{\"a\":1}}}}\n",
+                u64::MAX,
+                quoted("tools/call")
+            )
+        );
+        for method in ["é/ü", "tab\there", "back\\slash"] {
+            let line = request_line(1, method, &[]);
+            let parsed: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(parsed["method"], method, "{line}");
+        }
     }
 }

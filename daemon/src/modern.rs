@@ -194,16 +194,17 @@ pub fn mentions_protocol(text: &str) -> bool {
 
 /// `params` for a modern server, as JSON text: the gateway's own protocol keys added to `_meta`,
 /// declaring `capabilities` (what the client the request is for can answer through the gateway)
-/// and, when that client set one, its log level. Text, not a `RawValue`: the usual result is
-/// spliced from valid parts, and making a `RawValue` of it would parse the client's whole
-/// arguments again.
-pub fn describe(
-    params: Option<&RawValue>,
-    capabilities: &RawValue,
-    log_level: Option<&str>,
-) -> String {
+/// and, when that client set one, its log level (a level's name, which needs no escapes). Text
+/// in pieces, not a `RawValue`: the usual result is spliced from valid parts, which
+/// `jsonrpc::request_line` copies once, into the line; making a `RawValue` of it would parse the
+/// client's whole arguments again.
+pub fn describe<'a>(
+    params: Option<&'a RawValue>,
+    capabilities: &'a RawValue,
+    log_level: Option<&'a str>,
+) -> Described<'a> {
     // The gateway's members as text: only the capabilities and the level vary.
-    static AROUND: LazyLock<(String, String)> = LazyLock::new(|| {
+    static AROUND: LazyLock<[String; 3]> = LazyLock::new(|| {
         let key = |key: &str| Value::from(key).to_string();
         let before = format!(
             "{{{}:{},{}:",
@@ -211,14 +212,24 @@ pub fn describe(
             key(VERSION),
             key(CAPABILITIES_KEY)
         );
+        let level = format!(",{}:", key(LOG_LEVEL_KEY));
         let info = json!({"name": "mcp-gateway", "version": env!("CARGO_PKG_VERSION")});
-        (before, format!(",{}:{info}}}", key(CLIENT_INFO_KEY)))
+        [before, level, format!(",{}:{info}}}", key(CLIENT_INFO_KEY))]
     });
-    let level = log_level
-        .map(|level| format!(",{}:{}", Value::from(LOG_LEVEL_KEY), Value::from(level)))
-        .unwrap_or_default();
-    let (before, after) = &*AROUND;
-    let ours = [before, capabilities.get(), &level, after].concat();
+    let [before, level_key, after] = &*AROUND;
+    let level = match log_level {
+        Some(level) => [level_key.as_str(), "\"", level, "\""],
+        None => [""; 4],
+    };
+    let ours = [
+        before,
+        capabilities.get(),
+        level[0],
+        level[1],
+        level[2],
+        level[3],
+        after,
+    ];
     // Nearly every request reaches a modern server this way, and most carry no `_meta` of their
     // own: the gateway's then goes in front of the client's members, which stay as they were
     // sent, unparsed. A `\u` escape could spell `_meta`, so text with one takes the long way.
@@ -229,10 +240,40 @@ pub fn describe(
     if let Some(members) = bare {
         let members = members.trim_start();
         let separator = if members.starts_with('}') { "" } else { "," };
-        return [r#"{"_meta":"#, &ours, separator, members].concat();
+        let mut pieces = [""; PIECES];
+        pieces[0] = r#"{"_meta":"#;
+        pieces[1..8].copy_from_slice(&ours);
+        pieces[8] = separator;
+        pieces[9] = members;
+        return Described::Spliced(pieces);
     }
-    let ours: Map<String, Value> = serde_json::from_str(&ours).unwrap_or_default();
-    with_meta(params, |meta| meta.extend(ours)).get().to_owned()
+    let ours: Map<String, Value> = serde_json::from_str(&ours.concat()).unwrap_or_default();
+    Described::Merged(with_meta(params, |meta| meta.extend(ours)).get().to_owned())
+}
+
+/// How many pieces [`Described`] params come in.
+const PIECES: usize = 10;
+
+/// A modern server's params as [`describe`] gives them.
+pub enum Described<'a> {
+    /// The gateway's `_meta` and the client's members, spliced.
+    Spliced([&'a str; PIECES]),
+    /// Params that had to be parsed and written again.
+    Merged(String),
+}
+
+impl Described<'_> {
+    /// The text's pieces, in order; pieces past the text's end are empty.
+    pub fn pieces(&self) -> [&str; PIECES] {
+        match self {
+            Described::Spliced(pieces) => *pieces,
+            Described::Merged(text) => {
+                let mut pieces = [""; PIECES];
+                pieces[0] = text;
+                pieces
+            }
+        }
+    }
 }
 
 /// The params of a notification on a `subscriptions/listen` stream.
@@ -343,12 +384,10 @@ mod tests {
         assert_eq!(legacy.get(), r#"{"code":-32002,"message":"no"}"#);
         let other = legacy_read_error(jsonrpc::to_raw(&json!({"code": -32603, "message": "x"})));
         assert_eq!(other.get(), r#"{"code":-32603,"message":"x"}"#);
-        let described = describe(
-            Some(&jsonrpc::to_raw(&json!({"name": "t"}))),
-            &jsonrpc::to_raw(&json!({"sampling": {}})),
-            Some("warning"),
-        );
-        let described: Value = serde_json::from_str(&described).unwrap();
+        let (params, capabilities) = (json!({"name": "t"}), json!({"sampling": {}}));
+        let (params, capabilities) = (jsonrpc::to_raw(&params), jsonrpc::to_raw(&capabilities));
+        let described = describe(Some(&params), &capabilities, Some("warning"));
+        let described: Value = serde_json::from_str(&described.pieces().concat()).unwrap();
         assert_eq!(
             described["_meta"][CAPABILITIES_KEY],
             json!({"sampling": {}})
@@ -372,6 +411,8 @@ mod tests {
         let ours = |text: &str| {
             let raw = RawValue::from_string(text.to_owned()).unwrap();
             describe(Some(&raw), &jsonrpc::empty_object(), None)
+                .pieces()
+                .concat()
         };
         let gateway_meta = |text: &str| {
             let value: Value = serde_json::from_str(text).unwrap();
@@ -389,7 +430,11 @@ mod tests {
         assert!(described.ends_with(&sent[1..]), "{described}");
         gateway_meta(&described);
         // Every shape of params gives valid text: none, an empty object, not an object.
-        gateway_meta(&describe(None, &jsonrpc::empty_object(), None));
+        gateway_meta(
+            &describe(None, &jsonrpc::empty_object(), None)
+                .pieces()
+                .concat(),
+        );
         gateway_meta(&ours("[1, 2]"));
         assert_eq!(
             gateway_meta(&ours(" { } "))["_meta"]

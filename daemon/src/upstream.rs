@@ -355,20 +355,14 @@ impl Upstream {
             }
             _ => (params.map(Cow::Borrowed), None),
         };
-        let params: Option<Cow<'_, str>> = match self.era() {
+        let line = match self.era() {
             Some(Era::Modern) => {
                 let (declared, level) = caller.for_modern_server();
                 let level = level.map(LogLevel::name);
-                Some(Cow::Owned(modern::describe(
-                    params.as_deref(),
-                    &declared,
-                    level,
-                )))
+                let described = modern::describe(params.as_deref(), &declared, level);
+                jsonrpc::request_line(id, method, &described.pieces())
             }
-            _ => params.map(|params| match params {
-                Cow::Borrowed(params) => Cow::Borrowed(params.get()),
-                Cow::Owned(params) => Cow::Owned(String::from(Box::<str>::from(params))),
-            }),
+            _ => jsonrpc::request_line(id, method, params.as_deref().map(RawValue::get).as_slice()),
         };
         let (tx, rx) = oneshot::channel();
         let deadline = Deadlines::after(caller.timeout);
@@ -389,13 +383,7 @@ impl Upstream {
             // The lifecycle rules forbid cancelling `initialize`.
             reason: (method != "initialize").then_some("the client went away"),
         };
-        if self.is_closed()
-            || self
-                .outgoing
-                .send(jsonrpc::request_line(id, method, params.as_deref()))
-                .await
-                .is_err()
-        {
+        if self.is_closed() || self.outgoing.send(line).await.is_err() {
             return Err(self.closed_error());
         }
         tokio::select! {

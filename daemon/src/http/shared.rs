@@ -131,7 +131,10 @@ impl Shared {
         let line = jsonrpc::request_line(
             id,
             posted.method(),
-            params.as_deref().map(serde_json::value::RawValue::get),
+            params
+                .as_deref()
+                .map(serde_json::value::RawValue::get)
+                .as_slice(),
         );
         session.lock_waiting().insert(
             id,

@@ -45,13 +45,13 @@ impl Upstream {
     pub async fn handshake(self: &Arc<Self>, timeout: Duration) -> Result<(), UpstreamError> {
         // The probe describes itself like every modern request; a modern server refuses one
         // that does not.
+        let none = jsonrpc::empty_object();
+        let described = modern::describe(None, &none, None).pieces().concat();
         let described =
-            RawValue::from_string(modern::describe(None, &jsonrpc::empty_object(), None)).map_err(
-                |err| UpstreamError::Initialize {
-                    server: self.name.clone(),
-                    reason: format!("the gateway's own probe is not JSON: {err}"),
-                },
-            )?;
+            RawValue::from_string(described).map_err(|err| UpstreamError::Initialize {
+                server: self.name.clone(),
+                reason: format!("the gateway's own probe is not JSON: {err}"),
+            })?;
         let probe = self
             .request(
                 "server/discover",
