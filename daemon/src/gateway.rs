@@ -664,7 +664,8 @@ struct Named<'a> {
 }
 
 /// The routing tables built, by profile and kind.
-type Tables = HashMap<String, HashMap<ListKind, Arc<Table>>>;
+/// foldhash, as every call looks its profile's table up.
+type Tables = hashbrown::HashMap<String, hashbrown::HashMap<ListKind, Arc<Table>>>;
 
 /// The params of a routed call on their way to its server: the client's own text when the
 /// gateway changed nothing in them, else the members with its edits.

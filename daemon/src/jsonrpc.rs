@@ -86,24 +86,27 @@ impl Message {
 pub type Reply = Result<Box<RawValue>, Box<RawValue>>;
 
 /// A response line (newline included) carrying `id` and the reply, members untouched. Lines are
-/// put together with `concat`, one allocation, rather than `format!`, whose formatter costs more
-/// than the copies on the call path.
+/// put together in one allocation, rather than with `format!`, whose formatter costs more than
+/// the copies on the call path.
 pub fn response_line(id: &Value, reply: &Reply) -> String {
-    let id = serde_json::to_string(id).unwrap_or_else(|_| "null".into());
     let (member, body) = match reply {
         Ok(result) => ("result", result.get()),
         Err(error) => ("error", error.get()),
     };
-    [
-        r#"{"jsonrpc":"2.0","id":"#,
-        &id,
-        ",\"",
-        member,
-        "\":",
-        body,
-        "}\n",
-    ]
-    .concat()
+    let mut line = String::with_capacity(body.len() + 64);
+    line.push_str(r#"{"jsonrpc":"2.0","id":"#);
+    match id {
+        // A number's text is its JSON; writing to a `String` cannot fail.
+        Value::Number(number) => drop(write!(line, "{number}")),
+        Value::String(text) => push_quoted(&mut line, text),
+        other => line.push_str(&other.to_string()),
+    }
+    line.push_str(",\"");
+    line.push_str(member);
+    line.push_str("\":");
+    line.push_str(body);
+    line.push_str("}\n");
+    line
 }
 
 /// A request line with the gateway's own numeric id. `params` is JSON text in pieces, none for
@@ -235,6 +238,16 @@ mod tests {
             response_line(&Value::from("client-1"), &reply),
             "{\"jsonrpc\":\"2.0\",\"id\":\"client-1\",\"result\":{\"z\":1, \"a\":{\"_meta\":{\"x.y/z\":[1.50,2]}},\"vendor\":true}}\n"
         );
+    }
+
+    #[test]
+    fn response_ids_are_the_json_serde_json_writes() {
+        let ids = serde_json::json!([7, -3, 1.5, u64::MAX, "a\"b\\c\n", "é", null, {"k": [1]}]);
+        for id in ids.as_array().unwrap() {
+            let line = response_line(id, &Ok(empty_object()));
+            let expected = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{}}}}\n");
+            assert_eq!(line, expected);
+        }
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! name the table they came from, so a cursor that outlives a list change is refused instead of
 //! skipping or repeating items.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -112,7 +111,8 @@ pub struct Table {
     /// The same items as JSON text, serialised once when the table is built, so that a page is
     /// their concatenation rather than a copy of every map serialised again.
     raw: Vec<Box<RawValue>>,
-    routes: HashMap<String, Route>,
+    /// By exposed name; every call looks its route up here, hence foldhash.
+    routes: hashbrown::HashMap<String, Route>,
     /// Servers that could not be listed, with the reason; their items are missing.
     pub failures: Vec<(String, String)>,
     /// Distinguishes this table's cursors from those of any other.
@@ -153,7 +153,7 @@ impl Table {
             ListKind::Tools | ListKind::Prompts => names::expose(&pairs, profile.prefix),
             ListKind::Resources | ListKind::Templates => names::expose_uris(&pairs),
         };
-        let mut routes = HashMap::with_capacity(entries.len());
+        let mut routes = hashbrown::HashMap::with_capacity(entries.len());
         let items = entries
             .into_iter()
             .zip(exposed)

@@ -86,7 +86,7 @@ pub struct Pool {
     instance: String,
     uid: u32,
     engine: tokio::sync::Mutex<Option<Arc<Engine>>>,
-    slots: Mutex<HashMap<SlotKey, Arc<Slot>>>,
+    slots: Mutex<Slots>,
     /// The client sessions open now: only they may have a container of their own. Taken after
     /// `slots` when both are needed.
     sessions: Mutex<HashSet<u64>>,
@@ -109,6 +109,20 @@ pub struct Pool {
 
 /// A place in the pool: (profile, server, the session owning it for a session-isolated server).
 type SlotKey = (String, String, Option<u64>);
+
+/// The pool's places. Every call finds its slot here, so the map hashes with foldhash and is
+/// searched with a [`SlotRef`], which borrows the call's names instead of copying them.
+type Slots = hashbrown::HashMap<SlotKey, Arc<Slot>>;
+
+/// A [`SlotKey`] borrowed: it hashes as the key does (a `str` as its `String`, field by field).
+#[derive(Hash)]
+struct SlotRef<'a>(&'a str, &'a str, Option<u64>);
+
+impl hashbrown::Equivalent<SlotKey> for SlotRef<'_> {
+    fn equivalent(&self, key: &SlotKey) -> bool {
+        self.0 == key.0 && self.1 == key.1 && self.2 == key.2
+    }
+}
 
 /// One (profile, server[, session]) place in the pool. The async mutex makes concurrent first callers wait
 /// for the one start in progress instead of starting a container each; `state` is what can be
@@ -391,7 +405,7 @@ impl Pool {
         Ok(leftovers.len())
     }
 
-    fn lock_slots(&self) -> MutexGuard<'_, HashMap<SlotKey, Arc<Slot>>> {
+    fn lock_slots(&self) -> MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -401,19 +415,20 @@ impl Pool {
 
     /// The slot for `key`; a session's own slot only while the session is open, checked under
     /// the same lock `end_session` takes, so no container starts for a session that has ended.
-    fn slot(&self, key: SlotKey) -> Result<Arc<Slot>, PoolError> {
+    fn slot(&self, key: SlotRef<'_>) -> Result<Arc<Slot>, PoolError> {
         let mut slots = self.lock_slots();
         if let Some(session) = key.2
             && !self.lock_sessions().contains(&session)
         {
             return Err(PoolError::SessionEnded);
         }
-        let server = key.1.clone();
-        Ok(Arc::clone(
-            slots
-                .entry(key)
-                .or_insert_with(|| Arc::new(Slot::new(&server))),
-        ))
+        if let Some(slot) = slots.get(&key) {
+            return Ok(Arc::clone(slot));
+        }
+        let slot = Arc::new(Slot::new(key.1));
+        let owned = (key.0.to_owned(), key.1.to_owned(), key.2);
+        slots.insert(owned, Arc::clone(&slot));
+        Ok(slot)
     }
 
     /// A client session opened: from now on it may have containers of its own.
@@ -457,7 +472,7 @@ impl Pool {
     ) -> Result<Arc<Upstream>, PoolError> {
         // A per-call server's gateway requests (listings) use the profile's listing server too.
         let session = session.filter(|_| def.isolation == Isolation::Session);
-        let slot = self.slot((profile.to_owned(), server.to_owned(), session))?;
+        let slot = self.slot(SlotRef(profile, server, session))?;
         slot.lock().last_used = Some(Instant::now());
         let mut running = slot.running.lock().await;
         let (def, run) = self.resolve(profile, server, def);
@@ -524,7 +539,7 @@ impl Pool {
     pub fn current(&self, profile: &str, server: &str, def: &ServerDef) -> Option<Arc<Upstream>> {
         let slot = self
             .lock_slots()
-            .get(&(profile.to_owned(), server.to_owned(), None))
+            .get(&SlotRef(profile, server, None))
             .cloned()?;
         let (def, run) = self.resolve(profile, server, def);
         let running = slot.running.try_lock().ok()?;
@@ -536,7 +551,7 @@ impl Pool {
     /// Whether (profile, server) has a shared container up, current or not, busy or not.
     pub fn has_container(&self, profile: &str, server: &str) -> bool {
         self.lock_slots()
-            .get(&(profile.to_owned(), server.to_owned(), None))
+            .get(&SlotRef(profile, server, None))
             .is_some_and(|slot| slot.lock().container.is_some())
     }
 

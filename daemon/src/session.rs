@@ -48,13 +48,22 @@ const MAX_IN_FLIGHT: usize = 128;
 struct Session {
     peer: Arc<Downstream>,
     gateway: Arc<Gateway>,
-    /// Requests in flight, by the client's id (as JSON text), so the client can cancel them.
-    in_flight: Mutex<HashMap<String, CancellationToken>>,
+    /// Requests in flight, so the client can cancel them by their ids. A list, not a map: it
+    /// holds at most [`MAX_IN_FLIGHT`], and a call then makes no key of the client's id.
+    in_flight: Mutex<Vec<InFlight>>,
+    next_request: AtomicU64,
     /// Fires when the client's input ends: listen streams end then, other requests finish.
     closing: CancellationToken,
     /// Calls waiting for this (modern) client's answers to their servers' requests.
     parked: Mutex<HashMap<u64, stateless::Parked>>,
     next_parked: AtomicU64,
+}
+
+/// A request in flight: the session's own number for it, and the client's id.
+struct InFlight {
+    seq: u64,
+    id: Value,
+    cancel: CancellationToken,
 }
 
 /// Serves the session until the client closes its side or the daemon shuts down. `hangup`
@@ -89,6 +98,7 @@ pub async fn serve<R, W>(
         peer: Arc::clone(&peer),
         gateway: Arc::clone(&gateway),
         in_flight: Mutex::default(),
+        next_request: AtomicU64::new(1),
         closing: CancellationToken::new(),
         parked: Mutex::default(),
         next_parked: AtomicU64::new(1),
@@ -183,14 +193,18 @@ impl Session {
         match message.kind() {
             Kind::Request => {
                 let id = message.id.clone().unwrap_or_default();
-                let key = id.to_string();
+                let seq = self.next_request.fetch_add(1, Ordering::Relaxed);
                 let cancel = CancellationToken::new();
-                self.lock_in_flight().insert(key.clone(), cancel.clone());
+                self.lock_in_flight().push(InFlight {
+                    seq,
+                    id: id.clone(),
+                    cancel: cancel.clone(),
+                });
                 let session = Arc::clone(self);
                 self.peer.touch();
                 let request = async move {
                     let reply = session.handle_request(message, cancel).await;
-                    session.lock_in_flight().remove(&key);
+                    session.finished(seq);
                     if let Some(reply) = reply {
                         session.send(&id, &reply).await;
                     }
@@ -219,15 +233,22 @@ impl Session {
     /// Answers every request still in flight with an error, so that a client cut off by the
     /// daemon's shutdown learns it at once instead of waiting for answers that will not come.
     async fn refuse_in_flight(&self) {
-        let ids: Vec<String> = self.lock_in_flight().drain().map(|(id, _)| id).collect();
-        for id in ids {
-            let id = serde_json::from_str(&id).unwrap_or_default();
+        let refused: Vec<InFlight> = self.lock_in_flight().drain(..).collect();
+        for request in refused {
             let error = jsonrpc::error(code::INTERNAL_ERROR, "mcp-gateway is shutting down");
-            self.send(&id, &Err(error)).await;
+            self.send(&request.id, &Err(error)).await;
         }
     }
 
-    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+    /// Takes request `seq` off the list once it has ended.
+    fn finished(&self, seq: u64) {
+        let mut in_flight = self.lock_in_flight();
+        if let Some(at) = in_flight.iter().position(|request| request.seq == seq) {
+            in_flight.swap_remove(at);
+        }
+    }
+
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, Vec<InFlight>> {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -297,13 +318,21 @@ impl Session {
         match method {
             "notifications/initialized" => {}
             "notifications/cancelled" => {
-                let request = message
+                let params = message
                     .params
                     .as_deref()
-                    .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
-                    .and_then(|p| p.get("requestId").map(Value::to_string));
-                if let Some(cancel) = request.and_then(|key| self.lock_in_flight().remove(&key)) {
-                    cancel.cancel();
+                    .and_then(|p| serde_json::from_str::<Value>(p.get()).ok());
+                if let Some(id) = params.as_ref().and_then(|p| p.get("requestId")) {
+                    // The oldest request of that id not cancelled yet: a client that reused an id
+                    // in flight cancels them in the order it sent them.
+                    let in_flight = self.lock_in_flight();
+                    let oldest = in_flight
+                        .iter()
+                        .filter(|r| r.id == *id && !r.cancel.is_cancelled())
+                        .min_by_key(|r| r.seq);
+                    if let Some(request) = oldest {
+                        request.cancel.cancel();
+                    }
                 }
             }
             // Progress from the client would be about a server's request to it; servers are not

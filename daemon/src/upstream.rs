@@ -162,7 +162,8 @@ pub struct Upstream {
     /// The client session this container belongs to (`isolation = "session"`).
     session: Option<u64>,
     outgoing: mpsc::Sender<String>,
-    pending: Mutex<HashMap<u64, Pending>>,
+    /// By the gateway's id; foldhash, as every call and every answer looks its request up.
+    pending: Mutex<hashbrown::HashMap<u64, Pending>>,
     /// The one timer that fails `pending` requests past their deadline.
     deadlines: Deadlines,
     /// Server requests relayed to a client: the server's id (as JSON text) → the client and the
@@ -325,7 +326,7 @@ impl Upstream {
             .is_some_and(|v| !v.is_null())
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Pending>> {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, hashbrown::HashMap<u64, Pending>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
