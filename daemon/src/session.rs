@@ -107,6 +107,9 @@ pub async fn serve<R, W>(
     // A client whose stdin was handed over may be gone (its shim killed) while its input stays
     // open, so the hang-up ends reading too, not only waiting for answers.
     let mut gone = std::pin::pin!(hangup.hung_up());
+    // Made once: a wait made anew on each turn of the loop registers with the token and leaves
+    // it again, twice per call.
+    let mut stopping = std::pin::pin!(shutdown.cancelled());
     let mut hung_up = false;
     loop {
         let line = tokio::select! {
@@ -118,7 +121,7 @@ pub async fn serve<R, W>(
                 hung_up = true;
                 break;
             }
-            () = shutdown.cancelled() => break,
+            () = &mut stopping => break,
         };
         match line {
             None => break,
