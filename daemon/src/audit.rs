@@ -33,6 +33,10 @@ const GATHER: Duration = Duration::from_millis(10);
 /// are lost instead of holding memory.
 const MAX_PENDING: usize = 4 << 20;
 
+/// The most a drained buffer keeps of what it grew to; a busy gateway's interval of records is
+/// a few dozen KiB.
+const KEPT_BUFFER: usize = 256 << 10;
+
 pub struct Audit {
     path: PathBuf,
     shared: Arc<Shared>,
@@ -334,6 +338,8 @@ fn write_records(path: &Path, shared: &Shared) {
             tracing::warn!("cannot write the audit log: {err}");
         }
         batch.clear();
+        // A burst's buffer is not kept: the two would hold up to twice the limit for good.
+        batch.shrink_to(KEPT_BUFFER);
         if closed {
             return;
         }

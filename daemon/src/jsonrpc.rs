@@ -97,7 +97,9 @@ pub fn response_line(id: &Value, reply: &Reply) -> String {
     line.push_str(r#"{"jsonrpc":"2.0","id":"#);
     match id {
         // A number's text is its JSON; writing to a `String` cannot fail.
-        Value::Number(number) => drop(write!(line, "{number}")),
+        Value::Number(number) => {
+            let _ = write!(line, "{number}");
+        }
         Value::String(text) => push_quoted(&mut line, text),
         other => line.push_str(&other.to_string()),
     }
