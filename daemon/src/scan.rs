@@ -69,30 +69,34 @@ const MIN_RUN: usize = 10;
 /// Whether a string value of JSON text holds a run of [`MIN_RUN`] token bytes, without which no
 /// rule matches it. Member names do not count, as [`Scanner::find`] does not look at them (a
 /// 2026-07-28 result's `"resultType"` is such a run). Only for text without a backslash, whose
-/// every quote opens or closes a string. One walk over the bytes: splitting at the quotes cost
-/// three times as many instructions, most of them in the searcher's setup for each piece.
+/// every quote opens or closes a string: the strings are found by their quotes with `memchr`,
+/// which skips what lies between them in a few instructions, and only their bytes are walked.
 fn value_has_run(json: &str) -> bool {
     let bytes = json.as_bytes();
-    let mut in_string = false;
-    let mut run = 0;
-    // Whether the string being walked holds a run; it counts once the string ends and what
-    // follows shows that it is not a member name.
-    let mut held = false;
-    for (at, &byte) in bytes.iter().enumerate() {
-        if byte == b'"' {
-            if held && !is_member_name(&bytes[at + 1..]) {
-                return true;
-            }
-            in_string = !in_string;
-            run = 0;
-            held = false;
-        } else if in_string && !held {
-            run = if TOKEN[usize::from(byte)] { run + 1 } else { 0 };
-            held = run == MIN_RUN;
+    let mut quotes = memchr::memchr_iter(b'"', bytes);
+    while let Some(open) = quotes.next() {
+        let Some(close) = quotes.next() else {
+            // Only text that is not JSON ends inside a string; it counts if that string holds a
+            // run.
+            return has_run(&bytes[open + 1..]);
+        };
+        if has_run(&bytes[open + 1..close]) && !is_member_name(&bytes[close + 1..]) {
+            return true;
         }
     }
-    // Only text that is not JSON ends inside a string; it counts if that string holds a run.
-    held
+    false
+}
+
+/// Whether the bytes hold a run of [`MIN_RUN`] token bytes.
+fn has_run(bytes: &[u8]) -> bool {
+    let mut run = 0;
+    for &byte in bytes {
+        run = if TOKEN[usize::from(byte)] { run + 1 } else { 0 };
+        if run == MIN_RUN {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether the text after a string's closing quote makes it a member name.
