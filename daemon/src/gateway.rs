@@ -663,8 +663,8 @@ struct Named<'a> {
     input_responses: Option<&'a RawValue>,
 }
 
-/// The routing tables built, by profile and kind.
-/// foldhash, as every call looks its profile's table up.
+/// The routing tables built, by profile and kind; hashed with foldhash, as every call looks its
+/// profile's table up.
 type Tables = hashbrown::HashMap<String, hashbrown::HashMap<ListKind, Arc<Table>>>;
 
 /// The params of a routed call on their way to its server: the client's own text when the
