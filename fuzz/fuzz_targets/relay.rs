@@ -33,7 +33,9 @@ fn envelope(line: &str) {
     let capabilities = RawValue::from_string(r#"{"sampling":{}}"#.to_owned()).expect("JSON");
     // `describe` splices text without parsing it again: valid JSON is its own invariant.
     for edited in [
-        describe(params, &capabilities, Some("info")),
+        describe(params, &capabilities, Some("info"))
+            .pieces()
+            .concat(),
         tagged(params, &Value::from(7)).get().to_owned(),
     ] {
         let edited: Value = serde_json::from_str(&edited).expect("edited params are JSON");
