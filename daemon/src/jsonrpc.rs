@@ -115,11 +115,23 @@ pub fn response_line(id: &Value, reply: &Reply) -> String {
 /// no params: a `RawValue`'s whole, or one spliced from valid parts (`modern::describe`), which
 /// is not parsed again here and is copied once, into the line.
 pub fn request_line(id: u64, method: &str, params: &[&str]) -> String {
+    method_line(Some(id), method, params)
+}
+
+pub fn notification_line(method: &str, params: Option<&RawValue>) -> String {
+    method_line(None, method, params.map(RawValue::get).as_slice())
+}
+
+/// A request line (with `id`) or a notification line (without), put together in one allocation.
+fn method_line(id: Option<u64>, method: &str, params: &[&str]) -> String {
     let length = params.iter().map(|piece| piece.len()).sum::<usize>() + method.len();
     let mut line = String::with_capacity(length + 64);
-    line.push_str(r#"{"jsonrpc":"2.0","id":"#);
-    // Writing to a `String` cannot fail.
-    let _ = write!(line, "{id}");
+    line.push_str(r#"{"jsonrpc":"2.0""#);
+    if let Some(id) = id {
+        line.push_str(r#","id":"#);
+        // Writing to a `String` cannot fail.
+        let _ = write!(line, "{id}");
+    }
     line.push_str(r#","method":"#);
     push_quoted(&mut line, method);
     if !params.is_empty() {
@@ -139,21 +151,6 @@ fn push_quoted(line: &mut String, text: &str) {
         line.push('"');
     } else {
         line.push_str(&quoted(text));
-    }
-}
-
-pub fn notification_line(method: &str, params: Option<&RawValue>) -> String {
-    let method = quoted(method);
-    match params {
-        Some(params) => [
-            r#"{"jsonrpc":"2.0","method":"#,
-            &method,
-            r#","params":"#,
-            params.get(),
-            "}\n",
-        ]
-        .concat(),
-        None => [r#"{"jsonrpc":"2.0","method":"#, &method, "}\n"].concat(),
     }
 }
 
@@ -267,6 +264,15 @@ mod tests {
                 u64::MAX,
                 quoted("tools/call")
             )
+        );
+        let params = RawValue::from_string(r#"{"requestId":7}"#.to_owned()).unwrap();
+        assert_eq!(
+            notification_line("notifications/cancelled", Some(&params)),
+            "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":7}}\n"
+        );
+        assert_eq!(
+            notification_line("a\"b", None),
+            "{\"jsonrpc\":\"2.0\",\"method\":\"a\\\"b\"}\n"
         );
         for method in ["é/ü", "tab\there", "back\\slash"] {
             let line = request_line(1, method, &[]);
