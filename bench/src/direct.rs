@@ -1,24 +1,21 @@
 //! The direct path, the floor the gateway is measured against: the same image, created with the
-//! same host configuration the daemon uses, reached over the engine's attach stream with bollard
-//! and no gateway in between.
+//! same host configuration the daemon uses, reached over the engine's attach stream with no
+//! gateway in between. The stream is the daemon's own (`mcp_gatewayd::baseline`), read and
+//! written by the same code as the gateway's; bollard only creates, starts and removes.
 //!
 //! Benchmark containers carry the label [`BENCH_LABEL`] so that [`remove_leftovers`] can clean up
 //! after a run that failed half-way.
 
 use std::collections::HashMap;
-use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use anyhow::Context;
 use bollard::Docker;
-use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-};
-use futures_util::StreamExt;
-use tokio::io::{AsyncBufRead, AsyncWrite};
-use tokio_util::io::StreamReader;
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use mcp_gatewayd::baseline::{Address, LogTail, attach};
+use tokio::io::{AsyncBufRead, AsyncWrite, BufReader};
 
 use crate::mcp::LineClient;
 
@@ -31,6 +28,8 @@ pub const FIXTURE_BUILD_LABEL: &str = "io.mcp-gateway.fixture-build";
 
 pub struct Engine {
     docker: Docker,
+    /// Where `docker` connects, for the attach streams made without it.
+    address: Address,
     /// The engine's Unix socket; `None` for one reached over TCP.
     socket: Option<String>,
 }
@@ -48,23 +47,24 @@ pub struct DirectServer {
 impl Engine {
     /// Connects as the daemon does: `DOCKER_HOST` or the local default, version negotiated.
     pub async fn connect() -> anyhow::Result<Engine> {
-        let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
-        let (docker, socket) = match &host {
-            Some(host) => (
-                Docker::connect_with_host(host),
-                host.strip_prefix("unix://").map(str::to_owned),
-            ),
-            None => (
-                Docker::connect_with_local_defaults(),
-                Some("/var/run/docker.sock".to_owned()),
-            ),
-        };
-        let docker = docker
+        let host = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned());
+        let address = Address::parse(&host).with_context(|| {
+            format!("DOCKER_HOST {host} is neither unix://PATH nor tcp://HOST:PORT")
+        })?;
+        let socket = host.strip_prefix("unix://").map(str::to_owned);
+        let docker = Docker::connect_with_host(&host)
             .context("cannot reach the container engine")?
             .negotiate_version()
             .await
             .context("cannot negotiate the engine's API version")?;
-        Ok(Engine { docker, socket })
+        Ok(Engine {
+            docker,
+            address,
+            socket,
+        })
     }
 
     /// The engine's Unix socket, as `DOCKER_HOST` or the local default names it; `None` for an
@@ -76,41 +76,32 @@ impl Engine {
     /// Creates, attaches and starts `image` with `env`, then does the MCP handshake.
     pub async fn start(&self, image: &str, env: &[String]) -> anyhow::Result<DirectServer> {
         let id = self.create(image, env).await?;
-        let options = AttachContainerOptionsBuilder::default()
-            .stream(true)
-            .stdin(true)
-            .stdout(true)
-            .stderr(true)
-            .build();
-        let attach = self.docker.attach_container(&id, Some(options)).await;
-        let started = match attach {
-            Ok(attach) => self
+        // The API version bollard negotiated, as the daemon's attach request carries it.
+        let path = format!(
+            "/v{}/containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1",
+            self.docker.client_version()
+        );
+        // The server's stderr is not part of the MCP stream; it goes to a tail nobody reads.
+        let stderr = Arc::new(LogTail::new("direct"));
+        let attach = match attach(&self.address, &path, stderr).await {
+            Ok(streams) => self
                 .docker
                 .start_container(&id, None)
                 .await
-                .map(|()| attach),
-            Err(err) => Err(err),
+                .map(|()| streams)
+                .context("cannot start the container"),
+            Err(err) => Err(err).context("cannot attach to the container"),
         };
-        let attach = match started {
-            Ok(attach) => attach,
+        let (stdin, stdout) = match attach {
+            Ok(streams) => streams,
             Err(err) => {
                 self.remove(&id).await;
-                return Err(err).context("cannot attach to and start the container");
+                return Err(err);
             }
         };
-        // The server's stderr is not part of the MCP stream; only stdout is read.
-        let stdout = attach.output.filter_map(|item| {
-            std::future::ready(match item {
-                Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
-                    Some(Ok(message))
-                }
-                Ok(_) => None,
-                Err(err) => Some(Err(io::Error::other(err))),
-            })
-        });
         let mut server = DirectServer {
             id,
-            io: LineClient::new(attach.input, Box::pin(StreamReader::new(stdout))),
+            io: LineClient::new(stdin, Box::pin(BufReader::new(stdout))),
         };
         if let Err(err) = server.io.handshake().await {
             self.remove(&server.id).await;

@@ -3,7 +3,7 @@
 //! The attach stream, the path of every call, is read without it (`docker/attach.rs`,
 //! `docker/frames.rs`).
 
-mod attach;
+pub(crate) mod attach;
 mod frames;
 
 use std::collections::HashMap;

@@ -19,9 +19,12 @@
 //! - `config`: settings, catalog, profiles, active profile, secrets. `dirs`: XDG paths.
 //! - `listener`, `logging`, `notify`: the systemd side (socket activation, journal, sd_notify).
 //!   `limits`: the open-file limit, raised for sessions and restored for children.
-//! - `fuzzing`: the parsers the fuzz targets (`fuzz/`) reach; hidden, for them alone.
+//! - `fuzzing`: the parsers the fuzz targets (`fuzz/`) reach; hidden, for them alone. `baseline`:
+//!   the attach stream the benchmark's direct path (`bench/`) uses; hidden, for it alone.
 
 mod audit;
+#[doc(hidden)]
+pub mod baseline;
 mod cli;
 mod config;
 mod control;
