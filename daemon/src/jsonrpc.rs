@@ -145,13 +145,19 @@ fn method_line(id: Option<u64>, method: &str, params: &[&str]) -> String {
 /// Appends `text` as a JSON string. A method name needs no escapes; only text that does pays for
 /// serde_json's escaping (the same bytes either way: it escapes nothing else).
 fn push_quoted(line: &mut String, text: &str) {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if is_plain(text) {
         line.push('"');
         line.push_str(text);
         line.push('"');
     } else {
         line.push_str(&quoted(text));
     }
+}
+
+/// Whether `text` is its own JSON string body: no control character, quote or backslash, the only
+/// bytes serde_json escapes.
+pub fn is_plain(text: &str) -> bool {
+    text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 /// `text` as a JSON string.
