@@ -11,11 +11,15 @@
 //!
 //! For attribution, a third path runs the shims with `--relay` (copying the session's bytes
 //! through the shim process, as before stdio was handed over), and the gateway rounds record the
-//! CPU time and context switches of the daemon and the shims per call. At one client a fourth
-//! runs through `mcp-bench-relay`, a process that only copies bytes between its pipes and an
-//! attach stream of its own container: the floor of any gateway that is a process of its own.
+//! CPU time and context switches of the daemon and the shims per call. A fourth runs through
+//! `mcp-bench-relay`, a process that only copies bytes between its pipes and an attach stream of
+//! its own container: the floor of any gateway that is a process of its own. Its clients share
+//! its pipes with distinct ids, as the direct path's share the attach stream, so at every client
+//! count it shows how much of the direct path's latency and throughput one more process on the
+//! way leaves to the gateway.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -24,7 +28,7 @@ use mcp_gateway_tests::Start;
 use tokio::io::{AsyncBufRead, AsyncWrite};
 
 use crate::cli::{ONE_PAGE, Plan};
-use crate::direct::{AttachClient, Engine};
+use crate::direct::Engine;
 use crate::mcp::{self, LineClient, ProcessClient, Reply};
 use crate::procfs;
 use crate::report::{Row, Unit};
@@ -98,8 +102,7 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         .await?;
 
     let mut floor = match engine.socket() {
-        Some(socket) if plan.clients.contains(&1) => Some(relay_floor(engine, plan, socket).await?),
-        Some(_) => None,
+        Some(socket) => Some(relay_floor(engine, plan, socket).await?),
         None => {
             eprintln!("latency: no bare relay row, it speaks to a Unix-socket engine only");
             None
@@ -120,10 +123,9 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
             .collect::<anyhow::Result<Vec<u32>>>()?;
         closed_loop(shims.iter_mut().map(|shim| &mut shim.io), warm_up).await?;
         closed_loop(relays.iter_mut().map(|relay| &mut relay.io), warm_up).await?;
-        direct_round(&mut direct.io, clients, warm_up).await?;
-        let mut floor = floor.as_mut().filter(|_| clients == 1);
+        shared_round(&mut direct.io, clients, warm_up).await?;
         if let Some((_, relay)) = &mut floor {
-            closed_loop(std::iter::once(&mut relay.io), warm_up).await?;
+            shared_round(&mut relay.io, clients, warm_up).await?;
         }
         let mut gateway = Tally::default();
         let mut relayed = Tally::default();
@@ -132,19 +134,20 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         for n in 0..plan.rounds {
             if let Some((_, relay)) = &mut floor {
                 let pid = relay.pid().context("the bare relay exited")?;
-                let relay = std::iter::once(&mut relay.io);
-                bare.add(measured_round(pid, &[], relay, round).await?);
+                bare.add(measured(pid, &[], shared_round(&mut relay.io, clients, round)).await?);
             }
+            let shims = shims.iter_mut().map(|shim| &mut shim.io);
+            let gateway_round = measured(daemon, &shim_pids, closed_loop(shims, round));
             if n % 2 == 0 {
-                baseline.add(direct_round(&mut direct.io, clients, round).await?);
-                gateway.add(gateway_round(daemon, &shim_pids, &mut shims, round).await?);
+                baseline.add(shared_round(&mut direct.io, clients, round).await?);
+                gateway.add(gateway_round.await?);
                 relayed
                     .add(closed_loop(relays.iter_mut().map(|relay| &mut relay.io), round).await?);
             } else {
                 relayed
                     .add(closed_loop(relays.iter_mut().map(|relay| &mut relay.io), round).await?);
-                gateway.add(gateway_round(daemon, &shim_pids, &mut shims, round).await?);
-                baseline.add(direct_round(&mut direct.io, clients, round).await?);
+                gateway.add(gateway_round.await?);
+                baseline.add(shared_round(&mut direct.io, clients, round).await?);
             }
         }
         try_join_all(shims.into_iter().chain(relays).map(ProcessClient::close)).await?;
@@ -241,12 +244,19 @@ fn cell_rows(
     if let Some(bare) = bare {
         let relay_cpu = bare.per_call(bare.daemon_cpu);
         let relay_switches = bare.switches_per_call(bare.daemon_switches);
+        let relay_rate = bare.per_second();
         let bare = Samples::new(bare.latencies);
         rows.push(
             Row::new(format!("tools/call p50, {label}, through a bare relay process"), Unit::Micros)
                 .gateway(micros(bare.p50()))
                 .baseline(micros(baseline.p50()))
                 .note("for attribution: `mcp-bench-relay`, a process that only copies bytes between its pipes and an attach stream: the floor of any gateway that is a process of its own"),
+        );
+        rows.push(
+            Row::new(format!("throughput, {label}, through a bare relay process"), Unit::PerSecond)
+                .gateway(relay_rate)
+                .baseline(baseline_rate)
+                .note("for attribution: the share of the direct path's throughput that one more process on the way leaves"),
         );
         rows.push(
             Row::new(
@@ -256,6 +266,15 @@ fn cell_rows(
             .gateway(micros(gateway.p50()))
             .baseline(micros(bare.p50()))
             .note("for attribution: what the daemon's own work adds over that floor"),
+        );
+        rows.push(
+            Row::new(
+                format!("throughput, {label}, gateway against the bare relay"),
+                Unit::PerSecond,
+            )
+            .gateway(gateway_rate)
+            .baseline(relay_rate)
+            .note("for attribution: as above, for throughput"),
         );
         rows.push(
             Row::new(format!("CPU per call, {label}: bare relay"), Unit::Micros)
@@ -299,28 +318,13 @@ fn cell_rows(
     rows
 }
 
-async fn gateway_round(
-    daemon: u32,
-    shim_pids: &[u32],
-    shims: &mut [ProcessClient],
-    length: Duration,
-) -> anyhow::Result<Tally> {
-    let clients = shims.iter_mut().map(|shim| &mut shim.io);
-    measured_round(daemon, shim_pids, clients, length).await
-}
-
-/// A closed loop through `clients`, with the CPU time and context switches meanwhile of the
-/// process between them and the server (the daemon, or the bare relay) and of the shims.
-async fn measured_round<'a, W, R>(
+/// `round`, with the CPU time and context switches meanwhile of the process between its clients
+/// and the server (the daemon, or the bare relay) and of the shims.
+async fn measured(
     middle: u32,
     shim_pids: &[u32],
-    clients: impl Iterator<Item = &'a mut LineClient<W, R>>,
-    length: Duration,
-) -> anyhow::Result<Tally>
-where
-    W: AsyncWrite + Unpin + 'a,
-    R: AsyncBufRead + Unpin + 'a,
-{
+    round: impl Future<Output = anyhow::Result<Tally>>,
+) -> anyhow::Result<Tally> {
     let shims_cpu =
         || -> anyhow::Result<Duration> { shim_pids.iter().map(|&pid| procfs::cpu_time(pid)).sum() };
     let shims_switches = || -> anyhow::Result<u64> {
@@ -333,7 +337,7 @@ where
     let middle_switches = procfs::context_switches(middle)?;
     let shim_cpu = shims_cpu()?;
     let shim_switches = shims_switches()?;
-    let mut tally = closed_loop(clients, length).await?;
+    let mut tally = round.await?;
     tally.daemon_cpu = procfs::cpu_time(middle)?.saturating_sub(middle_cpu);
     tally.daemon_switches = procfs::context_switches(middle)?.saturating_sub(middle_switches);
     tally.shim_cpu = shims_cpu()?.saturating_sub(shim_cpu);
@@ -374,13 +378,17 @@ where
     })
 }
 
-/// `clients` callers share the attach stream, each with one call in flight, until `length` has
-/// passed.
-async fn direct_round(
-    server: &mut AttachClient,
+/// `clients` callers share `server`'s stream (the attach stream, or the bare relay's pipes), each
+/// with one call in flight, until `length` has passed.
+async fn shared_round<W, R>(
+    server: &mut LineClient<W, R>,
     clients: usize,
     length: Duration,
-) -> anyhow::Result<Tally> {
+) -> anyhow::Result<Tally>
+where
+    W: AsyncWrite + Unpin,
+    R: AsyncBufRead + Unpin,
+{
     let start = Instant::now();
     let deadline = start + length;
     let mut in_flight: HashMap<u64, Instant> = HashMap::with_capacity(clients);

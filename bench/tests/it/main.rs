@@ -58,6 +58,7 @@ fn a_quick_run_measures_every_figure() {
         "tools/call p50, 1 client, through a bare relay process",
         "tools/call p99, 4 clients",
         "throughput, 4 clients",
+        "throughput, 4 clients, through a bare relay process",
         "cold start → first tools/list, 1 server",
         "cold start → first tools/list, 2 servers",
         "first tools/list after activation, warm list cache, 2 servers",
@@ -78,6 +79,7 @@ fn a_quick_run_measures_every_figure() {
         "tools/call p50",
         "tools/call p50, 1 client, through a bare relay process",
         "throughput",
+        "throughput, 4 clients, through a bare relay process",
         "cold start → first tools/list, 2",
         "tools/call p50, a second session",
     ] {
