@@ -7,7 +7,7 @@
 //! because a server's request may only go to a client that can answer it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::jsonrpc::{self, Message, Reply, code};
+use crate::outbox::Outbox;
 use crate::upstream::Upstream;
 
 /// A source of recency shared by every client, so "the most recent session" is well defined.
@@ -34,9 +35,7 @@ pub struct Downstream {
     pub named_profile: Option<String>,
     /// The client's name from its hello, for the audit log.
     pub client: String,
-    out: mpsc::Sender<String>,
-    /// Bytes queued in `out` and not yet written to the client.
-    queued: Arc<AtomicUsize>,
+    out: Arc<Outbox>,
     /// The client's `capabilities` from `initialize`; a modern client's are per request
     /// ([`Declared`]).
     capabilities: Mutex<Value>,
@@ -176,14 +175,13 @@ impl Downstream {
         id: u64,
         named_profile: Option<String>,
         client: String,
-        out: mpsc::Sender<String>,
+        out: Arc<Outbox>,
     ) -> Downstream {
         Downstream {
             id,
             named_profile,
             client,
             out,
-            queued: Arc::default(),
             capabilities: Mutex::new(Value::Null),
             for_servers: Mutex::new(Arc::from(bridged(&Value::Null))),
             asks: Mutex::default(),
@@ -328,31 +326,16 @@ impl Downstream {
         *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = Some(level);
     }
 
-    /// The count of bytes queued for the client, which its writer lowers as it writes them.
-    pub fn queued(&self) -> Arc<AtomicUsize> {
-        Arc::clone(&self.queued)
-    }
-
-    /// Queues a response for the client, waiting for room: answers are never dropped.
+    /// Sends a response to the client, waiting for room: answers are never dropped.
     pub async fn send_line(&self, line: String) {
-        self.queue(line).await;
+        self.out.send(line).await;
     }
 
-    /// Queues a line, counted in `queued` while it waits; false when the client is gone.
-    async fn queue(&self, line: String) -> bool {
-        let len = line.len();
-        self.queued.fetch_add(len, Ordering::Relaxed);
-        let sent = self.out.send(line).await.is_ok();
-        if !sent {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
-        }
-        sent
-    }
-
-    /// Fails every server request waiting for this client's answer and stops notifications; for
-    /// a client that has gone.
+    /// Fails every server request waiting for this client's answer, stops notifications and
+    /// closes the outbox (what it holds is still written); for a session that has ended.
     pub fn close(&self) {
         self.era.store(Era::Unknown as u8, Ordering::Release);
+        self.out.close();
         self.waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -366,13 +349,7 @@ impl Downstream {
             return;
         }
         let line = jsonrpc::notification_line(method, params);
-        let len = line.len();
-        // Counted before it is queued, so the writer never subtracts what was not added. One
-        // notification larger than the budget still reaches a client that keeps up.
-        let before = self.queued.fetch_add(len, Ordering::Relaxed);
-        let fits = before == 0 || before + len <= NOTIFY_BUDGET;
-        if !(fits && self.out.try_send(line).is_ok()) {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
+        if !self.out.offer(line, NOTIFY_BUDGET) {
             tracing::debug!(
                 session = self.id,
                 method,
@@ -394,7 +371,8 @@ impl Downstream {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, tx);
         if !self
-            .queue(jsonrpc::request_line(
+            .out
+            .send(jsonrpc::request_line(
                 id,
                 method,
                 params.map(RawValue::get).as_slice(),
@@ -526,7 +504,7 @@ mod tests {
     use super::*;
 
     fn declaring(capabilities: Value) -> Downstream {
-        let (out, _) = mpsc::channel(1);
+        let (out, _) = Outbox::new(tokio::io::sink());
         let client = Downstream::new(1, None, "test".into(), out);
         client.initialize(Some(&json!({ "capabilities": capabilities })));
         client
@@ -564,30 +542,19 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn notifications_for_a_client_that_does_not_read_stop_at_the_byte_budget() {
-        let (out, mut queue) = mpsc::channel(256);
-        let client = Downstream::new(1, None, "test".into(), out);
+    #[tokio::test]
+    async fn notifications_for_a_client_that_does_not_read_stop_at_the_byte_budget() {
+        let (ours, _theirs) = tokio::io::duplex(1);
+        let (out, _write_queued) = Outbox::new(ours);
+        let client = Downstream::new(1, None, "test".into(), Arc::clone(&out));
         client.initialize(None);
         let big = jsonrpc::to_raw(&json!({"data": "x".repeat(1024 * 1024)}));
         for _ in 0..64 {
             client.notify("notifications/big", Some(&big));
         }
-        let mut queued = 0;
-        while let Ok(line) = queue.try_recv() {
-            queued += line.len();
-        }
+        let queued = out.waiting();
         assert!(queued <= NOTIFY_BUDGET, "{queued} bytes queued");
         assert!(queued >= NOTIFY_BUDGET / 2, "only {queued} bytes queued");
-        assert_eq!(client.queued.load(Ordering::Relaxed), queued);
-        // One notification over the budget still reaches a client whose queue is empty.
-        client.queued.store(0, Ordering::Relaxed);
-        let huge = jsonrpc::to_raw(&json!({"data": "x".repeat(2 * NOTIFY_BUDGET)}));
-        client.notify("notifications/huge", Some(&huge));
-        assert!(
-            queue.try_recv().is_ok(),
-            "a lone large notification was dropped"
-        );
     }
 
     #[test]
@@ -609,7 +576,7 @@ mod tests {
 
     #[test]
     fn a_server_request_goes_to_the_call_that_opened_its_sink() {
-        let (out, _) = mpsc::channel(1);
+        let (out, _) = Outbox::new(tokio::io::sink());
         let client = Downstream::new(1, None, "test".into(), out);
         let (first, mut first_asks) = client.open_asks();
         let (_second, mut second_asks) = client.open_asks();

@@ -187,21 +187,14 @@ pub fn empty_object() -> Box<RawValue> {
 
 /// Writes queued lines until the queue closes or a write fails, then shuts the writer down. Lines
 /// already queued behind the first are buffered and written with one flush, so a burst (a shared
-/// server's requests from many sessions, a flood of notifications to a client) costs one syscall
-/// and, on an attach stream, one read of the engine's instead of one per line.
-/// `written` hears the length of each line once it is out of the queue's memory.
-pub async fn write_lines<W: AsyncWrite + Unpin>(
-    writer: W,
-    mut queue: mpsc::Receiver<String>,
-    written: impl Fn(usize),
-) {
+/// server's requests from many sessions) costs one syscall and, on an attach stream, one read of
+/// the engine's instead of one per line.
+pub async fn write_lines<W: AsyncWrite + Unpin>(writer: W, mut queue: mpsc::Receiver<String>) {
     let mut writer = tokio::io::BufWriter::new(writer);
     while let Some(line) = queue.recv().await {
         let mut result = writer.write_all(line.as_bytes()).await;
-        written(line.len());
         while let (Ok(()), Ok(more)) = (&result, queue.try_recv()) {
             result = writer.write_all(more.as_bytes()).await;
-            written(more.len());
         }
         if result.and(writer.flush().await).is_err() {
             break;

@@ -48,6 +48,7 @@ mod logtail;
 mod modern;
 mod names;
 mod notify;
+mod outbox;
 mod parking;
 mod pool;
 mod scan;

@@ -3,10 +3,10 @@
 //! routes the rest to the profile's servers.
 //!
 //! Requests run concurrently on the session's own task (no task per request, so a server's answer
-//! wakes only this task), and their answers go back through one writer task in the order they
-//! complete. A request the client cancels gets no answer, as the protocol
-//! asks, and its server is told. When the client goes away, its unfinished requests are dropped,
-//! which cancels them on their servers and withdraws its subscriptions.
+//! wakes only this task), and their answers go back in the order they complete, written by this
+//! task itself while the client keeps up (see `outbox`). A request the client cancels gets no
+//! answer, as the protocol asks, and its server is told. When the client goes away, its unfinished
+//! requests are dropped, which cancels them on their servers and withdraws its subscriptions.
 
 mod stateless;
 
@@ -20,7 +20,6 @@ use futures_util::{FutureExt, StreamExt};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
@@ -31,6 +30,7 @@ use crate::jsonrpc::{self, Kind, Message, ParseError, Reply, code};
 use crate::lines::{Line, LineCodec, Reject, sniff_id};
 use crate::lists::ListKind;
 use crate::modern;
+use crate::outbox::Outbox;
 use crate::upstream::{Caller, UpstreamError};
 
 /// The session's requests in flight, polled by the session's task itself: dropping one cancels
@@ -82,17 +82,14 @@ pub async fn serve<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (out, queue) = mpsc::channel(256);
+    let (out, write_queued) = Outbox::new(writer);
+    let writer = tokio::spawn(write_queued);
     let peer = Arc::new(Downstream::new(
         NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
         profile,
         client,
         out,
     ));
-    let queued = peer.queued();
-    let writer = tokio::spawn(jsonrpc::write_lines(writer, queue, move |bytes| {
-        queued.fetch_sub(bytes, Ordering::Relaxed);
-    }));
     gateway.register(Arc::clone(&peer));
     let session = Arc::new(Session {
         peer: Arc::clone(&peer),

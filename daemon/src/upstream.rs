@@ -260,7 +260,7 @@ impl Upstream {
         let closed = upstream.closed.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = jsonrpc::write_lines(Box::pin(stdin), queue, |_| {}) => {}
+                () = jsonrpc::write_lines(Box::pin(stdin), queue) => {}
                 () = closed.cancelled() => {}
             }
         });

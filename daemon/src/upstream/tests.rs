@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::*;
+use crate::outbox::Outbox;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -178,12 +180,17 @@ async fn server_pings_are_answered_and_junk_is_skipped() {
     );
 }
 
+/// What a client receives, line by line.
+type Received = tokio::io::Lines<BufReader<tokio::io::DuplexStream>>;
+
 /// A connected, initialized client as the gateway sees it, and what it receives.
-fn client(id: u64) -> (Arc<Downstream>, mpsc::Receiver<String>) {
-    let (out, received) = mpsc::channel(16);
+fn client(id: u64) -> (Arc<Downstream>, Received) {
+    let (ours, theirs) = tokio::io::duplex(1 << 16);
+    let (out, write_queued) = Outbox::new(ours);
+    tokio::spawn(write_queued);
     let client = Arc::new(Downstream::new(id, None, format!("client-{id}"), out));
     client.initialize(Some(&json!({"capabilities": {"sampling": {}}})));
-    (client, received)
+    (client, BufReader::new(theirs).lines())
 }
 
 fn owned_by(client: &Arc<Downstream>) -> Caller {
@@ -193,9 +200,10 @@ fn owned_by(client: &Arc<Downstream>) -> Caller {
     }
 }
 
-async fn next_json(lines: &mut mpsc::Receiver<String>) -> serde_json::Value {
-    let line = tokio::time::timeout(TIMEOUT, lines.recv())
+async fn next_json(lines: &mut Received) -> serde_json::Value {
+    let line = tokio::time::timeout(TIMEOUT, lines.next_line())
         .await
+        .unwrap()
         .unwrap()
         .unwrap();
     serde_json::from_str(&line).unwrap()
@@ -241,7 +249,9 @@ async fn progress_reaches_each_client_under_its_own_token() {
         assert_eq!(progress["params"]["progressToken"], "same");
         assert_eq!(progress["params"]["total"], 9);
     }
-    assert!(one_lines.try_recv().is_err() && two_lines.try_recv().is_err());
+    // Lines for a client that keeps up are written as they are sent: none is on its way.
+    let nothing_more = |lines: &mut Received| lines.next_line().now_or_never().is_none();
+    assert!(nothing_more(&mut one_lines) && nothing_more(&mut two_lines));
 }
 
 #[tokio::test]
