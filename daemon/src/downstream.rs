@@ -24,6 +24,10 @@ use crate::upstream::Upstream;
 /// A source of recency shared by every client, so "the most recent session" is well defined.
 static CLOCK: AtomicU64 = AtomicU64::new(1);
 
+/// Lines that may wait for a client before its answers wait for room and its notifications are
+/// dropped.
+pub const MAX_QUEUED: usize = 256;
+
 /// How many bytes may wait for a client that does not read before its notifications are dropped.
 /// The queue's count of lines alone would let a server's large notifications pile up to hundreds
 /// of megabytes per client.
@@ -504,7 +508,7 @@ mod tests {
     use super::*;
 
     fn declaring(capabilities: Value) -> Downstream {
-        let (out, _) = Outbox::new(tokio::io::sink());
+        let (out, _) = Outbox::new(tokio::io::sink(), MAX_QUEUED);
         let client = Downstream::new(1, None, "test".into(), out);
         client.initialize(Some(&json!({ "capabilities": capabilities })));
         client
@@ -545,7 +549,7 @@ mod tests {
     #[tokio::test]
     async fn notifications_for_a_client_that_does_not_read_stop_at_the_byte_budget() {
         let (ours, _theirs) = tokio::io::duplex(1);
-        let (out, _write_queued) = Outbox::new(ours);
+        let (out, _write_queued) = Outbox::new(ours, MAX_QUEUED);
         let client = Downstream::new(1, None, "test".into(), Arc::clone(&out));
         client.initialize(None);
         let big = jsonrpc::to_raw(&json!({"data": "x".repeat(1024 * 1024)}));
@@ -576,7 +580,7 @@ mod tests {
 
     #[test]
     fn a_server_request_goes_to_the_call_that_opened_its_sink() {
-        let (out, _) = Outbox::new(tokio::io::sink());
+        let (out, _) = Outbox::new(tokio::io::sink(), MAX_QUEUED);
         let client = Downstream::new(1, None, "test".into(), out);
         let (first, mut first_asks) = client.open_asks();
         let (_second, mut second_asks) = client.open_asks();

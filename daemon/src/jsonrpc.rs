@@ -10,8 +10,6 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 
 /// Standard JSON-RPC error codes used by the gateway.
 pub mod code {
@@ -183,24 +181,6 @@ pub fn to_raw(value: &impl serde::Serialize) -> Box<RawValue> {
 
 pub fn empty_object() -> Box<RawValue> {
     RawValue::from_string("{}".to_owned()).unwrap_or_else(|_| unreachable!("\"{{}}\" is JSON"))
-}
-
-/// Writes queued lines until the queue closes or a write fails, then shuts the writer down. Lines
-/// already queued behind the first are buffered and written with one flush, so a burst (a shared
-/// server's requests from many sessions) costs one syscall and, on an attach stream, one read of
-/// the engine's instead of one per line.
-pub async fn write_lines<W: AsyncWrite + Unpin>(writer: W, mut queue: mpsc::Receiver<String>) {
-    let mut writer = tokio::io::BufWriter::new(writer);
-    while let Some(line) = queue.recv().await {
-        let mut result = writer.write_all(line.as_bytes()).await;
-        while let (Ok(()), Ok(more)) = (&result, queue.try_recv()) {
-            result = writer.write_all(more.as_bytes()).await;
-        }
-        if result.and(writer.flush().await).is_err() {
-            break;
-        }
-    }
-    let _ = writer.shutdown().await;
 }
 
 #[cfg(test)]

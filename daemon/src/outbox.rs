@@ -1,11 +1,12 @@
-//! The lines on their way to one client, and the task that writes those that had to wait.
+//! The lines on their way to one peer (a client, or a server's stdin), and the task that writes
+//! those that had to wait.
 //!
-//! A line for a client whose stream has room is written at once by whoever sends it: an answer
-//! by the session's own task, so an answer costs no hand-off to another task. Only a line that
-//! would block, or that comes while earlier ones still wait, is queued, and the outbox's writer
-//! task writes the queue in order, several lines per write. The queue has bounds (a count of
-//! lines, and a count of bytes that the notifications' sender chooses): answers wait for room,
-//! notifications are dropped, so a client that does not read holds up no server.
+//! A line for a peer whose stream has room is written at once by whoever sends it: an answer by
+//! the session's own task, so an answer costs no hand-off to another task. Only a line that would
+//! block, that comes while earlier ones still wait, or that its sender asks to batch, is queued,
+//! and the outbox's writer task writes the queue in order, several lines per write. The queue has
+//! bounds (a count of lines, and a count of bytes that a dropping sender chooses): `send` waits
+//! for room, `offer` drops, so a client that does not read its notifications holds up no server.
 
 use std::collections::VecDeque;
 use std::pin::{Pin, pin};
@@ -15,13 +16,10 @@ use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
-/// Lines that may wait for a client before answers wait for room and notifications are dropped.
-pub const MAX_LINES: usize = 256;
-
 /// Bytes the writer task puts in one write when several lines wait (a longer line goes alone).
 const BATCH: usize = 64 * 1024;
 
-/// The client's stream. It must not buffer what it takes (a pipe, a socket, an in-memory pipe):
+/// The peer's stream. It must not buffer what it takes (a pipe, a socket, an in-memory pipe):
 /// the outbox is the buffer, and nothing is flushed.
 type Sink = Pin<Box<dyn AsyncWrite + Send>>;
 
@@ -31,6 +29,17 @@ pub struct Outbox {
     work: Notify,
     /// Wakes the senders waiting for room, when some is made or none will be.
     room: Notify,
+    /// Lines that may wait before `send` waits for room and `offer` drops.
+    max_lines: usize,
+}
+
+/// Who writes a line the stream has room for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// Its sender, at once.
+    Now,
+    /// The writer task, with the lines sent after it.
+    Batched,
 }
 
 /// What the writer task does next.
@@ -49,21 +58,23 @@ struct State {
     /// inside a character).
     queue: VecDeque<Vec<u8>>,
     offset: usize,
-    /// Lines and bytes queued or in the writer task's hands: what a client that does not read
+    /// Lines and bytes queued or in the writer task's hands: what a peer that does not read
     /// has made the daemon hold.
     lines: usize,
     bytes: usize,
     /// The session ended: no line is taken any more, and the queue is written before the stream
     /// is shut down.
     closed: bool,
-    /// A write failed: the client is gone and nothing more is written.
+    /// A write failed: the peer is gone and nothing more is written.
     broken: bool,
 }
 
 impl Outbox {
-    /// An outbox writing to `sink`, and its writer task, to be spawned.
+    /// An outbox writing to `sink` that holds up to `max_lines` waiting, and its writer task, to
+    /// be spawned.
     pub fn new(
         sink: impl AsyncWrite + Send + 'static,
+        max_lines: usize,
     ) -> (Arc<Outbox>, impl Future<Output = ()> + Send + 'static) {
         let outbox = Arc::new(Outbox {
             state: Mutex::new(State {
@@ -77,22 +88,34 @@ impl Outbox {
             }),
             work: Notify::new(),
             room: Notify::new(),
+            max_lines,
         });
         (Arc::clone(&outbox), outbox.write_queued())
     }
 
-    /// Sends `line`, waiting while [`MAX_LINES`] wait: answers are never dropped. False when
-    /// the client is gone or the outbox closed.
-    pub async fn send(&self, mut line: String) -> bool {
+    /// Sends `line`, waiting while the outbox is full: answers are never dropped. False when
+    /// the peer is gone or the outbox closed.
+    pub async fn send(&self, line: String) -> bool {
+        self.send_as(line, Write::Now).await
+    }
+
+    /// [`Outbox::send`], but left to the writer task even when the stream has room, so that the
+    /// lines sent in one turn of the runtime go out in one write (and, on an attach stream, are
+    /// one read of the engine's).
+    pub async fn send_batched(&self, line: String) -> bool {
+        self.send_as(line, Write::Batched).await
+    }
+
+    async fn send_as(&self, mut line: String, how: Write) -> bool {
         loop {
-            line = match self.try_send(line) {
+            line = match self.try_send(line, how) {
                 Ok(sent) => return sent,
                 Err(line) => line,
             };
             // Enabled before the state is read again, so room made in between is not missed.
             let mut room = pin!(self.room.notified());
             room.as_mut().enable();
-            line = match self.try_send(line) {
+            line = match self.try_send(line, how) {
                 Ok(sent) => return sent,
                 Err(line) => line,
             };
@@ -101,30 +124,31 @@ impl Outbox {
     }
 
     /// Sends `line` if there is room: whether it was sent, or the line back when it must wait.
-    fn try_send(&self, line: String) -> Result<bool, String> {
+    fn try_send(&self, line: String, how: Write) -> Result<bool, String> {
         let mut state = self.lock();
         if state.closed || state.broken {
             return Ok(false);
         }
-        if state.lines >= MAX_LINES {
+        if state.lines >= self.max_lines {
             return Err(line);
         }
-        Ok(self.put(&mut state, line))
+        Ok(self.put(&mut state, line, how))
     }
 
-    /// Sends `line` unless [`MAX_LINES`] wait, or `budget` bytes would be passed; a line alone
+    /// Sends `line` unless the outbox is full, or `budget` bytes would be passed; a line alone
     /// is always taken, however long. False when the line was dropped.
     pub fn offer(&self, line: String, budget: usize) -> bool {
         let mut state = self.lock();
-        let fits =
-            state.lines < MAX_LINES && (state.bytes == 0 || state.bytes + line.len() <= budget);
+        let fits = state.lines < self.max_lines
+            && (state.bytes == 0 || state.bytes + line.len() <= budget);
         if state.closed || state.broken || !fits {
             return false;
         }
-        self.put(&mut state, line)
+        self.put(&mut state, line, Write::Now)
     }
 
-    /// Takes no more lines; those queued are still written, and then the stream is shut down.
+    /// Takes no more lines; the writer task (if it still runs) writes those queued and then
+    /// shuts the stream down.
     pub fn close(&self) {
         self.lock().closed = true;
         self.work.notify_one();
@@ -139,9 +163,10 @@ impl Outbox {
 
     /// Writes `line` now if nothing waits before it and the stream takes it, else queues what
     /// the stream did not take for the writer task. False when the stream broke.
-    fn put(&self, state: &mut State, line: String) -> bool {
+    fn put(&self, state: &mut State, line: String, how: Write) -> bool {
         let mut written = 0;
-        if state.queue.is_empty()
+        if how == Write::Now
+            && state.queue.is_empty()
             && let Some(sink) = state.sink.as_mut()
         {
             match write_now(sink, line.as_bytes()) {
@@ -226,9 +251,9 @@ impl Outbox {
         Next::Write(sink, batch, lines)
     }
 
-    /// Gives up on a client whose stream failed: what waits is dropped, and senders learn it.
+    /// Gives up on a peer whose stream failed: what waits is dropped, and senders learn it.
     fn break_off(&self, state: &mut State, err: &std::io::Error) {
-        tracing::debug!("writing to the client failed: {err}");
+        tracing::debug!("writing to the peer failed: {err}");
         state.broken = true;
         state.queue.clear();
         state.lines = 0;

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::downstream::Downstream;
+use crate::downstream::{self, Downstream};
 use crate::gateway::{Gateway, GatewayError};
 use crate::hangup::Hangup;
 use crate::jsonrpc::{self, Kind, Message, ParseError, Reply, code};
@@ -82,7 +82,7 @@ pub async fn serve<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (out, write_queued) = Outbox::new(writer);
+    let (out, write_queued) = Outbox::new(writer, downstream::MAX_QUEUED);
     let writer = tokio::spawn(write_queued);
     let peer = Arc::new(Downstream::new(
         NEXT_SESSION.fetch_add(1, Ordering::Relaxed),

@@ -24,7 +24,7 @@ mod warnings;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -41,11 +41,16 @@ use crate::jsonrpc::{self, Kind, Message, Reply, code};
 use crate::lines::{Line, LineCodec, sniff_id};
 use crate::logtail::LogTail;
 use crate::modern;
+use crate::outbox::Outbox;
 use budget::{Budget, Charged};
 use deadlines::{Deadlines, until};
 pub use handshake::Era;
 pub use queues::{EventQueues, NewQueues};
 use warnings::Warnings;
+
+/// Lines that may wait for a server's stdin (requests from every session it serves) before
+/// senders wait for room.
+const MAX_QUEUED: usize = 1024;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
@@ -161,7 +166,7 @@ pub struct Upstream {
     profile: String,
     /// The client session this container belongs to (`isolation = "session"`).
     session: Option<u64>,
-    outgoing: mpsc::Sender<String>,
+    outgoing: Arc<Outbox>,
     /// By the gateway's id; foldhash, as every call and every answer looks its request up.
     pending: Mutex<hashbrown::HashMap<u64, Pending>>,
     /// The one timer that fails `pending` requests past their deadline.
@@ -170,6 +175,8 @@ pub struct Upstream {
     /// id the gateway gave the request there.
     relayed: Mutex<HashMap<String, (Weak<Downstream>, u64)>>,
     next_id: AtomicU64,
+    /// Requests in flight other than listen streams.
+    calls: AtomicUsize,
     closed: CancellationToken,
     stderr: Arc<LogTail>,
     /// The server's `capabilities`, once initialized.
@@ -205,10 +212,15 @@ struct PendingGuard<'a> {
     id: u64,
     /// Why the request is abandoned; `None` for requests that must not be cancelled.
     reason: Option<&'static str>,
+    /// Whether it counts in the upstream's `calls`.
+    counted: bool,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
+        if self.counted {
+            self.upstream.calls.fetch_sub(1, Ordering::Relaxed);
+        }
         let unanswered = self.upstream.lock_pending().remove(&self.id).is_some();
         if let (true, Some(reason)) = (unanswered, self.reason) {
             let cancel = json!({"requestId": self.id, "reason": reason});
@@ -217,7 +229,7 @@ impl Drop for PendingGuard<'_> {
                 Some(&jsonrpc::to_raw(&cancel)),
             );
             // Best effort: a full queue means the server is not reading anyway.
-            let _ = self.upstream.outgoing.try_send(line);
+            self.upstream.outgoing.offer(line, usize::MAX);
         }
     }
 }
@@ -235,7 +247,7 @@ impl Upstream {
         max_line: usize,
         events: mpsc::Sender<ServerEvent>,
     ) -> Arc<Upstream> {
-        let (outgoing, queue) = mpsc::channel(1024);
+        let (outgoing, write_queued) = Outbox::new(stdin, MAX_QUEUED);
         let upstream = Arc::new(Upstream {
             name: name.to_owned(),
             profile: profile.to_owned(),
@@ -245,6 +257,7 @@ impl Upstream {
             deadlines: Deadlines::default(),
             relayed: Mutex::default(),
             next_id: AtomicU64::new(1),
+            calls: AtomicUsize::new(0),
             closed: CancellationToken::new(),
             stderr,
             capabilities: OnceLock::new(),
@@ -258,10 +271,11 @@ impl Upstream {
         // The writer ends with the connection, which closes the server's stdin: a server that
         // reads it learns that it should exit.
         let closed = upstream.closed.clone();
+        let outgoing = Arc::clone(&upstream.outgoing);
         tokio::spawn(async move {
             tokio::select! {
-                () = jsonrpc::write_lines(Box::pin(stdin), queue) => {}
-                () = closed.cancelled() => {}
+                () = write_queued => {}
+                () = closed.cancelled() => outgoing.close(),
             }
         });
         tokio::spawn(read_loop(Arc::clone(&upstream), Box::pin(stdout), max_line));
@@ -383,8 +397,19 @@ impl Upstream {
             id,
             // The lifecycle rules forbid cancelling `initialize`.
             reason: (method != "initialize").then_some("the client went away"),
+            // Listen streams stay open: counted, they would make every request look like one
+            // among others.
+            counted: method != "subscriptions/listen",
         };
-        if self.is_closed() || self.outgoing.send(line).await.is_err() {
+        // A request alone goes out at once; one among others waits for the writer task with
+        // them, so that a busy server's requests share writes.
+        let alone = !guard.counted || self.calls.fetch_add(1, Ordering::Relaxed) == 0;
+        let sent = if alone {
+            self.outgoing.send(line).await
+        } else {
+            self.outgoing.send_batched(line).await
+        };
+        if self.is_closed() || !sent {
             return Err(self.closed_error());
         }
         tokio::select! {
@@ -408,8 +433,7 @@ impl Upstream {
     }
 
     pub async fn notify(&self, method: &str, params: Option<&RawValue>) {
-        let _ = self
-            .outgoing
+        self.outgoing
             .send(jsonrpc::notification_line(method, params))
             .await;
     }
@@ -457,12 +481,13 @@ impl Upstream {
 
     /// Answers the server's request `id`.
     pub async fn respond(&self, id: &Value, reply: &Reply) {
-        let _ = self.outgoing.send(jsonrpc::response_line(id, reply)).await;
+        self.outgoing.send(jsonrpc::response_line(id, reply)).await;
     }
 
     /// Answers the server's request `id` without waiting, for code that cannot (a drop).
     pub fn respond_now(&self, id: &Value, reply: &Reply) {
-        let _ = self.outgoing.try_send(jsonrpc::response_line(id, reply));
+        self.outgoing
+            .offer(jsonrpc::response_line(id, reply), usize::MAX);
     }
 
     /// A request from the server: `ping` is answered here, the rest goes to the gateway, which

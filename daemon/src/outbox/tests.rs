@@ -10,6 +10,9 @@ use super::*;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The outboxes' count of lines that may wait.
+const MAX_LINES: usize = 256;
+
 /// Everything the other end receives until the outbox shuts the stream down.
 async fn read_to_end(mut end: DuplexStream) -> String {
     let mut text = String::new();
@@ -24,7 +27,7 @@ async fn read_to_end(mut end: DuplexStream) -> String {
 async fn a_line_the_stream_has_room_for_is_written_by_its_sender() {
     let (ours, mut theirs) = tokio::io::duplex(1024);
     // The writer task is never run: only the sender can have written the line.
-    let (outbox, _write_queued) = Outbox::new(ours);
+    let (outbox, _write_queued) = Outbox::new(ours, MAX_LINES);
     assert_eq!(outbox.send("one\n".into()).now_or_never(), Some(true));
     assert!(outbox.offer("two\n".into(), 0));
     let mut received = [0; 8];
@@ -34,10 +37,31 @@ async fn a_line_the_stream_has_room_for_is_written_by_its_sender() {
 }
 
 #[tokio::test]
+async fn a_batched_line_waits_for_the_writer_task_and_so_do_lines_behind_it() {
+    let (ours, mut theirs) = tokio::io::duplex(1024);
+    let (outbox, write_queued) = Outbox::new(ours, MAX_LINES);
+    assert_eq!(
+        outbox.send_batched("one\n".into()).now_or_never(),
+        Some(true)
+    );
+    assert_eq!(outbox.send("two\n".into()).now_or_never(), Some(true));
+    let mut received = [0; 8];
+    assert!(
+        theirs.read(&mut received).now_or_never().is_none(),
+        "a sender wrote"
+    );
+    let writer = tokio::spawn(write_queued);
+    theirs.read_exact(&mut received).await.unwrap();
+    assert_eq!(&received, b"one\ntwo\n");
+    outbox.close();
+    writer.await.unwrap();
+}
+
+#[tokio::test]
 async fn lines_that_would_block_are_written_later_whole_and_in_order() {
     // Eleven bytes of room: writes block, and most end inside a line, or inside a character.
     let (ours, theirs) = tokio::io::duplex(11);
-    let (outbox, write_queued) = Outbox::new(ours);
+    let (outbox, write_queued) = Outbox::new(ours, MAX_LINES);
     let writer = tokio::spawn(write_queued);
     let reader = tokio::spawn(read_to_end(theirs));
     let lines: Vec<String> = (0..500)
@@ -58,7 +82,7 @@ async fn lines_that_would_block_are_written_later_whole_and_in_order() {
 #[tokio::test]
 async fn answers_wait_for_room_and_notifications_are_dropped() {
     let (ours, theirs) = tokio::io::duplex(1);
-    let (outbox, write_queued) = Outbox::new(ours);
+    let (outbox, write_queued) = Outbox::new(ours, MAX_LINES);
     let writer = tokio::spawn(write_queued);
     for n in 0..MAX_LINES {
         assert_eq!(
@@ -88,7 +112,7 @@ async fn answers_wait_for_room_and_notifications_are_dropped() {
 #[tokio::test]
 async fn notifications_stop_at_the_byte_budget_but_a_lone_one_always_goes() {
     let (ours, theirs) = tokio::io::duplex(1);
-    let (outbox, write_queued) = Outbox::new(ours);
+    let (outbox, write_queued) = Outbox::new(ours, MAX_LINES);
     let line = "x".repeat(99) + "\n";
     let taken = (0..10).filter(|_| outbox.offer(line.clone(), 350)).count();
     // The first byte went to the stream; the rest of the first line and two more fit in 350.
@@ -112,7 +136,7 @@ async fn notifications_stop_at_the_byte_budget_but_a_lone_one_always_goes() {
 #[tokio::test]
 async fn a_client_gone_fails_its_senders_and_ends_the_writer() {
     let (ours, theirs) = tokio::io::duplex(4);
-    let (outbox, write_queued) = Outbox::new(ours);
+    let (outbox, write_queued) = Outbox::new(ours, MAX_LINES);
     let writer = tokio::spawn(write_queued);
     // Queued behind a full stream, then the reader goes.
     assert!(outbox.send("a long line\n".into()).await);

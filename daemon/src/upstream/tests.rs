@@ -186,7 +186,7 @@ type Received = tokio::io::Lines<BufReader<tokio::io::DuplexStream>>;
 /// A connected, initialized client as the gateway sees it, and what it receives.
 fn client(id: u64) -> (Arc<Downstream>, Received) {
     let (ours, theirs) = tokio::io::duplex(1 << 16);
-    let (out, write_queued) = Outbox::new(ours);
+    let (out, write_queued) = Outbox::new(ours, crate::downstream::MAX_QUEUED);
     tokio::spawn(write_queued);
     let client = Arc::new(Downstream::new(id, None, format!("client-{id}"), out));
     client.initialize(Some(&json!({"capabilities": {"sampling": {}}})));
