@@ -59,6 +59,14 @@ struct Session {
     next_parked: AtomicU64,
 }
 
+/// Why a session ends before its client has finished with it.
+enum Stop {
+    /// The client is gone entirely (see [`Hangup`]).
+    HungUp,
+    /// The daemon is shutting down.
+    Shutdown,
+}
+
 /// A request in flight: the session's own number for it, and the client's id.
 struct InFlight {
     seq: u64,
@@ -102,23 +110,27 @@ pub async fn serve<R, W>(
     });
     let mut requests = Requests::new();
     // A client whose stdin was handed over may be gone (its shim killed) while its input stays
-    // open, so the hang-up ends reading too, not only waiting for answers.
-    let mut gone = std::pin::pin!(hangup.hung_up());
-    // Made once: a wait made anew on each turn of the loop registers with the token and leaves
-    // it again, twice per call.
-    let mut stopping = std::pin::pin!(shutdown.cancelled());
-    let mut hung_up = false;
+    // open, so the hang-up ends reading too, not only waiting for answers. The two watches sit in
+    // a `FuturesUnordered`, which polls them only once one has woken it: as branches of the
+    // loop's `select!` they were polled on each of the session's wake-ups, several per call.
+    let mut stop: FuturesUnordered<_> = std::iter::once(async {
+        tokio::select! {
+            () = hangup.hung_up() => Stop::HungUp,
+            () = shutdown.cancelled() => Stop::Shutdown,
+        }
+    })
+    .collect();
+    let mut why = None;
     loop {
         let line = tokio::select! {
             // A client at its limit is not read until one of its requests ends, so one that sends
             // without reading its answers holds at most this many of them in the daemon.
             line = lines.next(), if requests.len() < MAX_IN_FLIGHT => line,
             Some(()) = requests.next(), if !requests.is_empty() => continue,
-            () = &mut gone => {
-                hung_up = true;
+            Some(stopped) = stop.next() => {
+                why = Some(stopped);
                 break;
             }
-            () = &mut stopping => break,
         };
         match line {
             None => break,
@@ -143,25 +155,27 @@ pub async fn serve<R, W>(
     // A client that closed its input may still wait for answers to what it already sent, unless
     // the daemon is shutting down.
     session.closing.cancel();
-    if !hung_up {
-        hung_up = tokio::select! {
-            () = async { while requests.next().await.is_some() {} } => false,
-            () = &mut gone => true,
-            () = shutdown.cancelled() => {
-                requests.clear();
-                session.refuse_in_flight().await;
-                false
-            }
+    if why.is_none() {
+        why = tokio::select! {
+            () = async { while requests.next().await.is_some() {} } => None,
+            Some(stopped) = stop.next() => Some(stopped),
         };
     }
-    if hung_up && !requests.is_empty() {
-        // Dropping a request tells its server that the client went away.
-        tracing::info!(
-            session = peer.id,
-            requests = requests.len(),
-            "client gone; cancelling its requests in flight"
-        );
-        requests.clear();
+    match why {
+        Some(Stop::Shutdown) => {
+            requests.clear();
+            session.refuse_in_flight().await;
+        }
+        Some(Stop::HungUp) if !requests.is_empty() => {
+            // Dropping a request tells its server that the client went away.
+            tracing::info!(
+                session = peer.id,
+                requests = requests.len(),
+                "client gone; cancelling its requests in flight"
+            );
+            requests.clear();
+        }
+        Some(Stop::HungUp) | None => {}
     }
     drop(requests);
     gateway.unregister(&peer).await;
