@@ -22,14 +22,14 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::audit::{Audit, Call, Trail};
-use crate::config::{Config, ConfigStore, Isolation, ServerDef};
+use crate::config::{ConfigStore, Isolation};
 use crate::downstream::Downstream;
 use crate::jsonrpc::{self, Reply, code};
 use crate::listcache::ListCache;
 use crate::lists::{ListKind, Listing, Route, Table};
 use crate::names;
 use crate::parking::Seal;
-use crate::pool::{CallServer, Pool, PoolError};
+use crate::pool::{CallServer, Pool, PoolError, definition};
 use crate::scan::{ScanMode, Scanner};
 use crate::upstream::{Caller, Upstream, UpstreamError};
 
@@ -241,8 +241,7 @@ impl Gateway {
         session: Option<u64>,
     ) -> Result<Arc<Upstream>, GatewayError> {
         let config = self.config.get();
-        let def = definition(&config, server)?;
-        Ok(self.pool.get(profile, server, session, def).await?)
+        Ok(self.pool.get(profile, server, session, &config).await?)
     }
 
     /// The server a routed request (`tools/call`, `prompts/get`, `resources/read`,
@@ -263,7 +262,7 @@ impl Gateway {
                     .await?,
             )
         } else {
-            Reached::Kept(self.pool.get(profile, server, session, def).await?)
+            Reached::Kept(self.pool.get(profile, server, session, &config).await?)
         })
     }
 
@@ -637,18 +636,6 @@ impl std::ops::Deref for Reached {
 /// The client session a request is made for; `None` for the gateway's own.
 fn session_of(caller: &Caller) -> Option<u64> {
     caller.owner.as_ref().map(|owner| owner.id)
-}
-
-/// The catalog's definition of `server`.
-fn definition<'a>(config: &'a Config, server: &str) -> Result<&'a ServerDef, PoolError> {
-    config
-        .catalog
-        .servers
-        .get(server)
-        .ok_or_else(|| PoolError::Start {
-            server: server.to_owned(),
-            reason: "it is not in the catalog".into(),
-        })
 }
 
 /// What routing reads of `tools/call` and `prompts/get` params, borrowed from their text.

@@ -33,7 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{ConfigStore, Isolation, Network, RunSettings, ServerDef, ServerKind};
+use crate::config::{Config, ConfigStore, Isolation, Network, RunSettings, ServerDef, ServerKind};
 use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError};
 use crate::logtail::LogTail;
 use crate::upstream::{Era, EventQueues, Upstream, UpstreamError};
@@ -196,6 +196,10 @@ struct Running {
     seq: u64,
     def: ServerDef,
     run: RunSettings,
+    /// The configuration snapshot it was last found current against. A snapshot never changes,
+    /// so against the same one (the same address: the `Weak` keeps it from being reused) the
+    /// comparison of `def` and `run` would find the same.
+    checked: Weak<Config>,
     stderr: Arc<LogTail>,
     /// References to `upstream` while no request uses it (the pool's and the connection's own
     /// tasks'); more means a request is in progress, so the container is not idle.
@@ -218,6 +222,18 @@ struct Started {
     stdout: Pin<Box<dyn AsyncRead + Send>>,
     /// Resolves with the exit status when the server has stopped.
     exit: Pin<Box<dyn Future<Output = Option<i64>> + Send>>,
+}
+
+/// The catalog's definition of `server` in `config`.
+pub fn definition<'a>(config: &'a Config, server: &str) -> Result<&'a ServerDef, PoolError> {
+    config
+        .catalog
+        .servers
+        .get(server)
+        .ok_or_else(|| PoolError::Start {
+            server: server.to_owned(),
+            reason: "it is not in the catalog".into(),
+        })
 }
 
 impl Running {
@@ -461,24 +477,33 @@ impl Pool {
     }
 
     /// The running server for (profile, server), started if needed; for a session-isolated
-    /// server and a request of a client session, that session's own. Every request to a server
-    /// comes through here, which is what marks the container as used.
+    /// server and a request of a client session, that session's own. `config` is the snapshot
+    /// the caller routes by. Every request to a server comes through here, which is what marks
+    /// the container as used.
     pub async fn get(
         &self,
         profile: &str,
         server: &str,
         session: Option<u64>,
-        def: &ServerDef,
+        config: &Arc<Config>,
     ) -> Result<Arc<Upstream>, PoolError> {
+        let def = definition(config, server)?;
         // A per-call server's gateway requests (listings) use the profile's listing server too.
         let session = session.filter(|_| def.isolation == Isolation::Session);
         let slot = self.slot(SlotRef(profile, server, session))?;
         slot.lock().last_used = Some(Instant::now());
         let mut running = slot.running.lock().await;
-        let (def, run) = self.resolve(profile, server, def);
         if let Some(current) = running.as_ref()
+            && std::ptr::eq(current.checked.as_ptr(), Arc::as_ptr(config))
+            && !current.upstream.is_closed()
+        {
+            return Ok(Arc::clone(&current.upstream));
+        }
+        let (def, run) = Pool::resolve_in(config, profile, server, def);
+        if let Some(current) = running.as_mut()
             && current.is_current(&def, &run)
         {
+            current.checked = Arc::downgrade(config);
             return Ok(Arc::clone(&current.upstream));
         }
         // Boxed, so that the future of every warm call through here is not the size of a
@@ -523,7 +548,16 @@ impl Pool {
         server: &str,
         def: &'a ServerDef,
     ) -> (Cow<'a, ServerDef>, RunSettings) {
-        let config = self.settings.config.get();
+        Pool::resolve_in(&self.settings.config.get(), profile, server, def)
+    }
+
+    /// [`Pool::resolve`] against the configuration snapshot `config`.
+    fn resolve_in<'a>(
+        config: &Config,
+        profile: &str,
+        server: &str,
+        def: &'a ServerDef,
+    ) -> (Cow<'a, ServerDef>, RunSettings) {
         let run = config.settings.defaults.resolve(def);
         let values = config.server_values(profile, server);
         if values.is_empty() {
@@ -699,6 +733,7 @@ impl Pool {
             seq,
             def: def.clone(),
             run,
+            checked: Weak::new(),
             stderr,
         })
     }

@@ -256,9 +256,16 @@ fn profile_values_logs_and_restarts_reach_real_containers() {
     follower.kill().unwrap();
     follower.wait().unwrap();
 
+    // A value changed while its container runs, and has served calls, replaces the container
+    // at the next call: the configuration it was found current against is not today's.
+    let second = container(&daemon).unwrap();
+    daemon.ctl_ok(&["profile", "config", "work", "fx.MODE=third"]);
+    assert_eq!(getenv("MODE"), fingerprint("third"));
+    assert_ne!(container(&daemon).unwrap(), second);
+
     // A broken file leaves the servers working.
     let catalog = daemon.dir.path().join("config/mcp-gateway/catalog.toml");
     std::fs::write(&catalog, "[servers.fx\n").unwrap();
     fails(&daemon, &["reload"], 4);
-    assert_eq!(getenv("MODE"), fingerprint("slow"));
+    assert_eq!(getenv("MODE"), fingerprint("third"));
 }

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::{Gateway, GatewayError, list_all};
 use crate::listcache::{self, Entry};
 use crate::lists::ListKind;
+use crate::pool::definition;
 use crate::upstream::Upstream;
 
 impl Gateway {
@@ -28,7 +29,7 @@ impl Gateway {
         kind: ListKind,
     ) -> Result<Vec<Map<String, Value>>, GatewayError> {
         let config = self.config.get();
-        let def = super::definition(&config, server)?;
+        let def = definition(&config, server)?;
         if let Some(upstream) = self.pool.current(profile, server, def) {
             return self.list_live(profile, server, &upstream, kind).await;
         }
@@ -42,7 +43,7 @@ impl Gateway {
             self.warm_server(profile, server);
             return Ok(items);
         }
-        let upstream = self.pool.get(profile, server, None, def).await?;
+        let upstream = self.pool.get(profile, server, None, &config).await?;
         self.list_live(profile, server, &upstream, kind).await
     }
 
@@ -80,7 +81,7 @@ impl Gateway {
     /// process server's program is missing).
     async fn cache_key(&self, profile: &str, server: &str) -> Option<String> {
         let config = self.config.get();
-        let def = super::definition(&config, server).ok()?;
+        let def = definition(&config, server).ok()?;
         let (def, _) = self.pool.resolve(profile, server, def);
         let runs = self.pool.runs(&def).await.ok()?;
         Some(listcache::key(&runs, &def))
@@ -99,7 +100,7 @@ impl Gateway {
             return;
         };
         for server in servers {
-            let running = super::definition(&config, &server)
+            let running = definition(&config, &server)
                 .is_ok_and(|def| self.pool.current(profile, &server, def).is_some());
             if !running {
                 self.warm_server(profile, &server);

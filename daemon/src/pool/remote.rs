@@ -172,6 +172,7 @@ impl Pool {
             seq,
             def: def.clone(),
             run,
+            checked: std::sync::Weak::new(),
             stderr,
         })
     }
