@@ -23,6 +23,14 @@ async fn read_to_end(mut end: DuplexStream) -> String {
     text
 }
 
+/// An outbox over an in-memory pipe with `room` bytes of buffer, its writer task running, and the
+/// pipe's other end.
+fn running(room: usize) -> (Arc<Outbox>, tokio::task::JoinHandle<()>, DuplexStream) {
+    let (ours, theirs) = tokio::io::duplex(room);
+    let (outbox, write_queued) = Outbox::new(ours, MAX_LINES);
+    (outbox, tokio::spawn(write_queued), theirs)
+}
+
 #[tokio::test]
 async fn a_line_the_stream_has_room_for_is_written_by_its_sender() {
     let (ours, mut theirs) = tokio::io::duplex(1024);
@@ -60,9 +68,7 @@ async fn a_batched_line_waits_for_the_writer_task_and_so_do_lines_behind_it() {
 #[tokio::test]
 async fn lines_that_would_block_are_written_later_whole_and_in_order() {
     // Eleven bytes of room: writes block, and most end inside a line, or inside a character.
-    let (ours, theirs) = tokio::io::duplex(11);
-    let (outbox, write_queued) = Outbox::new(ours, MAX_LINES);
-    let writer = tokio::spawn(write_queued);
+    let (outbox, writer, theirs) = running(11);
     let reader = tokio::spawn(read_to_end(theirs));
     let lines: Vec<String> = (0..500)
         .map(|n| format!("{{\"n\":{n},\"text\":\"{}\"}}\n", "é—".repeat(n % 7)))
@@ -81,9 +87,7 @@ async fn lines_that_would_block_are_written_later_whole_and_in_order() {
 
 #[tokio::test]
 async fn answers_wait_for_room_and_notifications_are_dropped() {
-    let (ours, theirs) = tokio::io::duplex(1);
-    let (outbox, write_queued) = Outbox::new(ours, MAX_LINES);
-    let writer = tokio::spawn(write_queued);
+    let (outbox, writer, theirs) = running(1);
     for n in 0..MAX_LINES {
         assert_eq!(
             outbox.send(format!("{n}\n")).now_or_never(),
@@ -135,9 +139,7 @@ async fn notifications_stop_at_the_byte_budget_but_a_lone_one_always_goes() {
 
 #[tokio::test]
 async fn a_client_gone_fails_its_senders_and_ends_the_writer() {
-    let (ours, theirs) = tokio::io::duplex(4);
-    let (outbox, write_queued) = Outbox::new(ours, MAX_LINES);
-    let writer = tokio::spawn(write_queued);
+    let (outbox, writer, theirs) = running(4);
     // Queued behind a full stream, then the reader goes.
     assert!(outbox.send("a long line\n".into()).await);
     drop(theirs);
