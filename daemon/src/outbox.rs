@@ -35,11 +35,11 @@ pub struct Outbox {
 
 /// Who writes a line the stream has room for.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Write {
+enum By {
     /// Its sender, at once.
-    Now,
+    Sender,
     /// The writer task, with the lines sent after it.
-    Batched,
+    Task,
 }
 
 /// What the writer task does next.
@@ -62,8 +62,8 @@ struct State {
     /// has made the daemon hold.
     lines: usize,
     bytes: usize,
-    /// The session ended: no line is taken any more, and the queue is written before the stream
-    /// is shut down.
+    /// No line is taken any more (the session or the server's connection ended); the queue is
+    /// written before the stream is shut down.
     closed: bool,
     /// A write failed: the peer is gone and nothing more is written.
     broken: bool,
@@ -96,26 +96,26 @@ impl Outbox {
     /// Sends `line`, waiting while the outbox is full: answers are never dropped. False when
     /// the peer is gone or the outbox closed.
     pub async fn send(&self, line: String) -> bool {
-        self.send_as(line, Write::Now).await
+        self.send_as(line, By::Sender).await
     }
 
     /// [`Outbox::send`], but left to the writer task even when the stream has room, so that the
     /// lines sent in one turn of the runtime go out in one write (and, on an attach stream, are
     /// one read of the engine's).
     pub async fn send_batched(&self, line: String) -> bool {
-        self.send_as(line, Write::Batched).await
+        self.send_as(line, By::Task).await
     }
 
-    async fn send_as(&self, mut line: String, how: Write) -> bool {
+    async fn send_as(&self, mut line: String, by: By) -> bool {
         loop {
-            line = match self.try_send(line, how) {
+            line = match self.try_send(line, by) {
                 Ok(sent) => return sent,
                 Err(line) => line,
             };
             // Enabled before the state is read again, so room made in between is not missed.
             let mut room = pin!(self.room.notified());
             room.as_mut().enable();
-            line = match self.try_send(line, how) {
+            line = match self.try_send(line, by) {
                 Ok(sent) => return sent,
                 Err(line) => line,
             };
@@ -124,7 +124,7 @@ impl Outbox {
     }
 
     /// Sends `line` if there is room: whether it was sent, or the line back when it must wait.
-    fn try_send(&self, line: String, how: Write) -> Result<bool, String> {
+    fn try_send(&self, line: String, by: By) -> Result<bool, String> {
         let mut state = self.lock();
         if state.closed || state.broken {
             return Ok(false);
@@ -132,7 +132,7 @@ impl Outbox {
         if state.lines >= self.max_lines {
             return Err(line);
         }
-        Ok(self.put(&mut state, line, how))
+        Ok(self.put(&mut state, line, by))
     }
 
     /// Sends `line` unless the outbox is full, or `budget` bytes would be passed; a line alone
@@ -144,7 +144,7 @@ impl Outbox {
         if state.closed || state.broken || !fits {
             return false;
         }
-        self.put(&mut state, line, Write::Now)
+        self.put(&mut state, line, By::Sender)
     }
 
     /// Takes no more lines; the writer task (if it still runs) writes those queued and then
@@ -163,9 +163,9 @@ impl Outbox {
 
     /// Writes `line` now if nothing waits before it and the stream takes it, else queues what
     /// the stream did not take for the writer task. False when the stream broke.
-    fn put(&self, state: &mut State, line: String, how: Write) -> bool {
+    fn put(&self, state: &mut State, line: String, by: By) -> bool {
         let mut written = 0;
-        if how == Write::Now
+        if by == By::Sender
             && state.queue.is_empty()
             && let Some(sink) = state.sink.as_mut()
         {
