@@ -335,6 +335,11 @@ impl Downstream {
         self.out.send(line).await;
     }
 
+    /// [`Downstream::send_line`] by the outbox's writer task, with the lines sent after it.
+    pub async fn send_line_batched(&self, line: String) {
+        self.out.send_batched(line).await;
+    }
+
     /// Fails every server request waiting for this client's answer, stops notifications and
     /// closes the outbox (what it holds is still written); for a session that has ended.
     pub fn close(&self) {

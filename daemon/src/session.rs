@@ -72,6 +72,9 @@ struct InFlight {
     seq: u64,
     id: Value,
     cancel: CancellationToken,
+    /// A `subscriptions/listen` stream, which stays open: it does not count as another request
+    /// in flight when an answer decides who writes it.
+    listen: bool,
 }
 
 /// Serves the session until the client closes its side or the daemon shuts down. `hangup`
@@ -213,14 +216,23 @@ impl Session {
                     seq,
                     id: id.clone(),
                     cancel: cancel.clone(),
+                    listen: message.method.as_deref() == Some("subscriptions/listen"),
                 });
                 let session = Arc::clone(self);
                 self.peer.touch();
                 let request = async move {
                     let reply = session.handle_request(message, cancel).await;
-                    session.finished(seq);
+                    let alone = session.finished(seq);
                     if let Some(reply) = reply {
-                        session.send(&id, &reply).await;
+                        let line = jsonrpc::response_line(&id, &reply);
+                        // A lone answer is written at once; one among others in flight is left
+                        // to the writer task, so that answers completing together (a client's
+                        // parallel calls) go out in one write.
+                        if alone {
+                            session.peer.send_line(line).await;
+                        } else {
+                            session.peer.send_line_batched(line).await;
+                        }
                     }
                 };
                 // A request that panics fails alone, as a task of its own would.
@@ -254,12 +266,14 @@ impl Session {
         }
     }
 
-    /// Takes request `seq` off the list once it has ended.
-    fn finished(&self, seq: u64) {
+    /// Takes request `seq` off the list once it has ended; whether no other is in flight but
+    /// listen streams.
+    fn finished(&self, seq: u64) -> bool {
         let mut in_flight = self.lock_in_flight();
         if let Some(at) = in_flight.iter().position(|request| request.seq == seq) {
             in_flight.swap_remove(at);
         }
+        in_flight.iter().all(|request| request.listen)
     }
 
     fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, Vec<InFlight>> {

@@ -16,7 +16,9 @@
 //! its own container: the floor of any gateway that is a process of its own. Its clients share
 //! its pipes with distinct ids, as the direct path's share the attach stream, so at every client
 //! count it shows how much of the direct path's latency and throughput one more process on the
-//! way leaves to the gateway.
+//! way leaves to the gateway. A fifth, from 2 clients on, puts every client's calls over one
+//! gateway session with distinct ids, as the direct path's share one stream: against the
+//! gateway's own rows, it shows what each client's pipes of its own cost.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -115,6 +117,12 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         eprintln!("latency: {clients} client(s)");
         let mut shims = try_join_all((0..clients).map(|_| rig.session(None))).await?;
         let mut relays = try_join_all((0..clients).map(|_| rig.relayed_session())).await?;
+        // Every client's calls over one session, as the direct path's share one stream.
+        let mut carrier = if clients > 1 {
+            Some(rig.session(None).await?)
+        } else {
+            None
+        };
         let warm_up = round.min(WARM_UP);
         let daemon = rig.pid()?;
         let shim_pids = shims
@@ -127,14 +135,22 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         if let Some((_, relay)) = &mut floor {
             shared_round(&mut relay.io, clients, warm_up).await?;
         }
+        if let Some(carrier) = &mut carrier {
+            shared_round(&mut carrier.io, clients, warm_up).await?;
+        }
         let mut gateway = Tally::default();
         let mut relayed = Tally::default();
         let mut baseline = Tally::default();
         let mut bare = Tally::default();
+        let mut carried = Tally::default();
         for n in 0..plan.rounds {
             if let Some((_, relay)) = &mut floor {
                 let pid = relay.pid().context("the bare relay exited")?;
                 bare.add(measured(pid, &[], shared_round(&mut relay.io, clients, round)).await?);
+            }
+            if let Some(carrier) = &mut carrier {
+                let round = shared_round(&mut carrier.io, clients, round);
+                carried.add(measured(daemon, &[], round).await?);
             }
             let shims = shims.iter_mut().map(|shim| &mut shim.io);
             let gateway_round = measured(daemon, &shim_pids, closed_loop(shims, round));
@@ -150,9 +166,19 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
                 baseline.add(shared_round(&mut direct.io, clients, round).await?);
             }
         }
-        try_join_all(shims.into_iter().chain(relays).map(ProcessClient::close)).await?;
+        try_join_all(
+            shims
+                .into_iter()
+                .chain(relays)
+                .chain(carrier)
+                .map(ProcessClient::close),
+        )
+        .await?;
         let bare = floor.is_some().then_some(bare);
-        rows.extend(cell_rows(clients, gateway, relayed, baseline, bare));
+        let carried = (clients > 1).then_some(carried);
+        rows.extend(cell_rows(
+            clients, gateway, relayed, baseline, bare, carried,
+        ));
     }
     engine.remove(&direct.id).await;
     if let Some((id, relay)) = floor {
@@ -192,6 +218,7 @@ fn cell_rows(
     relayed: Tally,
     baseline: Tally,
     bare: Option<Tally>,
+    carried: Option<Tally>,
 ) -> Vec<Row> {
     let label = if clients == 1 {
         "1 client".to_owned()
@@ -288,6 +315,34 @@ fn cell_rows(
             )
             .gateway(relay_switches)
             .note("for attribution: its two threads"),
+        );
+    }
+    if let Some(carried) = carried {
+        let carried_cpu = carried.per_call(carried.daemon_cpu);
+        let carried_rate = carried.per_second();
+        let carried = Samples::new(carried.latencies);
+        rows.push(
+            Row::new(format!("tools/call p50, {label}, one session carrying them all"), Unit::Micros)
+                .gateway(micros(carried.p50()))
+                .baseline(micros(baseline.p50()))
+                .note("for attribution: every client's calls over one `mcp-shim` session with distinct ids, as the direct path's share one attach stream; against the rows above, what each client's own pipes cost"),
+        );
+        rows.push(
+            Row::new(
+                format!("throughput, {label}, one session carrying them all"),
+                Unit::PerSecond,
+            )
+            .gateway(carried_rate)
+            .baseline(baseline_rate)
+            .note("for attribution: as above, for throughput"),
+        );
+        rows.push(
+            Row::new(
+                format!("CPU per call, {label}: daemon, one session carrying them all"),
+                Unit::Micros,
+            )
+            .gateway(carried_cpu)
+            .note("for attribution: user + system time over those rounds"),
         );
     }
     // `/proc` counts CPU time in 10 ms ticks per process: many shims that each run a few

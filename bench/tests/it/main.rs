@@ -59,6 +59,7 @@ fn a_quick_run_measures_every_figure() {
         "tools/call p99, 4 clients",
         "throughput, 4 clients",
         "throughput, 4 clients, through a bare relay process",
+        "throughput, 4 clients, one session carrying them all",
         "cold start → first tools/list, 1 server",
         "cold start → first tools/list, 2 servers",
         "first tools/list after activation, warm list cache, 2 servers",
