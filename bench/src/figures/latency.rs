@@ -273,18 +273,15 @@ fn cell_rows(
         let relay_switches = bare.switches_per_call(bare.daemon_switches);
         let relay_rate = bare.per_second();
         let bare = Samples::new(bare.latencies);
-        rows.push(
-            Row::new(format!("tools/call p50, {label}, through a bare relay process"), Unit::Micros)
-                .gateway(micros(bare.p50()))
-                .baseline(micros(baseline.p50()))
-                .note("for attribution: `mcp-bench-relay`, a process that only copies bytes between its pipes and an attach stream: the floor of any gateway that is a process of its own"),
-        );
-        rows.push(
-            Row::new(format!("throughput, {label}, through a bare relay process"), Unit::PerSecond)
-                .gateway(relay_rate)
-                .baseline(baseline_rate)
-                .note("for attribution: the share of the direct path's throughput that one more process on the way leaves"),
-        );
+        rows.extend(against_direct(
+            &format!("{label}, through a bare relay process"),
+            (&bare, relay_rate),
+            (&baseline, baseline_rate),
+            [
+                "for attribution: `mcp-bench-relay`, a process that only copies bytes between its pipes and an attach stream: the floor of any gateway that is a process of its own",
+                "for attribution: the share of the direct path's throughput that one more process on the way leaves",
+            ],
+        ));
         rows.push(
             Row::new(
                 format!("tools/call p50, {label}, gateway against the bare relay"),
@@ -321,21 +318,15 @@ fn cell_rows(
         let carried_cpu = carried.per_call(carried.daemon_cpu);
         let carried_rate = carried.per_second();
         let carried = Samples::new(carried.latencies);
-        rows.push(
-            Row::new(format!("tools/call p50, {label}, one session carrying them all"), Unit::Micros)
-                .gateway(micros(carried.p50()))
-                .baseline(micros(baseline.p50()))
-                .note("for attribution: every client's calls over one `mcp-shim` session with distinct ids, as the direct path's share one attach stream; against the rows above, what each client's own pipes cost"),
-        );
-        rows.push(
-            Row::new(
-                format!("throughput, {label}, one session carrying them all"),
-                Unit::PerSecond,
-            )
-            .gateway(carried_rate)
-            .baseline(baseline_rate)
-            .note("for attribution: as above, for throughput"),
-        );
+        rows.extend(against_direct(
+            &format!("{label}, one session carrying them all"),
+            (&carried, carried_rate),
+            (&baseline, baseline_rate),
+            [
+                "for attribution: every client's calls over one `mcp-shim` session with distinct ids, as the direct path's share one attach stream; against the rows above, what each client's own pipes cost",
+                "for attribution: as above, for throughput",
+            ],
+        ));
         rows.push(
             Row::new(
                 format!("CPU per call, {label}: daemon, one session carrying them all"),
@@ -371,6 +362,26 @@ fn cell_rows(
         .note("all shims together"),
     );
     rows
+}
+
+/// The p50 and throughput rows of a path for attribution (`cell` names it and the client count),
+/// against the direct path's, with their notes.
+fn against_direct(
+    cell: &str,
+    (path, path_rate): (&Samples, f64),
+    (direct, direct_rate): (&Samples, f64),
+    [p50_note, throughput_note]: [&str; 2],
+) -> [Row; 2] {
+    [
+        Row::new(format!("tools/call p50, {cell}"), Unit::Micros)
+            .gateway(micros(path.p50()))
+            .baseline(micros(direct.p50()))
+            .note(p50_note),
+        Row::new(format!("throughput, {cell}"), Unit::PerSecond)
+            .gateway(path_rate)
+            .baseline(direct_rate)
+            .note(throughput_note),
+    ]
 }
 
 /// `round`, with the CPU time and context switches meanwhile of the process between its clients
