@@ -3,9 +3,10 @@
 //! routes the rest to the profile's servers.
 //!
 //! Requests run concurrently on the session's own task (no task per request, so a server's answer
-//! wakes only this task), and their answers go back in the order they complete, written by this
-//! task itself while the client keeps up (see `outbox`). A request the client cancels gets no
-//! answer, as the protocol asks, and its server is told. When the client goes away, its unfinished
+//! wakes only this task), and their answers go back in the order they complete: a lone answer
+//! written by this task itself while the client keeps up, answers among others by the outbox's
+//! writer task, several in one write (see `outbox`). A request the client cancels gets no answer,
+//! as the protocol asks, and its server is told. When the client goes away, its unfinished
 //! requests are dropped, which cancels them on their servers and withdraws its subscriptions.
 
 mod stateless;
