@@ -166,6 +166,8 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
                 baseline.add(shared_round(&mut direct.io, clients, round).await?);
             }
         }
+        let bare = floor.is_some().then_some(bare);
+        let carried = carrier.is_some().then_some(carried);
         try_join_all(
             shims
                 .into_iter()
@@ -174,8 +176,6 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
                 .map(ProcessClient::close),
         )
         .await?;
-        let bare = floor.is_some().then_some(bare);
-        let carried = (clients > 1).then_some(carried);
         rows.extend(cell_rows(
             clients, gateway, relayed, baseline, bare, carried,
         ));
