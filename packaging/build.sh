@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the .deb and the .rpm of mcp-gateway into target/dist/:
 #   1. cargo-deb and cargo-generate-rpm, pinned, installed with `cargo install --locked` if missing;
-#   2. mcp-gatewayd, mcpctl and mcp-shim with the `dist` profile (thin LTO, stripped);
+#   2. mcp-gatewayd, mcpctl and mcp-shim with the `dist` profile (thin LTO, stripped), and
+#      mcp-launcher statically linked (launcher/build-static.sh);
 #   3. man pages and shell completions rendered from the clap definitions (packaging/src/),
 #      plus mcp-shim's hand-written page and a Debian changelog, into packaging/generated/;
 #   4. the packages, from the metadata in packaging/Cargo.toml.
@@ -31,6 +32,7 @@ fi
 out="${CARGO_TARGET_DIR:-target}/dist"
 
 cargo build --locked --profile dist -p mcp-gatewayd -p mcpctl -p mcp-shim
+bash launcher/build-static.sh --profile dist >/dev/null
 
 generated=packaging/generated
 cargo run --locked --quiet -p mcp-gateway-packaging -- "$generated"

@@ -61,6 +61,7 @@ expected() {
     echo "0755 /usr/bin/mcp-gatewayd"
     echo "0755 /usr/bin/mcpctl"
     echo "0755 /usr/bin/mcp-shim"
+    echo "0755 /usr/libexec/mcp-gateway/mcp-launcher"
     echo "0644 /usr/lib/systemd/user/mcp-gateway.socket"
     echo "0644 /usr/lib/systemd/user/mcp-gateway.service"
     for page in "$generated"/man/*.1.gz; do
@@ -173,6 +174,10 @@ daemon_pid=$!
 for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
 HOME="$home" XDG_RUNTIME_DIR="$home/run" "$root/usr/bin/mcpctl" status ||
     { cat "$work/daemon.log"; fail "the installed mcpctl got no status from the installed daemon"; }
+# Status connected the daemon to the engine, which is when it says how servers' stdio will go: the
+# installed launcher must be found and statically linked.
+grep -q "servers' stdio over the daemon's sockets" "$work/daemon.log" ||
+    { cat "$work/daemon.log"; fail "the installed daemon does not use the installed launcher"; }
 kill -TERM "$daemon_pid"
 wait "$daemon_pid" || { cat "$work/daemon.log"; fail "the daemon did not exit cleanly on SIGTERM"; }
 daemon_pid=

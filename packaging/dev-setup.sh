@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and starts mcp-gateway from this checkout on a Debian machine:
 #   1. a container engine (Debian's docker.io) if none answers,
-#   2. release builds of mcp-gatewayd, mcpctl and mcp-shim installed in ~/.local/bin,
+#   2. release builds of mcp-gatewayd, mcpctl and mcp-shim installed in ~/.local/bin, and the
+#      statically linked mcp-launcher in ~/.local/libexec/mcp-gateway, where the daemon looks,
 #   3. the daemon, socket-activated: through the systemd user manager when there is one
 #      (systemctl --user enable --now mcp-gateway.socket), else with systemd-socket-activate.
 # Run it as a user who may use the engine (root, or a member of the docker group); installing
@@ -29,6 +30,7 @@ cargo build --release --locked -p mcp-gatewayd -p mcpctl -p mcp-shim
 bin="$HOME/.local/bin"
 mkdir -p "$bin"
 install -m 0755 target/release/mcp-gatewayd target/release/mcpctl target/release/mcp-shim "$bin/"
+install -D -m 0755 "$(bash launcher/build-static.sh)" "$HOME/.local/libexec/mcp-gateway/mcp-launcher"
 
 runtime="${XDG_RUNTIME_DIR:-/run/user/$(id -u)}"
 if systemctl --user show-environment >/dev/null 2>&1; then

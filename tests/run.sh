@@ -36,8 +36,10 @@ if [ "$MCP_TEST_DOCKER" != off ]; then
     fi
 fi
 
-# The end-to-end tests run these binaries (and the fixture image is made of one of them).
+# The end-to-end tests run these binaries (and the fixture image is made of one of them), and give
+# every daemon the statically linked launcher.
 cargo build --workspace --locked
+bash launcher/build-static.sh >/dev/null
 if [ "$MCP_TEST_DOCKER" != off ]; then
     bash tests/fixture/build-image.sh mcp-gateway-fixture:test
 fi

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use mcp_gateway_proto::SOCKET_ENV;
 
 use crate::Settings;
@@ -46,6 +46,24 @@ pub struct Cli {
     /// expires then, and a call parked for its answer is given up)
     #[arg(long, env = "MCP_GATEWAY_INPUT_TTL", default_value_t = 600, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub input_ttl: u64,
+
+    /// How a container server's stdin and stdout reach the daemon: `socket`, a Unix socket the
+    /// launcher connects to from inside the container, when the engine is local and the launcher
+    /// is statically linked; `attach`, the engine's attach stream, always (the fallback of
+    /// `socket`)
+    #[arg(long, env = "MCP_GATEWAY_SERVER_STDIO", value_enum, default_value_t = ServerStdio::Socket)]
+    pub server_stdio: ServerStdio,
+
+    /// The launcher for `--server-stdio socket` [default: ../libexec/mcp-gateway/mcp-launcher
+    /// from mcp-gatewayd's directory, else mcp-launcher beside it]
+    #[arg(long, env = "MCP_GATEWAY_LAUNCHER", value_name = "PATH")]
+    pub launcher: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServerStdio {
+    Socket,
+    Attach,
 }
 
 impl Cli {
@@ -55,7 +73,28 @@ impl Cli {
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             list_page_size: usize::try_from(self.list_page_size).unwrap_or(usize::MAX),
             input_ttl: Duration::from_secs(self.input_ttl),
+            launcher: match self.server_stdio {
+                ServerStdio::Socket => Some(self.launcher.clone().unwrap_or_else(default_launcher)),
+                ServerStdio::Attach => None,
+            },
             ..Settings::default()
         }
+    }
+}
+
+/// Where the packages install the launcher relative to the daemon (`/usr/bin` and
+/// `/usr/libexec/mcp-gateway`), else beside it; the first when neither exists, for the message
+/// that says so.
+fn default_launcher() -> PathBuf {
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(PathBuf::from))
+        .unwrap_or_default();
+    let packaged = dir.join("../libexec/mcp-gateway/mcp-launcher");
+    let beside = dir.join("mcp-launcher");
+    if !packaged.exists() && beside.exists() {
+        beside
+    } else {
+        packaged
     }
 }

@@ -30,3 +30,11 @@ impl Dirs {
         })
     }
 }
+
+/// `$XDG_RUNTIME_DIR`, else the temporary directory: where the files of this run go (the servers'
+/// stdio sockets).
+pub fn runtime() -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(std::env::temp_dir, PathBuf::from)
+}

@@ -1,10 +1,11 @@
 //! The container engine, through the Docker Engine API (Docker or Podman). This is the only module
 //! that knows bollard; the rest of the daemon sees [`Engine`]'s few operations and its own types.
-//! The attach stream, the path of every call, is read without it (`docker/attach.rs`,
-//! `docker/frames.rs`).
+//! The attach stream is read without it (`docker/attach.rs`, `docker/frames.rs`), and on a local
+//! engine a server's stdio bypasses it altogether (`docker/launcher.rs`).
 
 pub(crate) mod attach;
 mod frames;
+mod launcher;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,7 +23,8 @@ use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use self::attach::{Address, AttachError};
+use self::attach::{Address, AttachError, Streams};
+pub use self::launcher::{LaunchError, Launcher};
 use crate::logtail::LogTail;
 
 /// The Docker socket when `DOCKER_HOST` names none, as for the docker CLI.
@@ -61,6 +63,10 @@ pub enum EngineError {
     Api(#[from] bollard::errors::Error),
     #[error("cannot attach to the container: {0}")]
     Attach(#[from] AttachError),
+    #[error("{0}")]
+    Launch(#[from] LaunchError),
+    #[error("image {0} names no command to run, and neither does the server")]
+    NoCommand(String),
 }
 
 /// A connected engine.
@@ -68,6 +74,9 @@ pub struct Engine {
     docker: Docker,
     /// Where `docker` connects, for the attach connections made without it.
     address: Address,
+    /// Set when servers' stdio goes over the daemon's sockets: the engine is local, and a static
+    /// launcher was found.
+    launcher: Option<Arc<Launcher>>,
     /// e.g. `Docker Engine 20.10.24 (API 1.41)`, for status output.
     pub description: String,
 }
@@ -105,8 +114,23 @@ pub struct Attached {
 impl Engine {
     /// Connects to `DOCKER_HOST` (or the default Docker socket) and negotiates the API version;
     /// when that fails and `DOCKER_HOST` is unset, tries Podman's socket (the user's, else the
-    /// system's, where bollard's `connect_with_podman_defaults` looks).
-    pub async fn connect() -> Result<Engine, EngineError> {
+    /// system's, where bollard's `connect_with_podman_defaults` looks). Servers' stdio goes over
+    /// `launcher`'s sockets when the engine is reached over a Unix socket, which a host socket
+    /// bind-mounted into a container then reaches too.
+    pub async fn connect(launcher: Option<Arc<Launcher>>) -> Result<Engine, EngineError> {
+        let mut engine = Self::connect_any().await?;
+        if matches!(engine.address, Address::Unix(_)) {
+            engine.launcher = launcher;
+        }
+        Ok(engine)
+    }
+
+    /// Whether servers' stdio goes over the daemon's sockets rather than the attach stream.
+    pub fn socket_stdio(&self) -> bool {
+        self.launcher.is_some()
+    }
+
+    async fn connect_any() -> Result<Engine, EngineError> {
         // An empty DOCKER_HOST (a unit or wrapper passing the variable through unset) means the
         // default, as it does for the docker CLI.
         let host = std::env::var("DOCKER_HOST")
@@ -170,6 +194,7 @@ impl Engine {
         Ok(Engine {
             docker,
             address,
+            launcher: None,
             description,
         })
     }
@@ -183,15 +208,40 @@ impl Engine {
     }
 
     /// Creates the container, attaches to its stdio, then starts it: attaching first means no
-    /// output is lost. Never a TTY, which would mangle the line framing.
+    /// output is lost. Never a TTY, which would mangle the line framing. With a launcher, the
+    /// container runs the image's command through it, and its stdio is the launcher's connection
+    /// unless the launcher falls back to the attach stream.
     pub async fn start(
         &self,
         spec: &ContainerSpec,
         stderr: Arc<LogTail>,
     ) -> Result<Attached, EngineError> {
+        let mut host_config = restricted_host_config(spec);
+        let mut entrypoint = None;
+        let mut cmd = (!spec.command.is_empty()).then(|| spec.command.clone());
+        let listening = match &self.launcher {
+            Some(launcher) => {
+                let listening = launcher.listen()?;
+                let mounts = host_config.mounts.get_or_insert_default();
+                for (source, target) in [
+                    (launcher.program(), launcher::PROGRAM_IN_CONTAINER),
+                    (listening.path(), launcher::SOCKET_IN_CONTAINER),
+                ] {
+                    mounts.push(bind(source.display().to_string(), target.to_owned(), false));
+                }
+                entrypoint = Some(vec![
+                    launcher::PROGRAM_IN_CONTAINER.to_owned(),
+                    launcher::SOCKET_IN_CONTAINER.to_owned(),
+                ]);
+                cmd = Some(self.image_command(spec).await?);
+                Some(listening)
+            }
+            None => None,
+        };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
+            entrypoint,
+            cmd,
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(
                 spec.labels
@@ -205,20 +255,48 @@ impl Engine {
             open_stdin: Some(true),
             stdin_once: Some(true),
             tty: Some(false),
-            host_config: Some(restricted_host_config(spec)),
+            host_config: Some(host_config),
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
         let id = self.docker.create_container(Some(options), body).await?.id;
-        match self.attach_and_start(&id, stderr).await {
-            Ok(attached) => Ok(attached),
+        let started = async {
+            let streams = self.attach_and_start(&id, stderr).await?;
+            match listening {
+                Some(listening) => Ok(launcher::choose(listening, streams).await?),
+                None => Ok(streams),
+            }
+        };
+        match started.await {
+            Ok((stdin, stdout)) => Ok(Attached { id, stdin, stdout }),
             Err(err) => {
                 self.remove(&id).await;
                 Err(err)
             }
         }
+    }
+
+    /// What the image runs with `spec`'s command: its entrypoint, then the command, or the
+    /// image's own when the spec names none, as the engine would put them together.
+    async fn image_command(&self, spec: &ContainerSpec) -> Result<Vec<String>, EngineError> {
+        let config = self
+            .inspect_image(&spec.image)
+            .await?
+            .ok_or_else(|| EngineError::ImageMissing(spec.image.clone()))?
+            .config
+            .unwrap_or_default();
+        let mut command = config.entrypoint.unwrap_or_default();
+        if spec.command.is_empty() {
+            command.extend(config.cmd.unwrap_or_default());
+        } else {
+            command.extend(spec.command.iter().cloned());
+        }
+        if command.is_empty() {
+            return Err(EngineError::NoCommand(spec.image.clone()));
+        }
+        Ok(command)
     }
 
     /// The id of a local image (by name or id), [`EngineError::ImageMissing`] when it is not
@@ -235,7 +313,7 @@ impl Engine {
         &self,
         id: &str,
         stderr: Arc<LogTail>,
-    ) -> Result<Attached, EngineError> {
+    ) -> Result<Streams, EngineError> {
         // The API version bollard negotiated, as its own requests carry it.
         let path = format!(
             "/v{}/containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1",
@@ -243,13 +321,9 @@ impl Engine {
         );
         // Stderr is diverted to the server's log as it arrives; only stdout, the MCP stream,
         // reaches the reader.
-        let (stdin, stdout) = attach::attach(&self.address, &path, stderr).await?;
+        let streams = attach::attach(&self.address, &path, stderr).await?;
         self.docker.start_container(id, None).await?;
-        Ok(Attached {
-            id: id.to_owned(),
-            stdin,
-            stdout,
-        })
+        Ok(streams)
     }
 
     /// The id of `image` when the engine holds it as it should run: present, and for an image
@@ -461,13 +535,7 @@ fn restricted_host_config(spec: &ContainerSpec) -> HostConfig {
     let mounts = spec
         .mounts
         .iter()
-        .map(|mount| Mount {
-            source: Some(mount.source.clone()),
-            target: Some(mount.target.clone()),
-            typ: Some(MountType::BIND),
-            read_only: Some(!mount.writable),
-            ..Default::default()
-        })
+        .map(|mount| bind(mount.source.clone(), mount.target.clone(), mount.writable))
         .collect();
     HostConfig {
         init: Some(true),
@@ -480,6 +548,17 @@ fn restricted_host_config(spec: &ContainerSpec) -> HostConfig {
         nano_cpus: Some(i64::try_from(spec.nano_cpus).unwrap_or(i64::MAX)),
         mounts: Some(mounts),
         ulimits: Some(host_ulimits()),
+        ..Default::default()
+    }
+}
+
+/// The host path `source` bind-mounted at `target`, read-only unless `writable`.
+fn bind(source: String, target: String, writable: bool) -> Mount {
+    Mount {
+        source: Some(source),
+        target: Some(target),
+        typ: Some(MountType::BIND),
+        read_only: Some(!writable),
         ..Default::default()
     }
 }

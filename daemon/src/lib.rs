@@ -58,6 +58,7 @@ mod stdio;
 mod upstream;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +87,9 @@ pub struct Settings {
     pub list_page_size: usize,
     /// How long a modern client's `requestState` stays good.
     pub input_ttl: Duration,
+    /// The launcher that puts container servers' stdio on the daemon's sockets; `None`, or one
+    /// that is unusable, leaves it on the engine's attach stream.
+    pub launcher: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -98,6 +102,7 @@ impl Default for Settings {
             idle_timeout: Some(Duration::from_secs(600)),
             list_page_size: 500,
             input_ttl: parking::DEFAULT_TTL,
+            launcher: None,
         }
     }
 }
@@ -120,6 +125,15 @@ pub async fn run(
     let dirs = dirs::Dirs::from_env().map_err(anyhow::Error::msg)?;
     let audit = audit::Audit::start(&dirs.state);
     let cache = listcache::ListCache::new(dirs.state.clone());
+    let launcher = settings.launcher.as_ref().and_then(|program| {
+        match docker::Launcher::new(program.clone(), &dirs::runtime()) {
+            Ok(launcher) => Some(Arc::new(launcher)),
+            Err(reason) => {
+                tracing::warn!("servers' stdio goes over the engine's attach stream: {reason}");
+                None
+            }
+        }
+    });
     let (config, problems) = config::ConfigStore::load(dirs);
     for problem in &problems {
         tracing::error!("configuration: {problem}");
@@ -132,6 +146,7 @@ pub async fn run(
             start_timeout: settings.start_timeout,
             max_line: settings.max_mcp_line,
             config: Arc::clone(&config),
+            launcher,
         },
         events,
     ));

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigStore, Isolation, Network, RunSettings, ServerDef, ServerKind};
-use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError};
+use crate::docker::{self, BindMount, ContainerSpec, Engine, EngineError, Launcher};
 use crate::logtail::LogTail;
 use crate::upstream::{Era, EventQueues, Upstream, UpstreamError};
 
@@ -78,6 +78,8 @@ pub struct PoolSettings {
     /// The defaults of `config.toml`, and the secrets a server declares, looked up each time its
     /// container starts.
     pub config: Arc<ConfigStore>,
+    /// Puts servers' stdio on the daemon's sockets, on a local engine.
+    pub launcher: Option<Arc<Launcher>>,
 }
 
 pub struct Pool {
@@ -391,8 +393,16 @@ impl Pool {
         if let Some(engine) = engine.as_ref() {
             return Ok(Arc::clone(engine));
         }
-        let connected = Arc::new(Engine::connect().await?);
-        tracing::info!("connected to {}", connected.description);
+        let connected = Arc::new(Engine::connect(self.settings.launcher.clone()).await?);
+        let stdio = if connected.socket_stdio() {
+            "the daemon's sockets"
+        } else {
+            "the attach stream"
+        };
+        tracing::info!(
+            "connected to {}; servers' stdio over {stdio}",
+            connected.description
+        );
         *engine = Some(Arc::clone(&connected));
         Ok(connected)
     }

@@ -23,4 +23,5 @@ mod process;
 mod remote;
 mod secrets;
 mod security;
+mod stdio;
 mod wire;

@@ -43,7 +43,7 @@ impl Address {
 }
 
 /// The container's stdin, and its stdout as a plain byte stream.
-type Streams = (
+pub type Streams = (
     Pin<Box<dyn AsyncWrite + Send>>,
     Pin<Box<dyn AsyncRead + Send>>,
 );

@@ -67,6 +67,18 @@ pub fn find_bin(name: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// The statically linked launcher every daemon of the tests is given (`MCP_GATEWAY_LAUNCHER`, else
+/// what `launcher/build-static.sh` builds, which `tests/run.sh` runs). A daemon given none that
+/// exists puts servers' stdio on the attach stream, which `tests/it/stdio.rs` then fails on.
+pub fn static_launcher() -> PathBuf {
+    if let Some(launcher) = std::env::var_os("MCP_GATEWAY_LAUNCHER").filter(|l| !l.is_empty()) {
+        return launcher.into();
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace().join("target"), PathBuf::from)
+        .join("static/mcp-launcher")
+}
+
 /// True when Docker tests should run; panics when they must run and cannot.
 pub fn require_docker() -> bool {
     match std::env::var("MCP_TEST_DOCKER").as_deref() {
@@ -281,6 +293,10 @@ impl Daemon {
         if let Ok(host) = std::env::var("DOCKER_HOST") {
             env.push(("DOCKER_HOST".into(), host));
         }
+        env.push((
+            "MCP_GATEWAY_LAUNCHER".into(),
+            static_launcher().display().to_string(),
+        ));
         env.extend(self.extra_env.iter().cloned());
         env
     }
