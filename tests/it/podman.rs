@@ -9,7 +9,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mcp_gateway_tests::{bin, docker_cli, fixture_image, wait_for};
+use mcp_gateway_tests::{bin, docker_cli, fixture_image, static_launcher, wait_for};
 
 /// True when the Podman test should run.
 fn require_podman() -> bool {
@@ -74,6 +74,10 @@ fn the_daemon_finds_podmans_socket_when_no_docker_socket_answers() {
         ("XDG_CONFIG_HOME", path("config")),
         ("XDG_STATE_HOME", path("state")),
         ("HOME", path("home")),
+        (
+            "MCP_GATEWAY_LAUNCHER",
+            static_launcher().display().to_string(),
+        ),
     ];
     let socket = path("gw.sock");
     let daemon = Reaped(
@@ -133,6 +137,27 @@ fn the_daemon_finds_podmans_socket_when_no_docker_socket_answers() {
         String::from_utf8_lossy(&output.stdout).lines().count()
     };
     assert_eq!(containers(), 1);
+    // Podman's containers get the launcher as Docker's do: stdio over the daemon's socket.
+    let id = Command::new("podman")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.mcp-gateway.scope={socket}"),
+        ])
+        .output()
+        .unwrap();
+    let inspected = Command::new("podman")
+        .args(["inspect", "--format", "{{.Path}} {{.Args}}"])
+        .arg(String::from_utf8_lossy(&id.stdout).trim())
+        .output()
+        .unwrap();
+    let entrypoint = String::from_utf8_lossy(&inspected.stdout);
+    // Podman names its init process first (Docker's stays out of `Path`).
+    assert!(
+        entrypoint.contains("/.mcp-gateway/launcher /.mcp-gateway/stdio.sock /mcp-fixture]"),
+        "{entrypoint}"
+    );
     drop(daemon);
     wait_for(Duration::from_secs(20), || containers() == 0);
     let _ = Command::new("podman").args(["rmi", &image]).output();
