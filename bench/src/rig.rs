@@ -35,10 +35,18 @@ impl Rig {
     /// A daemon with the plan's extra environment (for experiments such as
     /// `RUST_LOG`). Its merged lists come in one page, as the direct path's do.
     pub fn start(how: Start, plan: &Plan) -> Rig {
-        let mut env = vec![
+        Rig::start_with(how, plan, &[])
+    }
+
+    /// [`Rig::start`] with `env` too, before the plan's.
+    pub fn start_with(how: Start, plan: &Plan, env: &[(&str, &str)]) -> Rig {
+        let mut env: Vec<(&str, &str)> = [
             ("RUST_LOG", DAEMON_LOG),
             ("MCP_GATEWAY_LIST_PAGE_SIZE", "100000"),
-        ];
+        ]
+        .into_iter()
+        .chain(env.iter().copied())
+        .collect();
         env.extend(
             plan.daemon_env
                 .iter()

@@ -18,7 +18,10 @@
 //! count it shows how much of the direct path's latency and throughput one more process on the
 //! way leaves to the gateway. A fifth, from 2 clients on, puts every client's calls over one
 //! gateway session with distinct ids, as the direct path's share one stream: against the
-//! gateway's own rows, it shows what each client's pipes of its own cost.
+//! gateway's own rows, it shows what each client's pipes of its own cost. A sixth is a second
+//! daemon with `--server-stdio attach`, its server's stdio on the attach stream as the direct
+//! path's is, where the first daemon's goes over a socket of its own (`docker/launcher.rs`): the
+//! gateway's cost on the direct path's own road, and the one to set against the bare relay.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -85,17 +88,22 @@ impl Tally {
     }
 }
 
+/// The paths of one cell, each over all its rounds.
+#[derive(Default)]
+struct Cell {
+    gateway: Tally,
+    /// The shims with `--relay`.
+    relayed: Tally,
+    /// The daemon with `--server-stdio attach`.
+    attached: Tally,
+    baseline: Tally,
+    bare: Option<Tally>,
+    carried: Option<Tally>,
+}
+
 pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
-    let rig = Rig::start(Start::Bound, plan);
-    rig.add(&Server {
-        name: "echo",
-        image: &plan.image,
-        extra_tools: 0,
-    })?;
-    // The first session starts the shared container; later ones find it warm.
-    let mut first = rig.session(None).await?;
-    first.io.tool_names(mcp::next_id()).await?;
-    first.close().await?;
+    let rig = warm_rig(plan, &[]).await?;
+    let attach_rig = warm_rig(plan, &[("MCP_GATEWAY_SERVER_STDIO", "attach")]).await?;
     let mut direct = engine
         .start(
             &plan.image,
@@ -117,6 +125,7 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         eprintln!("latency: {clients} client(s)");
         let mut shims = try_join_all((0..clients).map(|_| rig.session(None))).await?;
         let mut relays = try_join_all((0..clients).map(|_| rig.relayed_session())).await?;
+        let mut attached = try_join_all((0..clients).map(|_| attach_rig.session(None))).await?;
         // Every client's calls over one session, as the direct path's share one stream.
         let mut carrier = if clients > 1 {
             Some(rig.session(None).await?)
@@ -125,12 +134,14 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         };
         let warm_up = round.min(WARM_UP);
         let daemon = rig.pid()?;
+        let attach_daemon = attach_rig.pid()?;
         let shim_pids = shims
             .iter()
             .map(|shim| shim.pid().context("a shim exited"))
             .collect::<anyhow::Result<Vec<u32>>>()?;
         closed_loop(shims.iter_mut().map(|shim| &mut shim.io), warm_up).await?;
         closed_loop(relays.iter_mut().map(|relay| &mut relay.io), warm_up).await?;
+        closed_loop(attached.iter_mut().map(|shim| &mut shim.io), warm_up).await?;
         shared_round(&mut direct.io, clients, warm_up).await?;
         if let Some((_, relay)) = &mut floor {
             shared_round(&mut relay.io, clients, warm_up).await?;
@@ -138,9 +149,7 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         if let Some(carrier) = &mut carrier {
             shared_round(&mut carrier.io, clients, warm_up).await?;
         }
-        let mut gateway = Tally::default();
-        let mut relayed = Tally::default();
-        let mut baseline = Tally::default();
+        let mut cell = Cell::default();
         let mut bare = Tally::default();
         let mut carried = Tally::default();
         for n in 0..plan.rounds {
@@ -154,31 +163,38 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
             }
             let shims = shims.iter_mut().map(|shim| &mut shim.io);
             let gateway_round = measured(daemon, &shim_pids, closed_loop(shims, round));
+            let attached_round = measured(
+                attach_daemon,
+                &[],
+                closed_loop(attached.iter_mut().map(|shim| &mut shim.io), round),
+            );
+            let relays = relays.iter_mut().map(|relay| &mut relay.io);
             if n % 2 == 0 {
-                baseline.add(shared_round(&mut direct.io, clients, round).await?);
-                gateway.add(gateway_round.await?);
-                relayed
-                    .add(closed_loop(relays.iter_mut().map(|relay| &mut relay.io), round).await?);
+                cell.baseline
+                    .add(shared_round(&mut direct.io, clients, round).await?);
+                cell.gateway.add(gateway_round.await?);
+                cell.attached.add(attached_round.await?);
+                cell.relayed.add(closed_loop(relays, round).await?);
             } else {
-                relayed
-                    .add(closed_loop(relays.iter_mut().map(|relay| &mut relay.io), round).await?);
-                gateway.add(gateway_round.await?);
-                baseline.add(shared_round(&mut direct.io, clients, round).await?);
+                cell.relayed.add(closed_loop(relays, round).await?);
+                cell.attached.add(attached_round.await?);
+                cell.gateway.add(gateway_round.await?);
+                cell.baseline
+                    .add(shared_round(&mut direct.io, clients, round).await?);
             }
         }
-        let bare = floor.is_some().then_some(bare);
-        let carried = carrier.is_some().then_some(carried);
+        cell.bare = floor.is_some().then_some(bare);
+        cell.carried = carrier.is_some().then_some(carried);
         try_join_all(
             shims
                 .into_iter()
                 .chain(relays)
+                .chain(attached)
                 .chain(carrier)
                 .map(ProcessClient::close),
         )
         .await?;
-        rows.extend(cell_rows(
-            clients, gateway, relayed, baseline, bare, carried,
-        ));
+        rows.extend(cell_rows(clients, cell));
     }
     engine.remove(&direct.id).await;
     if let Some((id, relay)) = floor {
@@ -186,6 +202,21 @@ pub async fn run(plan: &Plan, engine: &Engine) -> anyhow::Result<Vec<Row>> {
         engine.remove(&id).await;
     }
     Ok(rows)
+}
+
+/// A daemon with `env` serving the fixture, its shared container started.
+async fn warm_rig(plan: &Plan, env: &[(&str, &str)]) -> anyhow::Result<Rig> {
+    let rig = Rig::start_with(Start::Bound, plan, env);
+    rig.add(&Server {
+        name: "echo",
+        image: &plan.image,
+        extra_tools: 0,
+    })?;
+    // The first session starts the shared container; later ones find it warm.
+    let mut first = rig.session(None).await?;
+    first.io.tool_names(mcp::next_id()).await?;
+    first.close().await?;
+    Ok(rig)
 }
 
 /// A server of its own behind `mcp-bench-relay`, initialised; with its container's id.
@@ -212,14 +243,15 @@ async fn relay_floor(
     }
 }
 
-fn cell_rows(
-    clients: usize,
-    gateway: Tally,
-    relayed: Tally,
-    baseline: Tally,
-    bare: Option<Tally>,
-    carried: Option<Tally>,
-) -> Vec<Row> {
+fn cell_rows(clients: usize, cell: Cell) -> Vec<Row> {
+    let Cell {
+        gateway,
+        relayed,
+        attached,
+        baseline,
+        bare,
+        carried,
+    } = cell;
     let label = if clients == 1 {
         "1 client".to_owned()
     } else {
@@ -268,6 +300,26 @@ fn cell_rows(
             .gateway(daemon_cpu)
             .note("for attribution: user + system time over the gateway rounds"),
     ];
+    let attached_cpu = attached.per_call(attached.daemon_cpu);
+    let attached_rate = attached.per_second();
+    let attached = Samples::new(attached.latencies);
+    rows.extend(against_direct(
+        &format!("{label}, servers' stdio over the attach stream"),
+        (&attached, attached_rate),
+        (&baseline, baseline_rate),
+        [
+            "for attribution: a daemon with `--server-stdio attach`, on the direct path's own road: what the gateway costs when it does not bypass the engine",
+            "for attribution: as above, for throughput",
+        ],
+    ));
+    rows.push(
+        Row::new(
+            format!("CPU per call, {label}: daemon, servers' stdio over the attach stream"),
+            Unit::Micros,
+        )
+        .gateway(attached_cpu)
+        .note("for attribution: user + system time over those rounds"),
+    );
     if let Some(bare) = bare {
         let relay_cpu = bare.per_call(bare.daemon_cpu);
         let relay_switches = bare.switches_per_call(bare.daemon_switches);
@@ -284,19 +336,21 @@ fn cell_rows(
         ));
         rows.push(
             Row::new(
-                format!("tools/call p50, {label}, gateway against the bare relay"),
+                format!("tools/call p50, {label}, gateway over the attach stream against the bare relay"),
                 Unit::Micros,
             )
-            .gateway(micros(gateway.p50()))
+            .gateway(micros(attached.p50()))
             .baseline(micros(bare.p50()))
-            .note("for attribution: what the daemon's own work adds over that floor"),
+            .note("for attribution: what the daemon's own work adds over that floor, on the same road"),
         );
         rows.push(
             Row::new(
-                format!("throughput, {label}, gateway against the bare relay"),
+                format!(
+                    "throughput, {label}, gateway over the attach stream against the bare relay"
+                ),
                 Unit::PerSecond,
             )
-            .gateway(gateway_rate)
+            .gateway(attached_rate)
             .baseline(relay_rate)
             .note("for attribution: as above, for throughput"),
         );

@@ -60,6 +60,8 @@ fn a_quick_run_measures_every_figure() {
         "throughput, 4 clients",
         "throughput, 4 clients, through a bare relay process",
         "throughput, 4 clients, one session carrying them all",
+        "throughput, 4 clients, servers' stdio over the attach stream",
+        "CPU per call, 4 clients: daemon, servers' stdio over the attach stream",
         "cold start → first tools/list, 1 server",
         "cold start → first tools/list, 2 servers",
         "first tools/list after activation, warm list cache, 2 servers",
@@ -81,6 +83,7 @@ fn a_quick_run_measures_every_figure() {
         "tools/call p50, 1 client, through a bare relay process",
         "throughput",
         "throughput, 4 clients, through a bare relay process",
+        "tools/call p50, 4 clients, servers' stdio over the attach stream",
         "cold start → first tools/list, 2",
         "tools/call p50, a second session",
     ] {
