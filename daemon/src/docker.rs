@@ -216,32 +216,9 @@ impl Engine {
         spec: &ContainerSpec,
         stderr: Arc<LogTail>,
     ) -> Result<Attached, EngineError> {
-        let mut host_config = restricted_host_config(spec);
-        let mut entrypoint = None;
-        let mut cmd = (!spec.command.is_empty()).then(|| spec.command.clone());
-        let listening = match &self.launcher {
-            Some(launcher) => {
-                let listening = launcher.listen()?;
-                let mounts = host_config.mounts.get_or_insert_default();
-                for (source, target) in [
-                    (launcher.program(), launcher::PROGRAM_IN_CONTAINER),
-                    (listening.path(), launcher::SOCKET_IN_CONTAINER),
-                ] {
-                    mounts.push(bind(source.display().to_string(), target.to_owned(), false));
-                }
-                entrypoint = Some(vec![
-                    launcher::PROGRAM_IN_CONTAINER.to_owned(),
-                    launcher::SOCKET_IN_CONTAINER.to_owned(),
-                ]);
-                cmd = Some(self.image_command(spec).await?);
-                Some(listening)
-            }
-            None => None,
-        };
-        let body = ContainerCreateBody {
+        let mut body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            entrypoint,
-            cmd,
+            cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(
                 spec.labels
@@ -255,8 +232,17 @@ impl Engine {
             open_stdin: Some(true),
             stdin_once: Some(true),
             tty: Some(false),
-            host_config: Some(host_config),
+            host_config: Some(restricted_host_config(spec)),
             ..Default::default()
+        };
+        let listening = match &self.launcher {
+            Some(launcher) => {
+                let command = self.image_command(spec).await?;
+                let listening = launcher.listen()?;
+                launcher.wrap(&listening, command, &mut body);
+                Some(listening)
+            }
+            None => None,
         };
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)

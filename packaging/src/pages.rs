@@ -72,6 +72,15 @@ and
 .BR mcp-shim (1)
 connect to.
 .TP
+.I $XDG_RUNTIME_DIR/mcp-gateway-stdio.*/
+The sockets servers' launchers connect to, one per container until it connects; removed when the
+daemon exits.
+.TP
+.I /usr/libexec/mcp-gateway/mcp-launcher
+The statically linked entrypoint of every container on a local engine: it connects the server's
+stdin and stdout to the daemon (see
+.BR \-\-server\-stdio ).
+.TP
 .IR /usr/lib/systemd/user/mcp-gateway.socket ", " /usr/lib/systemd/user/mcp-gateway.service
 The user units.
 .SH "SEE ALSO"

@@ -14,14 +14,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bollard::models::ContainerCreateBody;
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixListener;
 
 use super::attach::Streams;
 
 /// Where the launcher and the socket appear inside a container.
-pub const PROGRAM_IN_CONTAINER: &str = "/.mcp-gateway/launcher";
-pub const SOCKET_IN_CONTAINER: &str = "/.mcp-gateway/stdio.sock";
+const PROGRAM_IN_CONTAINER: &str = "/.mcp-gateway/launcher";
+const SOCKET_IN_CONTAINER: &str = "/.mcp-gateway/stdio.sock";
 
 /// How long a started container's launcher has to connect or fall back. It does either at once;
 /// this bounds an engine that starts the container and then never runs it.
@@ -73,10 +74,6 @@ impl Launcher {
         })
     }
 
-    pub fn program(&self) -> &Path {
-        &self.program
-    }
-
     /// A socket for one container's launcher to connect to.
     pub fn listen(&self) -> Result<Listening, LaunchError> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
@@ -89,6 +86,33 @@ impl Launcher {
             .map_err(LaunchError::Listen)?;
         Ok(listening)
     }
+
+    /// Makes the container `body` describes run `command` (the image's, as the engine would put
+    /// it together) through the launcher, which connects to `listening`.
+    pub fn wrap(
+        &self,
+        listening: &Listening,
+        command: Vec<String>,
+        body: &mut ContainerCreateBody,
+    ) {
+        let host_config = body.host_config.get_or_insert_default();
+        let mounts = host_config.mounts.get_or_insert_default();
+        for (source, target) in [
+            (&self.program, PROGRAM_IN_CONTAINER),
+            (&listening.path, SOCKET_IN_CONTAINER),
+        ] {
+            mounts.push(super::bind(
+                source.display().to_string(),
+                target.to_owned(),
+                false,
+            ));
+        }
+        body.entrypoint = Some(vec![
+            PROGRAM_IN_CONTAINER.to_owned(),
+            SOCKET_IN_CONTAINER.to_owned(),
+        ]);
+        body.cmd = Some(command);
+    }
 }
 
 /// A socket one container's launcher connects to; dropped, its file is removed (the container's
@@ -97,12 +121,6 @@ impl Launcher {
 pub struct Listening {
     listener: UnixListener,
     path: PathBuf,
-}
-
-impl Listening {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl Drop for Listening {
@@ -144,16 +162,11 @@ pub async fn choose(listening: Listening, attached: Streams) -> Result<Streams, 
 /// Whether `elf` is a 64-bit little-endian ELF executable without a program interpreter: one
 /// that runs in an image holding nothing else.
 fn is_static_executable(elf: &[u8]) -> bool {
-    let u16_at = |at: usize| {
-        elf.get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-    };
-    let u32_at = |at: usize| {
-        elf.get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let u64_at = |at: usize| {
-        elf.get(at..at + 8)
+    let bytes = |at: usize, n: usize| elf.get(at..at.checked_add(n)?);
+    let u16_at = |at| bytes(at, 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |at| bytes(at, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u64_at = |at| {
+        bytes(at, 8)
             .and_then(|b| b.try_into().ok())
             .map(u64::from_le_bytes)
     };
@@ -168,8 +181,12 @@ fn is_static_executable(elf: &[u8]) -> bool {
     let Ok(phoff) = usize::try_from(phoff) else {
         return false;
     };
-    (0..usize::from(phnum))
-        .all(|i| u32_at(phoff + i * usize::from(phentsize)).is_some_and(|kind| kind != PT_INTERP))
+    (0..usize::from(phnum)).all(|i| {
+        phoff
+            .checked_add(i * usize::from(phentsize))
+            .and_then(u32_at)
+            .is_some_and(|kind| kind != PT_INTERP)
+    })
 }
 
 #[cfg(test)]
@@ -203,6 +220,9 @@ mod tests {
         assert!(!is_static_executable(&bare));
         bare[64] = 1;
         assert!(is_static_executable(&bare));
+        // Program headers past the end of the file, or where no offset reaches.
+        bare[0x20..0x28].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(!is_static_executable(&bare));
     }
 
     fn launcher(dir: &Path) -> Launcher {
@@ -234,7 +254,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let launcher = launcher(dir.path());
         let listening = launcher.listen().unwrap();
-        let path = listening.path().to_owned();
+        let path = listening.path.clone();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o666);
         let (attached, _engine) = attach_stream(b"");
