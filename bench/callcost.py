@@ -143,6 +143,9 @@ def main():
         "RUST_LOG": "warn",
     })
     env.pop("MCP_GATEWAY_SOCKET", None)
+    # The static launcher bench/run.sh and tests/run.sh build, as the benchmark's daemons get it
+    # (tests/harness): without it the daemon keeps servers' stdio on the attach stream.
+    env.setdefault("MCP_GATEWAY_LAUNCHER", os.path.join(workspace, "target/static/mcp-launcher"))
     daemon_env = dict(env)
     for pair in args.daemon_env:
         key, _, value = pair.partition("=")

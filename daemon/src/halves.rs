@@ -8,7 +8,7 @@
 //! writability only while a write would block, for as long as it does.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -77,16 +77,14 @@ impl AsyncRead for ReadHalf {
     ) -> Poll<io::Result<()>> {
         loop {
             let mut ready = ready!(self.0.poll_read_ready(cx))?;
-            let unfilled = buf.initialize_unfilled();
-            let wanted = unfilled.len();
-            match ready.try_io(|socket| Ok(nix::unistd::read(socket, unfilled)?)) {
+            let wanted = buf.remaining();
+            match ready.try_io(|socket| read_uninit(socket.as_raw_fd(), buf)) {
                 Ok(Ok(n)) => {
                     // A short read emptied the socket: the next bytes come with a new edge, so
                     // waiting for it saves the read that would only say "would block".
                     if n < wanted {
                         ready.clear_ready();
                     }
-                    buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
                 Ok(Err(err)) => return Poll::Ready(Err(err)),
@@ -136,9 +134,29 @@ impl Drop for WriteHalf {
     }
 }
 
+/// Reads from `fd` into `buf`'s unfilled part, which is not zeroed first, and marks what was read
+/// as filled. The readers above (`FramedRead`) offer uninitialised capacity of 8 KiB and more:
+/// zeroing it on every read, as a safe read into `&mut [u8]` must, was a tenth of the daemon's
+/// instructions per call.
+fn read_uninit(fd: RawFd, buf: &mut ReadBuf<'_>) -> io::Result<usize> {
+    #[expect(
+        unsafe_code,
+        reason = "std and nix read only into initialised memory (`Read::read_buf` is unstable)"
+    )]
+    // SAFETY: `read` writes at most `unfilled.len()` bytes into `unfilled` and reads none; the
+    // `n` bytes it reports are then initialised, which is all `assume_init` is told.
+    unsafe {
+        let unfilled = buf.unfilled_mut();
+        let n = nix::libc::read(fd, unfilled.as_mut_ptr().cast(), unfilled.len());
+        let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        buf.assume_init(n);
+        buf.advance(n);
+        Ok(n)
+    }
+}
+
 /// Shuts down the sending side; a socket whose peer is already gone counts as shut down.
 fn shut_down(socket: &impl AsFd) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     match shutdown(socket.as_fd().as_raw_fd(), Shutdown::Write) {
         Ok(()) | Err(nix::Error::ENOTCONN) => Ok(()),
         Err(err) => Err(err.into()),
