@@ -135,6 +135,17 @@ pub fn ensure_fixture_image(tag: &str) {
     assert!(status.success(), "building {tag} failed");
 }
 
+/// Whether a Unix socket bound at `path` listens, by `/proc/net/unix` (whose `Flags` column is
+/// `00010000`, `__SO_ACCEPTCON`, for a listening socket).
+fn listening(path: &Path) -> bool {
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    let path = path.to_string_lossy();
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(3) == Some(&"00010000") && fields.get(7) == Some(&path.as_ref())
+    })
+}
+
 /// Which file is at `path`, if any: its inode and change time, since a file created just after
 /// another was removed may be given the same inode.
 fn socket_file(path: &Path) -> Option<(u64, i64, i64)> {
@@ -248,14 +259,18 @@ impl Daemon {
         wait_for(Duration::from_secs(10), || {
             socket_file(&daemon.socket).is_some_and(|file| Some(file) != stale)
         });
-        // A bound daemon's file exists from its `bind`, a moment before its `listen`: a client
-        // in between is refused. A connection closed before its hello costs the daemon nothing.
-        // (Under systemd-socket-activate a connection would start the daemon, which activation
-        // tests must do themselves; that socket listens as soon as its file exists.)
-        if how == Start::Bound {
-            wait_for(Duration::from_secs(10), || {
+        // A socket's file exists from its `bind`, a moment before its `listen`: a client in
+        // between is refused. For a bound daemon a connection closed before its hello costs
+        // nothing; under systemd-socket-activate a connection would start the daemon, which
+        // activation tests must do themselves, so there the kernel's table of sockets says when
+        // it listens.
+        match how {
+            Start::Bound => wait_for(Duration::from_secs(10), || {
                 std::os::unix::net::UnixStream::connect(&daemon.socket).is_ok()
-            });
+            }),
+            Start::SocketActivated => {
+                wait_for(Duration::from_secs(10), || listening(&daemon.socket))
+            }
         }
     }
 
