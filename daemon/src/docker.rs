@@ -24,7 +24,8 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use self::attach::{Address, AttachError, Streams};
-pub use self::launcher::{LaunchError, Launcher};
+use self::launcher::LaunchError;
+pub use self::launcher::Launcher;
 use crate::logtail::LogTail;
 
 /// The Docker socket when `DOCKER_HOST` names none, as for the docker CLI.
