@@ -300,40 +300,36 @@ fn cell_rows(clients: usize, cell: Cell) -> Vec<Row> {
             .gateway(daemon_cpu)
             .note("for attribution: user + system time over the gateway rounds"),
     ];
-    let attached_cpu = attached.per_call(attached.daemon_cpu);
-    let attached_rate = attached.per_second();
-    let attached = Samples::new(attached.latencies);
-    rows.extend(against_direct(
+    let (attached, attached_rate, attached_rows) = attribution(
         &format!("{label}, servers' stdio over the attach stream"),
-        (&attached, attached_rate),
+        attached,
         (&baseline, baseline_rate),
         [
             "for attribution: a daemon with `--server-stdio attach`, on the direct path's own road: what the gateway costs when it does not bypass the engine",
             "for attribution: as above, for throughput",
         ],
-    ));
-    rows.push(
-        Row::new(
-            format!("CPU per call, {label}: daemon, servers' stdio over the attach stream"),
-            Unit::Micros,
-        )
-        .gateway(attached_cpu)
-        .note("for attribution: user + system time over those rounds"),
+        (
+            &format!("CPU per call, {label}: daemon, servers' stdio over the attach stream"),
+            "for attribution: user + system time over those rounds",
+        ),
     );
+    rows.extend(attached_rows);
     if let Some(bare) = bare {
-        let relay_cpu = bare.per_call(bare.daemon_cpu);
         let relay_switches = bare.switches_per_call(bare.daemon_switches);
-        let relay_rate = bare.per_second();
-        let bare = Samples::new(bare.latencies);
-        rows.extend(against_direct(
+        let (bare, relay_rate, bare_rows) = attribution(
             &format!("{label}, through a bare relay process"),
-            (&bare, relay_rate),
+            bare,
             (&baseline, baseline_rate),
             [
                 "for attribution: `mcp-bench-relay`, a process that only copies bytes between its pipes and an attach stream: the floor of any gateway that is a process of its own",
                 "for attribution: the share of the direct path's throughput that one more process on the way leaves",
             ],
-        ));
+            (
+                &format!("CPU per call, {label}: bare relay"),
+                "for attribution: user + system time of `mcp-bench-relay` over its rounds, beside the daemon's above",
+            ),
+        );
+        rows.extend(bare_rows);
         rows.push(
             Row::new(
                 format!("tools/call p50, {label}, gateway over the attach stream against the bare relay"),
@@ -355,11 +351,6 @@ fn cell_rows(clients: usize, cell: Cell) -> Vec<Row> {
             .note("for attribution: as above, for throughput"),
         );
         rows.push(
-            Row::new(format!("CPU per call, {label}: bare relay"), Unit::Micros)
-                .gateway(relay_cpu)
-                .note("for attribution: user + system time of `mcp-bench-relay` over its rounds, beside the daemon's above"),
-        );
-        rows.push(
             Row::new(
                 format!("context switches per call, {label}: bare relay"),
                 Unit::Ratio,
@@ -369,26 +360,20 @@ fn cell_rows(clients: usize, cell: Cell) -> Vec<Row> {
         );
     }
     if let Some(carried) = carried {
-        let carried_cpu = carried.per_call(carried.daemon_cpu);
-        let carried_rate = carried.per_second();
-        let carried = Samples::new(carried.latencies);
-        rows.extend(against_direct(
+        let (_, _, carried_rows) = attribution(
             &format!("{label}, one session carrying them all"),
-            (&carried, carried_rate),
+            carried,
             (&baseline, baseline_rate),
             [
                 "for attribution: every client's calls over one `mcp-shim` session with distinct ids, as the direct path's share one attach stream; against the rows above, what each client's own pipes cost",
                 "for attribution: as above, for throughput",
             ],
-        ));
-        rows.push(
-            Row::new(
-                format!("CPU per call, {label}: daemon, one session carrying them all"),
-                Unit::Micros,
-            )
-            .gateway(carried_cpu)
-            .note("for attribution: user + system time over those rounds"),
+            (
+                &format!("CPU per call, {label}: daemon, one session carrying them all"),
+                "for attribution: user + system time over those rounds",
+            ),
         );
+        rows.extend(carried_rows);
     }
     // `/proc` counts CPU time in 10 ms ticks per process: many shims that each run a few
     // milliseconds read as zero, so only a lone shim's figure means something.
@@ -418,24 +403,32 @@ fn cell_rows(clients: usize, cell: Cell) -> Vec<Row> {
     rows
 }
 
-/// The p50 and throughput rows of a path for attribution (`cell` names it and the client count),
-/// against the direct path's, with their notes.
-fn against_direct(
+/// A path's rows for attribution (`cell` names it and the client count): its p50 and throughput
+/// against the direct path's, with their notes, then the CPU per call of the process in its
+/// middle (`cpu`: the row's name and note). Its samples and rate come back too, for rows that set
+/// other paths against it.
+fn attribution(
     cell: &str,
-    (path, path_rate): (&Samples, f64),
+    path: Tally,
     (direct, direct_rate): (&Samples, f64),
     [p50_note, throughput_note]: [&str; 2],
-) -> [Row; 2] {
-    [
+    (cpu_name, cpu_note): (&str, &str),
+) -> (Samples, f64, [Row; 3]) {
+    let cpu = path.per_call(path.daemon_cpu);
+    let rate = path.per_second();
+    let samples = Samples::new(path.latencies);
+    let rows = [
         Row::new(format!("tools/call p50, {cell}"), Unit::Micros)
-            .gateway(micros(path.p50()))
+            .gateway(micros(samples.p50()))
             .baseline(micros(direct.p50()))
             .note(p50_note),
         Row::new(format!("throughput, {cell}"), Unit::PerSecond)
-            .gateway(path_rate)
+            .gateway(rate)
             .baseline(direct_rate)
             .note(throughput_note),
-    ]
+        Row::new(cpu_name, Unit::Micros).gateway(cpu).note(cpu_note),
+    ];
+    (samples, rate, rows)
 }
 
 /// `round`, with the CPU time and context switches meanwhile of the process between its clients
