@@ -1,14 +1,27 @@
 //! The stderr of one MCP server: forwarded to the daemon's log line by line, and the last lines
 //! kept so that a server that fails at start can be reported with what it said, and so that
 //! `mcpctl server logs` can show them (and follow them, by asking again for what came since).
+//! [`Drained`] makes the end of a server's stdout wait for its stderr when the two come apart.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::oneshot;
 
 /// How many stderr lines are kept per server.
 const KEEP_LINES: usize = 200;
 /// A line longer than this is cut, so a server writing binary junk cannot grow the buffer.
 const MAX_LINE: usize = 4096;
+
+/// How long the end of a server's stdout waits for the rest of its stderr, so that requests
+/// failed by its exit carry its last words.
+const STDERR_DRAIN: Duration = Duration::from_millis(500);
 
 pub struct LogTail {
     server: String,
@@ -83,9 +96,102 @@ impl LogTail {
     }
 }
 
+/// A server's stdout whose end waits (briefly) for the end of its stderr, which comes another
+/// way (a pipe of its own, the attach stream beside a launcher's socket) and so may lag behind.
+/// An end is nothing more to read, or an error: a server that exits with a request unread
+/// resets a socket.
+pub struct Drained<R> {
+    inner: R,
+    /// Until the stream's end has been passed on: the wait for the end of stderr.
+    stderr: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The stream's end, held while stderr drains.
+    end: Option<io::Result<()>>,
+}
+
+impl<R> Drained<R> {
+    /// `drained` is sent (or dropped) once all of the server's stderr is in its tail.
+    pub fn new(inner: R, drained: oneshot::Receiver<()>) -> Drained<R> {
+        Drained {
+            inner,
+            stderr: Some(Box::pin(async move {
+                let _ = tokio::time::timeout(STDERR_DRAIN, drained).await;
+            })),
+            end: None,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Drained<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let Some(drained) = &mut this.stderr else {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        };
+        if this.end.is_none() {
+            let before = buf.filled().len();
+            let read = ready!(Pin::new(&mut this.inner).poll_read(cx, buf));
+            if read.is_ok() && buf.filled().len() > before {
+                return Poll::Ready(read);
+            }
+            this.end = Some(read);
+        }
+        ready!(drained.as_mut().poll(cx));
+        this.stderr = None;
+        Poll::Ready(this.end.take().unwrap_or(Ok(())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt;
+
     use super::*;
+
+    /// A socket whose peer exited with a request unread.
+    struct Reset;
+
+    impl AsyncRead for Reset {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()))
+        }
+    }
+
+    /// Reads `stdout` once, checks that the read waits while stderr has not drained, then lets
+    /// it drain and returns what the read gave.
+    async fn end_after_drain<R: AsyncRead + Unpin>(inner: R) -> io::Result<usize> {
+        let (drained, waited) = oneshot::channel();
+        let mut stdout = Drained::new(inner, waited);
+        let mut buf = [0u8; 8];
+        let mut read = std::pin::pin!(stdout.read(&mut buf));
+        let early = tokio::time::timeout(Duration::from_millis(50), &mut read).await;
+        assert!(early.is_err(), "the end came before stderr drained");
+        drained.send(()).unwrap();
+        read.await
+    }
+
+    #[tokio::test]
+    async fn the_end_of_stdout_waits_for_stderr_to_drain() {
+        assert_eq!(end_after_drain(tokio::io::empty()).await.unwrap(), 0);
+        let reset = end_after_drain(Reset).await.unwrap_err();
+        assert_eq!(reset.kind(), io::ErrorKind::ConnectionReset);
+    }
+
+    #[tokio::test]
+    async fn what_stdout_holds_is_read_without_waiting() {
+        let (_drained, waited) = oneshot::channel::<()>();
+        let mut stdout = Drained::new(&b"answer\n"[..], waited);
+        let mut buf = [0u8; 7];
+        stdout.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"answer\n");
+    }
 
     #[test]
     fn lines_split_across_chunks_are_joined_and_old_ones_dropped() {

@@ -409,8 +409,14 @@ impl Upstream {
         } else {
             self.outgoing.send_batched(line).await
         };
-        if self.is_closed() || !sent {
+        if self.is_closed() {
             return Err(self.closed_error());
+        }
+        // A line the server's stdin did not take (it has exited) still waits for the reader: its
+        // end fails the request, once the server's last stderr lines are in, which on a
+        // launcher's socket come later, over the attach stream.
+        if !sent {
+            tracing::debug!(server = %self.name, "the server's stdin is closed");
         }
         tokio::select! {
             reply = rx => match reply {

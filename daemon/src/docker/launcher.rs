@@ -17,8 +17,10 @@ use std::time::Duration;
 use bollard::models::ContainerCreateBody;
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixListener;
+use tokio::sync::oneshot;
 
 use super::attach::Streams;
+use crate::logtail::Drained;
 
 /// Where the launcher and the socket appear inside a container.
 const PROGRAM_IN_CONTAINER: &str = "/.mcp-gateway/launcher";
@@ -133,7 +135,8 @@ impl Drop for Listening {
 /// the launcher's empty line has been read from it (or the stream has ended: a container that
 /// exited at once, whose end the upstream then reports). With the socket chosen, the attach
 /// stream's stdin is closed and its output read on by a task of its own, which hands stderr to
-/// the log until the container exits.
+/// the log until the container exits; the socket's end waits for that task, so that a server that
+/// fails is reported with its last lines.
 pub async fn choose(listening: Listening, attached: Streams) -> Result<Streams, LaunchError> {
     let (stdin, mut stdout) = attached;
     let mut first = [0u8; 1];
@@ -149,14 +152,16 @@ pub async fn choose(listening: Listening, attached: Streams) -> Result<Streams, 
         return Ok((stdin, stdout));
     };
     drop(stdin);
+    let (drained_tx, drained_rx) = oneshot::channel();
     tokio::spawn(async move {
         if let Err(err) = tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await {
             tracing::debug!("the attach stream of a server with socket stdio ended: {err}");
         }
+        let _ = drained_tx.send(());
     });
     let socket = stream.into_std().map_err(LaunchError::Accept)?;
     let (read, write) = crate::halves::split(socket.into()).map_err(LaunchError::Accept)?;
-    Ok((Box::pin(write), Box::pin(read)))
+    Ok((Box::pin(write), Box::pin(Drained::new(read, drained_rx))))
 }
 
 /// Whether `elf` is a 64-bit little-endian ELF executable without a program interpreter: one

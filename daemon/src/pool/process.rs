@@ -19,21 +19,19 @@ use std::future::Future;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, mpsc};
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::io::AsyncReadExt;
 use tokio::process::{ChildStdin, ChildStdout, Command};
 use tokio::sync::{oneshot, watch};
 
 use crate::config::ServerDef;
-use crate::logtail::LogTail;
+use crate::logtail::{Drained, LogTail};
 
 /// The daemon's variables a process server gets, when the daemon has them: where to find
 /// programs, who and where the user is, the locale and time zone, temporary files.
@@ -59,10 +57,6 @@ const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// How long a stopped server has between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
-
-/// How long the end of a server's stdout waits for the rest of its stderr, so that requests
-/// failed by its exit carry its last words.
-const STDERR_DRAIN: Duration = Duration::from_millis(500);
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -108,7 +102,7 @@ impl Spawner {
 pub struct Spawned {
     pub pid: u32,
     pub stdin: ChildStdin,
-    pub stdout: Drained,
+    pub stdout: Drained<ChildStdout>,
     pub process: Process,
 }
 
@@ -298,39 +292,9 @@ pub async fn spawn(
     Ok(Spawned {
         pid,
         stdin,
-        stdout: Drained {
-            inner: stdout,
-            stderr: Some(Box::pin(async move {
-                let _ = tokio::time::timeout(STDERR_DRAIN, drained_rx).await;
-            })),
-        },
+        stdout: Drained::new(stdout, drained_rx),
         process: Process { pid, exit },
     })
-}
-
-/// A server's stdout whose end waits (briefly) for the end of its stderr.
-pub struct Drained {
-    inner: ChildStdout,
-    stderr: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
-}
-
-impl AsyncRead for Drained {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        if buf.filled().len() == before
-            && let Some(drained) = &mut this.stderr
-        {
-            ready!(drained.as_mut().poll(cx));
-            this.stderr = None;
-        }
-        Poll::Ready(Ok(()))
-    }
 }
 
 #[cfg(test)]
