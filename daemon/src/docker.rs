@@ -126,9 +126,13 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Whether servers' stdio goes over the daemon's sockets rather than the attach stream.
-    pub fn socket_stdio(&self) -> bool {
-        self.launcher.is_some()
+    /// How servers' stdio reaches the daemon, in words for the log and `status`.
+    pub fn stdio_road(&self) -> &'static str {
+        if self.launcher.is_some() {
+            "the daemon's sockets"
+        } else {
+            "the attach stream"
+        }
     }
 
     async fn connect_any() -> Result<Engine, EngineError> {

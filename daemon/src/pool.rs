@@ -394,24 +394,25 @@ impl Pool {
             return Ok(Arc::clone(engine));
         }
         let connected = Arc::new(Engine::connect(self.settings.launcher.clone()).await?);
-        let stdio = if connected.socket_stdio() {
-            "the daemon's sockets"
-        } else {
-            "the attach stream"
-        };
         tracing::info!(
-            "connected to {}; servers' stdio over {stdio}",
-            connected.description
+            "connected to {}; servers' stdio over {}",
+            connected.description,
+            connected.stdio_road()
         );
         *engine = Some(Arc::clone(&connected));
         Ok(connected)
     }
 
-    /// Engine health for `status`: the description, or why it is unreachable.
+    /// Engine health for `status`: the description and the road servers' stdio takes, or why
+    /// it is unreachable.
     pub async fn engine_status(&self) -> Result<String, String> {
         let engine = self.engine().await.map_err(|err| err.to_string())?;
         match tokio::time::timeout(Duration::from_secs(3), engine.ping()).await {
-            Ok(Ok(())) => Ok(engine.description.clone()),
+            Ok(Ok(())) => Ok(format!(
+                "{}; servers' stdio over {}",
+                engine.description,
+                engine.stdio_road()
+            )),
             Ok(Err(err)) => {
                 *self.engine.lock().await = None;
                 Err(err.to_string())

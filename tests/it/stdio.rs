@@ -64,6 +64,11 @@ fn a_servers_stdio_goes_over_the_launchers_socket() {
         log.contains("servers' stdio over the daemon's sockets"),
         "{log}"
     );
+    let status = daemon.ctl_ok(&["status"]);
+    assert!(
+        status.contains("; servers' stdio over the daemon's sockets"),
+        "{status}"
+    );
     // The launcher connected rather than falling back, and stderr still reaches the server's log
     // over the attach stream.
     let server_log = daemon.ctl_ok(&["server", "logs", "alpha"]);
@@ -99,6 +104,11 @@ fn with_server_stdio_attach_calls_go_over_the_attach_stream() {
     assert!(
         log.contains("servers' stdio over the attach stream"),
         "{log}"
+    );
+    let status = daemon.ctl_ok(&["status"]);
+    assert!(
+        status.contains("; servers' stdio over the attach stream"),
+        "{status}"
     );
 }
 
