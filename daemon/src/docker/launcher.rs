@@ -33,6 +33,10 @@ const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The ELF program header type of a program interpreter (the dynamic loader).
 const PT_INTERP: u32 = 3;
 
+/// The sockets' directories are named for the daemon that made them (`mcp-gateway-stdio.PID.…`),
+/// so that one a killed daemon left behind can be told from a running daemon's.
+const DIR_PREFIX: &str = "mcp-gateway-stdio.";
+
 /// A launcher the daemon found usable, and the directory of the sockets its containers connect
 /// to, removed when the daemon exits.
 #[derive(Debug)]
@@ -65,8 +69,9 @@ impl Launcher {
                 "{shown} is not a statically linked 64-bit executable (launcher/build-static.sh builds one)"
             ));
         }
+        sweep(runtime);
         let sockets = tempfile::Builder::new()
-            .prefix("mcp-gateway-stdio.")
+            .prefix(&format!("{DIR_PREFIX}{}.", std::process::id()))
             .tempdir_in(runtime)
             .map_err(|err| format!("cannot make a directory in {}: {err}", runtime.display()))?;
         Ok(Launcher {
@@ -164,6 +169,27 @@ pub async fn choose(listening: Listening, attached: Streams) -> Result<Streams, 
     Ok((Box::pin(write), Box::pin(Drained::new(read, drained_rx))))
 }
 
+/// Removes the sockets' directories in `runtime` whose daemon is gone (killed before it could
+/// remove its own): empty, or holding the socket of a container that had not connected yet.
+fn sweep(runtime: &Path) {
+    let Ok(entries) = std::fs::read_dir(runtime) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(DIR_PREFIX))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Whether `elf` is a 64-bit little-endian ELF executable without a program interpreter: one
 /// that runs in an image holding nothing else.
 fn is_static_executable(elf: &[u8]) -> bool {
@@ -228,6 +254,27 @@ mod tests {
         // Program headers past the end of the file, or where no offset reaches.
         bare[0x20..0x28].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(!is_static_executable(&bare));
+    }
+
+    #[test]
+    fn only_the_socket_directories_of_daemons_gone_are_swept() {
+        let runtime = tempfile::tempdir().unwrap();
+        let mut exited = std::process::Command::new("true").spawn().unwrap();
+        exited.wait().unwrap();
+        let gone = runtime
+            .path()
+            .join(format!("{DIR_PREFIX}{}.abc", exited.id()));
+        let running = runtime
+            .path()
+            .join(format!("{DIR_PREFIX}{}.abc", std::process::id()));
+        let other = runtime.path().join("mcp-gateway.sock.d");
+        for dir in [&gone, &running, &other] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        std::fs::write(gone.join("0.sock"), b"").unwrap();
+        sweep(runtime.path());
+        assert!(!gone.exists());
+        assert!(running.exists() && other.exists());
     }
 
     fn launcher(dir: &Path) -> Launcher {
