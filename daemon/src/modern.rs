@@ -20,6 +20,8 @@ pub const VERSION: &str = "2026-07-28";
 pub const PROTOCOL_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 pub const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 pub const SUBSCRIPTION_KEY: &str = "io.modelcontextprotocol/subscriptionId";
+/// The request that opens a listen stream, which stays open until it is cancelled.
+pub const LISTEN: &str = "subscriptions/listen";
 const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
 pub const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
 /// The per-request log level that replaces `logging/setLevel`.

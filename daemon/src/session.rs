@@ -217,7 +217,7 @@ impl Session {
                     seq,
                     id: id.clone(),
                     cancel: cancel.clone(),
-                    listen: message.method.as_deref() == Some("subscriptions/listen"),
+                    listen: message.method.as_deref() == Some(crate::modern::LISTEN),
                 });
                 let session = Arc::clone(self);
                 self.peer.touch();

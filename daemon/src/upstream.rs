@@ -399,7 +399,7 @@ impl Upstream {
             reason: (method != "initialize").then_some("the client went away"),
             // Listen streams stay open: counted, they would make every request look like one
             // among others.
-            counted: method != "subscriptions/listen",
+            counted: method != crate::modern::LISTEN,
         };
         // A request alone goes out at once; one among others waits for the writer task with
         // them, so that a busy server's requests share writes.

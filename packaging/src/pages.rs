@@ -72,9 +72,9 @@ and
 .BR mcp-shim (1)
 connect to.
 .TP
-.I $XDG_RUNTIME_DIR/mcp-gateway-stdio.*/
+.I $XDG_RUNTIME_DIR/mcp-gateway-stdio.PID.*/
 The sockets servers' launchers connect to, one per container until it connects; removed when the
-daemon exits.
+daemon exits, or at the next start after a daemon that was killed.
 .TP
 .I /usr/libexec/mcp-gateway/mcp-launcher
 The statically linked entrypoint of every container on a local engine: it connects the server's

@@ -23,7 +23,7 @@ use super::sse::{self, Body};
 use super::{Context, Posted, accepts_exactly, client_name, header_text, plain, rpc_error};
 use crate::jsonrpc::{Kind, Message, code};
 use crate::lists::ListKind;
-use crate::modern::{CLIENT_INFO_KEY, PROTOCOL_KEY, UNSUPPORTED_VERSION};
+use crate::modern::{CLIENT_INFO_KEY, LISTEN, PROTOCOL_KEY, UNSUPPORTED_VERSION};
 
 /// The 2026 error for routing headers that disagree with the body.
 const HEADER_MISMATCH: i64 = -32020;
@@ -65,7 +65,7 @@ pub async fn post(
     }
     let meta = posted.params.as_ref().and_then(|p| p.get("_meta"));
     let client = client_name(meta.and_then(|m| m.get(CLIENT_INFO_KEY)));
-    let streams = posted.method() == "subscriptions/listen"
+    let streams = posted.method() == LISTEN
         || (accepts_exactly(headers, "text/event-stream")
             && (posted.progress_token().is_some() || posted.log_level().is_some()));
     let (lines, mut answers) = mpsc::channel(STREAM_BUFFER);
@@ -75,7 +75,7 @@ pub async fn post(
             "the gateway is shutting down",
         )
     };
-    if posted.method() == "subscriptions/listen" {
+    if posted.method() == LISTEN {
         let (pipe, output) = pipe::open(context, context.profile(), client);
         if !pipe.send(&posted.line).await {
             return shutting_down();

@@ -118,7 +118,7 @@ impl Session {
         let relayed = modern::for_legacy_server(params.as_ref());
         let outcome = match method {
             "server/discover" => return Some(Ok(modern::discover())),
-            "subscriptions/listen" => return self.listen(id, params, caller.cancel).await,
+            modern::LISTEN => return self.listen(id, params, caller.cancel).await,
             "tools/call" | "prompts/get" | "resources/read" => {
                 let outcome = self
                     .call_with_input(method, params, relayed, (caller, declared))

@@ -106,10 +106,7 @@ impl Upstream {
             timeout: Duration::MAX,
             ..Caller::gateway(Duration::MAX)
         };
-        if let Ok(Err(error)) = self
-            .request("subscriptions/listen", Some(&params), &caller)
-            .await
-        {
+        if let Ok(Err(error)) = self.request(modern::LISTEN, Some(&params), &caller).await {
             // Such a server may still send its changes unasked, which are routed all the same.
             tracing::info!(server = %self.name, "the server refused to listen: {}", error.get());
         }

@@ -45,7 +45,7 @@ impl Upstream {
         };
         tokio::spawn(async move {
             let outcome = upstream
-                .request_as(id, "subscriptions/listen", Some(&params), &stream)
+                .request_as(id, modern::LISTEN, Some(&params), &stream)
                 .await;
             upstream.lock_acks().remove(&id);
             // Nobody waits once the stream was acknowledged: this is its end.
@@ -69,7 +69,7 @@ impl Upstream {
             },
             () = tokio::time::sleep(timeout) => Err(UpstreamError::Timeout {
                 server: self.name.clone(),
-                method: "subscriptions/listen".to_owned(),
+                method: modern::LISTEN.to_owned(),
                 seconds: timeout.as_secs(),
             }),
         };
