@@ -164,8 +164,8 @@ mod tests {
         }
     }
 
-    /// Reads `stdout` once, checks that the read waits while stderr has not drained, then lets
-    /// it drain and returns what the read gave.
+    /// Reads `inner`'s end through a `Drained`, checks that the read waits while stderr has not
+    /// drained, then lets it drain and returns what the read gave.
     async fn end_after_drain<R: AsyncRead + Unpin>(inner: R) -> io::Result<usize> {
         let (drained, waited) = oneshot::channel();
         let mut stdout = Drained::new(inner, waited);
