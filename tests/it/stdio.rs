@@ -16,6 +16,15 @@ fn echo_through(daemon: &Daemon) {
     assert_eq!(first_text(&report["steps"][0]), "which way", "{report}");
 }
 
+/// Checks that the daemon's log and `mcpctl status` both say servers' stdio goes over `road`.
+fn says_road(daemon: &Daemon, road: &str) {
+    let said = format!("servers' stdio over {road}");
+    let log = daemon.log();
+    assert!(log.contains(&said), "{log}");
+    let status = daemon.ctl_ok(&["status"]);
+    assert!(status.contains(&format!("; {said}")), "{status}");
+}
+
 /// The program the daemon's one container runs and its arguments, as the engine reports them.
 fn container_command(daemon: &Daemon) -> (String, Vec<String>) {
     let containers = daemon.containers();
@@ -59,16 +68,7 @@ fn a_servers_stdio_goes_over_the_launchers_socket() {
             ]
         )
     );
-    let log = daemon.log();
-    assert!(
-        log.contains("servers' stdio over the daemon's sockets"),
-        "{log}"
-    );
-    let status = daemon.ctl_ok(&["status"]);
-    assert!(
-        status.contains("; servers' stdio over the daemon's sockets"),
-        "{status}"
-    );
+    says_road(&daemon, "the daemon's sockets");
     // The launcher connected rather than falling back, and stderr still reaches the server's log
     // over the attach stream.
     let server_log = daemon.ctl_ok(&["server", "logs", "alpha"]);
@@ -100,16 +100,7 @@ fn with_server_stdio_attach_calls_go_over_the_attach_stream() {
         container_command(&daemon),
         ("/mcp-fixture".to_owned(), vec![])
     );
-    let log = daemon.log();
-    assert!(
-        log.contains("servers' stdio over the attach stream"),
-        "{log}"
-    );
-    let status = daemon.ctl_ok(&["status"]);
-    assert!(
-        status.contains("; servers' stdio over the attach stream"),
-        "{status}"
-    );
+    says_road(&daemon, "the attach stream");
 }
 
 /// The workspace's own build of the launcher links the host's libc, which most images lack: the
