@@ -8,8 +8,9 @@
 //! stderr to the server's log, and stdio too when the launcher cannot connect, which it signals
 //! with one empty line on stdout before the server starts ([`choose`]).
 
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -63,8 +64,8 @@ impl Launcher {
     /// not find its libraries in most images) and makes the sockets' directory in `runtime`.
     pub fn new(program: PathBuf, runtime: &Path) -> Result<Launcher, String> {
         let shown = program.display();
-        let bytes = std::fs::read(&program).map_err(|err| format!("cannot read {shown}: {err}"))?;
-        if !is_static_executable(&bytes) {
+        let file = File::open(&program).map_err(|err| format!("cannot read {shown}: {err}"))?;
+        if !is_static_executable(&file) {
             return Err(format!(
                 "{shown} is not a statically linked 64-bit executable (launcher/build-static.sh builds one)"
             ));
@@ -190,34 +191,29 @@ fn sweep(runtime: &Path) {
     }
 }
 
-/// Whether `elf` is a 64-bit little-endian ELF executable without a program interpreter: one
-/// that runs in an image holding nothing else.
-fn is_static_executable(elf: &[u8]) -> bool {
-    let bytes = |at: usize, n: usize| elf.get(at..at.checked_add(n)?);
-    let u16_at = |at| bytes(at, 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |at| bytes(at, 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-    let u64_at = |at| {
-        bytes(at, 8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-    };
-    // The magic, class 2 (64-bit), data 1 (little-endian); then e_phoff, e_phentsize, e_phnum.
-    if elf.get(..6) != Some(b"\x7fELF\x02\x01") {
+/// Whether `file` is a 64-bit little-endian ELF executable without a program interpreter: one
+/// that runs in an image holding nothing else. Only its header and program headers are read.
+fn is_static_executable(file: &File) -> bool {
+    let mut header = [0u8; 64];
+    // The magic, class 2 (64-bit), data 1 (little-endian).
+    if file.read_exact_at(&mut header, 0).is_err() || !header.starts_with(b"\x7fELF\x02\x01") {
         return false;
     }
-    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38))
-    else {
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes([header[at], header[at + 1]]));
+    let mut phoff = [0u8; 8];
+    phoff.copy_from_slice(&header[0x20..0x28]);
+    let (phoff, phentsize, phnum) = (u64::from_le_bytes(phoff), u16_at(0x36), u16_at(0x38));
+    if phnum == 0 {
+        return true;
+    }
+    // Each program header starts with its type, four bytes.
+    let mut table = vec![0u8; phentsize * phnum];
+    if phentsize < 4 || file.read_exact_at(&mut table, phoff).is_err() {
         return false;
-    };
-    let Ok(phoff) = usize::try_from(phoff) else {
-        return false;
-    };
-    (0..usize::from(phnum)).all(|i| {
-        phoff
-            .checked_add(i * usize::from(phentsize))
-            .and_then(u32_at)
-            .is_some_and(|kind| kind != PT_INTERP)
-    })
+    }
+    table
+        .chunks_exact(phentsize)
+        .all(|entry| u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]) != PT_INTERP)
 }
 
 #[cfg(test)]
@@ -229,31 +225,38 @@ mod tests {
     use super::*;
     use crate::logtail::LogTail;
 
+    /// [`is_static_executable`] of a file holding `bytes`.
+    fn is_static(bytes: &[u8]) -> bool {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        is_static_executable(file.as_file())
+    }
+
     #[test]
     fn only_an_executable_without_an_interpreter_counts_as_static() {
-        let this_test = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let this_test = File::open(std::env::current_exe().unwrap()).unwrap();
         assert!(
             !is_static_executable(&this_test),
             "a test binary links libc"
         );
-        assert!(!is_static_executable(b"#!/bin/sh\n"));
-        assert!(!is_static_executable(b"\x7fELF\x02\x01"));
+        assert!(!is_static(b"#!/bin/sh\n"));
+        assert!(!is_static(b"\x7fELF\x02\x01"));
         // A header with no program headers at all: nothing asks for an interpreter.
         let mut bare = vec![0u8; 64];
         bare[..6].copy_from_slice(b"\x7fELF\x02\x01");
-        assert!(is_static_executable(&bare));
+        assert!(is_static(&bare));
         // One program header, of type PT_INTERP.
         bare[0x20] = 64;
         bare[0x36] = 56;
         bare[0x38] = 1;
         bare.resize(64 + 56, 0);
         bare[64] = 3;
-        assert!(!is_static_executable(&bare));
+        assert!(!is_static(&bare));
         bare[64] = 1;
-        assert!(is_static_executable(&bare));
+        assert!(is_static(&bare));
         // Program headers past the end of the file, or where no offset reaches.
         bare[0x20..0x28].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(!is_static_executable(&bare));
+        assert!(!is_static(&bare));
     }
 
     #[test]
