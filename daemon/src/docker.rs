@@ -87,6 +87,9 @@ pub struct ContainerSpec {
     pub name: String,
     pub image: String,
     pub command: Vec<String>,
+    /// What the container runs in all: the image's entrypoint, then `command` or else the
+    /// image's own (`Image::runs`). A launcher is given it as its arguments.
+    pub runs: Vec<String>,
     pub env: Vec<(String, String)>,
     pub labels: Vec<(&'static str, String)>,
     pub memory: u64,
@@ -95,6 +98,36 @@ pub struct ContainerSpec {
     /// The network mode: `none`, a network's name, or `None` for the engine's default network.
     pub network: Option<String>,
     pub mounts: Vec<BindMount>,
+}
+
+/// A local image as a container start needs it: its id (the list cache is keyed by it) and what
+/// it runs unless told otherwise.
+pub struct Image {
+    pub id: String,
+    entrypoint: Vec<String>,
+    cmd: Vec<String>,
+}
+
+impl Image {
+    fn inspected(inspected: ImageInspect) -> Image {
+        let config = inspected.config.unwrap_or_default();
+        Image {
+            id: inspected.id.unwrap_or_default(),
+            entrypoint: config.entrypoint.unwrap_or_default(),
+            cmd: config.cmd.unwrap_or_default(),
+        }
+    }
+
+    /// What a container of this image runs with `command`: the entrypoint, then `command`, or
+    /// the image's own when it is empty, as the engine puts them together.
+    pub fn runs(&self, command: &[String]) -> Vec<String> {
+        let command = if command.is_empty() {
+            &self.cmd
+        } else {
+            command
+        };
+        self.entrypoint.iter().chain(command).cloned().collect()
+    }
 }
 
 /// A host path bind-mounted into a container.
@@ -242,9 +275,11 @@ impl Engine {
         };
         let listening = match &self.launcher {
             Some(launcher) => {
-                let command = self.image_command(spec).await?;
+                if spec.runs.is_empty() {
+                    return Err(EngineError::NoCommand(spec.image.clone()));
+                }
                 let listening = launcher.listen()?;
-                launcher.wrap(&listening, command, &mut body);
+                launcher.wrap(&listening, spec.runs.clone(), &mut body);
                 Some(listening)
             }
             None => None,
@@ -269,35 +304,13 @@ impl Engine {
         }
     }
 
-    /// What the image runs with `spec`'s command: its entrypoint, then the command, or the
-    /// image's own when the spec names none, as the engine would put them together.
-    async fn image_command(&self, spec: &ContainerSpec) -> Result<Vec<String>, EngineError> {
-        let config = self
-            .inspect_image(&spec.image)
-            .await?
-            .ok_or_else(|| EngineError::ImageMissing(spec.image.clone()))?
-            .config
-            .unwrap_or_default();
-        let mut command = config.entrypoint.unwrap_or_default();
-        if spec.command.is_empty() {
-            command.extend(config.cmd.unwrap_or_default());
-        } else {
-            command.extend(spec.command.iter().cloned());
-        }
-        if command.is_empty() {
-            return Err(EngineError::NoCommand(spec.image.clone()));
-        }
-        Ok(command)
-    }
-
-    /// The id of a local image (by name or id), [`EngineError::ImageMissing`] when it is not
-    /// present; the list cache is keyed by it.
-    pub async fn image_id(&self, image: &str) -> Result<String, EngineError> {
+    /// A local image (by name or id), [`EngineError::ImageMissing`] when it is not present.
+    pub async fn image(&self, image: &str) -> Result<Image, EngineError> {
         let inspected = self
             .inspect_image(image)
             .await?
             .ok_or_else(|| EngineError::ImageMissing(image.to_owned()))?;
-        Ok(inspected.id.unwrap_or_default())
+        Ok(Image::inspected(inspected))
     }
 
     async fn attach_and_start(
@@ -317,18 +330,18 @@ impl Engine {
         Ok(streams)
     }
 
-    /// The id of `image` when the engine holds it as it should run: present, and for an image
-    /// pinned by digest (`repo@sha256:…`), recorded under that digest, so a local image that
-    /// merely answers to the name is not taken for it. One inspection answers both, since a
-    /// container start needs the id anyway (the list cache is keyed by it).
-    pub async fn ready_image(&self, image: &str) -> Result<Option<String>, EngineError> {
+    /// `image` when the engine holds it as it should run: present, and for an image pinned by
+    /// digest (`repo@sha256:…`), recorded under that digest, so a local image that merely
+    /// answers to the name is not taken for it. One inspection answers that and gives what a
+    /// container start needs (the id, the command).
+    pub async fn ready_image(&self, image: &str) -> Result<Option<Image>, EngineError> {
         let Some(inspected) = self.inspect_image(image).await? else {
             return Ok(None);
         };
-        let digests = inspected.repo_digests.unwrap_or_default();
+        let digests = inspected.repo_digests.as_deref().unwrap_or_default();
         Ok(pinned_digest(image)
-            .is_none_or(|_| holds_digest(image, &digests))
-            .then(|| inspected.id.unwrap_or_default()))
+            .is_none_or(|_| holds_digest(image, digests))
+            .then(|| Image::inspected(inspected)))
     }
 
     /// The image's `RepoDigests`, or `None` when the engine does not have it.
@@ -605,6 +618,30 @@ mod tests {
         );
         assert_eq!(pinned_digest("fixture@sha256:abc"), Some("sha256:abc"));
         assert_eq!(pinned_digest("127.0.0.1:5000/fixture:v2"), None);
+    }
+
+    #[test]
+    fn a_container_runs_the_entrypoint_then_the_servers_command_or_the_images() {
+        let words = |text: &str| {
+            text.split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        let image = Image {
+            id: "sha256:1".into(),
+            entrypoint: words("/bin/server --stdio"),
+            cmd: words("--default"),
+        };
+        assert_eq!(image.runs(&[]), words("/bin/server --stdio --default"));
+        assert_eq!(
+            image.runs(&words("--mine")),
+            words("/bin/server --stdio --mine")
+        );
+        let bare = Image {
+            entrypoint: Vec::new(),
+            ..image
+        };
+        assert_eq!(bare.runs(&[]), words("--default"));
     }
 
     #[test]

@@ -606,7 +606,7 @@ impl Pool {
         if let Some(id) = self.lock_images().get(image) {
             return Ok(id.clone());
         }
-        let id = self.engine().await?.image_id(image).await?;
+        let id = self.engine().await?.image(image).await?.id;
         self.lock_images().insert(image.to_owned(), id.clone());
         Ok(id)
     }
@@ -763,7 +763,7 @@ impl Pool {
     ) -> Result<Started, PoolError> {
         let engine = self.engine().await?;
         // A missing image is pulled on first need; a pinned digest is checked even when present.
-        let image_id = self
+        let image = self
             .pulls
             .ensure(&engine, &def.image)
             .await
@@ -786,6 +786,7 @@ impl Pool {
             name: format!("mcp-gw-{profile}-{server}-{}-{seq}", self.instance),
             image: def.image.clone(),
             command: def.command.clone(),
+            runs: image.runs(&def.command),
             env: def
                 .env
                 .iter()
@@ -820,7 +821,7 @@ impl Pool {
                 reason: err.to_string(),
             })?;
         tracing::info!(profile, server, session, container = %attached.id, "started {}", def.image);
-        self.lock_images().insert(def.image.clone(), image_id);
+        self.lock_images().insert(def.image.clone(), image.id);
         let id = attached.id.clone();
         Ok(Started {
             id: attached.id.clone(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::docker::{Engine, PullEvent};
+use crate::docker::{Engine, Image, PullEvent};
 use crate::notify;
 
 /// How often at most a pull's share goes to the service manager.
@@ -40,20 +40,20 @@ pub struct Pulls {
 }
 
 impl Pulls {
-    /// Makes sure the engine holds `image` as it should run, pulling it if not, and gives its
-    /// id. A pull of the image already in flight (say, `mcpctl server pull`) is waited for rather
-    /// than bypassed.
-    pub async fn ensure(&self, engine: &Arc<Engine>, image: &str) -> Result<String, String> {
+    /// Makes sure the engine holds `image` as it should run, pulling it if not, and gives what a
+    /// container start needs of it. A pull of the image already in flight (say, `mcpctl server
+    /// pull`) is waited for rather than bypassed.
+    pub async fn ensure(&self, engine: &Arc<Engine>, image: &str) -> Result<Image, String> {
         let joined = lock(&self.in_flight).get(image).cloned();
         let pull = match joined {
             Some(pull) => pull,
             None => match engine.ready_image(image).await.map_err(|e| e.to_string())? {
-                Some(id) => return Ok(id),
+                Some(ready) => return Ok(ready),
                 None => self.pull(engine, image),
             },
         };
         finished(pull).await?;
-        engine.image_id(image).await.map_err(|e| e.to_string())
+        engine.image(image).await.map_err(|e| e.to_string())
     }
 
     /// Starts pulling `image` unless a pull of it is in flight; either way, the pull's progress.
